@@ -1,0 +1,122 @@
+"""Backend selection: NumPy arrays run on the CPU (Numba), CUDA arrays on the GPU (numba.cuda).
+
+A wrapper calls ``backend(*arrays)`` and then normalises every array through the backend it got
+(``float_array``, ``int_array``, ``inplace_array``), so each kernel sees C-contiguous arrays of one
+float dtype and compiles once per dtype. ``forced_backend("cpu" | "cuda")`` overrides the choice;
+``fastnn.kernels.cpu`` / ``fastnn.kernels.cuda`` use it.
+"""
+import contextlib
+import contextvars
+import importlib
+
+import numpy as np
+
+from ._validate import check_float, check_ndim
+
+_forced = contextvars.ContextVar("fastnn_backend", default=None)
+
+
+def is_cuda_array(a):
+    return a is not None and hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+
+
+@contextlib.contextmanager
+def forced_backend(name):
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"backend must be 'cpu' or 'cuda', got {name!r}")
+    token = _forced.set(name)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+class CPUBackend:
+    name = "cpu"
+
+    @staticmethod
+    def impl(family):
+        return importlib.import_module(f"fastnn._kernels.cpu.{family}")
+
+    @staticmethod
+    def _host(a):
+        if is_cuda_array(a):
+            from numba import cuda
+            return cuda.as_cuda_array(a).copy_to_host()
+        return np.asarray(a)
+
+    def float_array(self, a, name, ndim=None, dtype=None, layout=None):
+        """C-contiguous float32/float64 copy-if-needed of ``a``; dtype must match ``dtype`` if given."""
+        a = self._host(a)
+        check_float(a, name, dtype)
+        if ndim is not None:
+            check_ndim(a, name, ndim, layout)
+        return np.ascontiguousarray(a)
+
+    def int_array(self, a, name, ndim=None):
+        """C-contiguous int64 array of integer values (labels, indices)."""
+        a = self._host(a)
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
+        if ndim is not None:
+            check_ndim(a, name, ndim)
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def inplace_array(self, a, name, dtype=None, shape=None):
+        """An array updated in place: must already be a writable C-contiguous float array."""
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array updated in place, got {type(a).__name__}")
+        check_float(a, name, dtype)
+        if shape is not None and a.shape != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous to be updated in place")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} is read-only; it is updated in place and must be writable")
+        return a
+
+
+def _cuda_backend():
+    from .cuda._arrays import CUDABackend
+    return CUDABackend()
+
+
+_CPU = CPUBackend()
+
+
+def backend(*arrays):
+    """The backend for these inputs: forced if set, else CUDA if any input is a CUDA array."""
+    forced = _forced.get()
+    if forced == "cpu":
+        return _CPU
+    if forced == "cuda" or any(is_cuda_array(a) for a in arrays):
+        return _cuda_backend()
+    return _CPU
+
+
+def resolve_device(device):
+    """Map a user's ``device`` ('cpu', 'cuda', 'auto') to 'cpu' or 'cuda'; errors if CUDA is absent."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    available = cuda_available()
+    if device == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        raise RuntimeError(
+            "device='cuda' was requested but no CUDA device was found "
+            "(numba.cuda.is_available() is False, or numba-cuda is not installed: "
+            "pip install 'fastnn[cuda]'); use device='cpu' or 'auto'")
+    return "cuda"
+
+
+def cuda_available():
+    try:
+        from numba import cuda
+    except Exception:  # numba-cuda missing or broken
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:
+        return False

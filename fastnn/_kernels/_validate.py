@@ -1,0 +1,85 @@
+"""Argument checks shared by the kernel wrappers; each error names the argument at fault."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def int_tuple(value, name, n, minimum):
+    """An int or a sequence of ``n`` ints, each ``>= minimum``, as an n-tuple."""
+    if _is_int(value):
+        out = (int(value),) * n
+    else:
+        try:
+            out = tuple(value)
+        except TypeError:
+            out = None
+        if out is None or len(out) != n or not all(_is_int(v) for v in out):
+            raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
+        out = tuple(int(v) for v in out)
+    if any(v < minimum for v in out):
+        what = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return out
+
+
+def pair(value, name, minimum=1):
+    return int_tuple(value, name, 2, minimum)
+
+
+def single(value, name, minimum=1):
+    return int_tuple(value, name, 1, minimum)[0]
+
+
+def check_ndim(a, name, ndim, layout=None):
+    ndims = (ndim,) if _is_int(ndim) else tuple(ndim)
+    if a.ndim not in ndims:
+        want = " or ".join(str(d) for d in ndims)
+        extra = f" {layout}" if layout else ""
+        raise ValueError(f"{name} must be {want}-D{extra}, got shape {tuple(a.shape)}")
+
+
+def check_shape(a, name, shape):
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def check_float(a, name, dtype=None):
+    dt = np.dtype(a.dtype)
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dt}")
+    if dtype is not None and dt != np.dtype(dtype):
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)} (like the other inputs), got {dt}")
+
+
+def check_scalar(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A real number within [low, high] (open ends where asked), returned as float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}, "
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        rng = f"in {lo}{hi}" if low is not None and high is not None else (
+            f">{'' if low_open else '='} {low}" if low is not None else f"<{'' if high_open else '='} {high}")
+        raise ValueError(f"{name} must be {rng}, got {value!r}")
+    return value
+
+
+def conv_output_size(size, kernel, stride, padding, dilation, name="input"):
+    """Output length of a convolution or pooling window along one axis; errors if empty."""
+    span = dilation * (kernel - 1) + 1
+    if size + 2 * padding < span:
+        raise ValueError(
+            f"kernel (extent {span} with dilation {dilation}) is larger than the padded {name} "
+            f"(size {size} + 2*{padding} padding)")
+    return (size + 2 * padding - span) // stride + 1

@@ -1,0 +1,1 @@
+"""numba.cuda kernels, one module per family mirroring ``fastnn._kernels.cpu``; imported lazily."""

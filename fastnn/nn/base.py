@@ -1,0 +1,276 @@
+"""Parameters, the Layer base class, flat parameter buffers and Sequential.
+
+A model's parameters live in one flat buffer (and their gradients in a matching one); each
+``Parameter`` holds views into them, so one fused optimizer kernel updates the whole model.
+Layers build lazily: input sizes are inferred at the first forward.
+"""
+import inspect
+
+import numpy as np
+
+from .._kernels._dispatch import is_cuda_array
+
+
+class Parameter:
+    """A trainable array ``data`` and its gradient ``grad`` (same shape and dtype).
+
+    ``decay``: whether L2 penalties and weight decay apply (weights yes, biases and norms no).
+    """
+
+    __slots__ = ("name", "data", "grad", "decay", "_flat")
+
+    def __init__(self, data, name, decay=True):
+        self.name = name
+        self.data = data
+        self.grad = np.zeros_like(data)
+        self.decay = decay
+        self._flat = None  # (FlatBuffer, offset) once packed
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __repr__(self):
+        return f"Parameter({self.name}, shape={self.shape}, dtype={np.dtype(self.data.dtype)})"
+
+
+class FlatBuffer:
+    """One contiguous buffer for the values and one for the gradients of a list of parameters."""
+
+    def __init__(self, params, dtype=None):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("cannot pack an empty list of parameters")
+        dtype = np.dtype(dtype or self.params[0].data.dtype)
+        self.sizes = [p.size for p in self.params]
+        total = int(sum(self.sizes))
+        self.data = np.empty(total, dtype=dtype)
+        self.grad = np.zeros(total, dtype=dtype)
+        self.decay_mask = np.empty(total, dtype=bool)
+        offset = 0
+        for p, n in zip(self.params, self.sizes):
+            shape = p.shape
+            self.data[offset:offset + n] = np.asarray(p.data, dtype=dtype).reshape(-1)
+            self.grad[offset:offset + n] = np.asarray(p.grad, dtype=dtype).reshape(-1)
+            self.decay_mask[offset:offset + n] = p.decay
+            p.data = self.data[offset:offset + n].reshape(shape)
+            p.grad = self.grad[offset:offset + n].reshape(shape)
+            p._flat = (self, offset)
+            offset += n
+
+    @classmethod
+    def of(cls, params):
+        """The buffer these parameters already share, in this order, else a new one packing them."""
+        params = list(params)
+        if params and all(p._flat is not None for p in params):
+            buf = params[0]._flat[0]
+            if buf.params == params and all(p._flat[0] is buf for p in params):
+                return buf
+        return cls(params)
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def zero_grad(self):
+        self.grad.fill(0)
+
+
+def parameter_count(model):
+    return int(sum(p.size for p in model.parameters()))
+
+
+class Layer:
+    """Base class: ``forward(x, training=False)``, ``backward(dy) -> dx``, ``parameters()``.
+
+    Subclasses implement ``build(input_shape, rng, dtype)`` (create parameters with
+    ``self.add_parameter``; ``input_shape`` excludes the batch axis) when they have any,
+    ``_forward(x, training)`` and ``_backward(dy)``. ``backward`` accumulates parameter gradients
+    into ``Parameter.grad``. Constructor arguments are stored under their own names (this is what
+    ``get_config``, ``clone`` and ``fastnn.save`` rely on).
+    """
+
+    def __init__(self):
+        self.built = False
+        self.input_shape = None
+        self._params = []
+        self._rng = None
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        """Create parameters for per-sample ``input_shape``; layers without parameters keep this."""
+        self.input_shape = tuple(input_shape)
+        self.built = True
+
+    def add_parameter(self, name, value, decay=True):
+        p = Parameter(value, f"{type(self).__name__}.{name}", decay)
+        self._params.append(p)
+        return p
+
+    def parameters(self):
+        return list(self._params)
+
+    def _init_rng(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng()
+        return self._rng
+
+    def _check_input(self, x):
+        """Build at the first call; afterwards the per-sample shape must match the built one."""
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        if not self.built:
+            if x.ndim < 1 or np.dtype(x.dtype).kind != "f":
+                raise TypeError(f"{self!r}: expected a float array, got dtype {x.dtype}")
+            self.build(tuple(x.shape[1:]), self._init_rng(), np.dtype(x.dtype))
+            self.built = True
+        elif not _shape_matches(self.input_shape, tuple(x.shape[1:])):
+            want = "(N, " + ", ".join("*" if s is None else str(s) for s in self.input_shape) + ")"
+            raise ValueError(
+                f"{self!r} was built for input of shape {want}, got {tuple(x.shape)}")
+        return x
+
+    # -- running ----------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        x = self._check_input(x)
+        return self._forward(x, training)
+
+    def backward(self, dy):
+        return self._backward(dy)
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training)
+
+    def _forward(self, x, training):
+        raise NotImplementedError
+
+    def _backward(self, dy):
+        raise NotImplementedError
+
+    # -- description ------------------------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments, read back from the attributes of the same names."""
+        sig = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in list(sig.parameters)[1:]
+                if sig.parameters[name].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                     inspect.Parameter.VAR_KEYWORD)}
+
+    def clone(self):
+        """An unbuilt copy with the same constructor arguments."""
+        return type(self)(**self.get_config())
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _shape_matches(built, got):
+    return len(built) == len(got) and all(b is None or b == g for b, g in zip(built, got))
+
+
+class Sequential(Layer):
+    """Layers applied in order. Parameters of all layers share one flat buffer (``self.flat``).
+
+    ``seed`` makes weight initialisation reproducible (the same seed gives identical weights).
+    """
+
+    def __init__(self, *layers, seed=None):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes fastnn.nn layers, got {type(layer).__name__}")
+        self.layers = list(layers)
+        self.seed = seed
+        self.flat = None
+
+    def get_config(self):
+        return {"layers": [layer.clone() for layer in self.layers], "seed": self.seed}
+
+    def clone(self):
+        return Sequential(*[layer.clone() for layer in self.layers], seed=self.seed)
+
+    def __repr__(self):
+        inner = ",\n".join("  " + repr(layer) for layer in self.layers)
+        return f"Sequential(\n{inner}\n)"
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        """Build every layer for per-sample ``input_shape`` (a forward pass on one zero sample)."""
+        if rng is not None:
+            self._rng = rng
+        self.forward(np.zeros((1,) + tuple(input_shape), dtype=dtype))
+        return self
+
+    def _check_input(self, x):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        if self.built and not _shape_matches(self.input_shape, tuple(x.shape[1:])):
+            want = "(N, " + ", ".join("*" if s is None else str(s) for s in self.input_shape) + ")"
+            raise ValueError(f"Sequential was built for input of shape {want}, got {tuple(x.shape)}")
+        return x
+
+    def forward(self, x, training=False):
+        x = self._check_input(x)
+        first = not self.built
+        if first:
+            input_shape = tuple(x.shape[1:])
+            rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
+            for layer in self.layers:
+                layer._rng = rng
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        if first:
+            self.input_shape = input_shape
+            self.built = True
+            self.pack()
+        return x
+
+    def pack(self):
+        """Move every parameter into one flat buffer (values and gradients)."""
+        params = self.parameters()
+        self.flat = FlatBuffer.of(params) if params else None
+        return self.flat
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self):
+        if self.flat is not None:
+            self.flat.zero_grad()
+        else:
+            for p in self.parameters():
+                p.grad[...] = 0
+
+    def predict(self, x, batch_size=1024):
+        """Forward pass in inference mode, in batches; returns the stacked outputs."""
+        n = len(x)
+        if n == 0:
+            raise ValueError("predict needs at least one sample")
+        outs = [self.forward(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
+        return outs[0] if len(outs) == 1 else np.concatenate([np.asarray(o) for o in outs])
+
+    def fit(self, x, y, **kwargs):
+        """Train this model; see ``fastnn.nn.fit`` for the arguments. Returns the history."""
+        from .training import fit
+        return fit(self, x, y, **kwargs)
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return np.dtype(params[0].data.dtype) if params else None

@@ -1,0 +1,1 @@
+"""Slow, obviously correct float64 NumPy references, one module per kernel family."""
