@@ -30,13 +30,15 @@ def _blas_libraries():
 
 
 @contextlib.contextmanager
-def blas_single_thread():
+def blas_single_thread(always=False):
     """Keep BLAS to one thread while a ``prange`` region calls ``np.dot`` (avoids oversubscription).
 
-    Costs a few microseconds: it talks to the BLAS libraries directly, not through a full scan.
+    With ``always=True`` it limits BLAS even when Numba runs one thread (tiny matrix products
+    run faster on one BLAS thread). Costs a few microseconds: it talks to the BLAS libraries
+    directly, not through a full scan.
     """
     saved = []
-    if numba.get_num_threads() > 1:
+    if always or numba.get_num_threads() > 1:
         for lib in _blas_libraries():
             n = lib.num_threads
             if n != 1:
