@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -99,6 +100,12 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         resolve_device(self.device)
         return sizes
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
 
     # -- data ------------------------------------------------------------------------------
     def _prepare_X(self, X):
@@ -560,11 +567,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             sample_weight = cw if sample_weight is None else sample_weight * cw
         return sample_weight
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` is required at the first call."""
-        if self.solver not in ("sgd", "adam"):
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
         first = not hasattr(self, "classes_")
         if first:
             if classes is None:
@@ -663,11 +668,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError("loss='poisson' requires non-negative y")
         return X, y, y
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y)."""
-        if self.solver not in ("sgd", "adam"):
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                                 f"{self.solver} is not stochastic.")
         return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
