@@ -1,0 +1,207 @@
+"""Recurrent layers: SimpleRNN, LSTM and GRU over batch-first sequences (N, T, F).
+
+The cells follow PyTorch's equations and gate order, so weights copied from ``torch.nn.RNN``,
+``torch.nn.LSTM`` or ``torch.nn.GRU`` (single layer, ``batch_first=True``) give the same results:
+
+- ``weight_ih`` (G*units, F) and ``weight_hh`` (G*units, units), gates stacked as PyTorch does
+  (LSTM: i, f, g, o; GRU: r, z, n), so ``x_t @ weight_ih.T`` projects an input;
+- SimpleRNN and LSTM keep one combined ``bias`` (PyTorch's ``bias_ih + bias_hh``); GRU keeps
+  ``bias_ih`` and ``bias_hh`` as PyTorch does, because the reset gate multiplies
+  ``W_hn h + b_hn`` only.
+
+Initialisation follows Keras: Glorot-uniform input weights, orthogonal recurrent weights (each
+gate's (units, units) block is orthogonal), zero biases except the LSTM forget gate's, which
+starts at 1.0 (``unit_forget_bias``) so that the cell remembers by default early in training.
+The initial state is zero; the sequence length T may change from call to call, F may not.
+Backpropagation runs through every time step. The layers run on the CPU (Numba kernels in
+``fastnn._kernels.cpu.rnn``).
+"""
+import numbers
+
+import numpy as np
+
+from .._kernels._dispatch import is_cuda_array
+from . import init
+from ._array import accumulate
+from .base import Layer
+
+
+def _kernels():
+    from .._kernels.cpu import rnn
+    return rnn
+
+
+class _Recurrent(Layer):
+    """Shared shape checks, parameter creation and gradient accumulation of the three cells."""
+
+    _gates = 1  # gate blocks stacked in weight_ih / weight_hh
+
+    def __init__(self, units, return_sequences=False):
+        super().__init__()
+        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"{type(self).__name__}: units must be a positive int, got {units!r}")
+        if not isinstance(return_sequences, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: return_sequences must be a bool, "
+                            f"got {return_sequences!r}")
+        self.units = int(units)
+        self.return_sequences = bool(return_sequences)
+        self._cache = None
+        self._y_shape = None
+
+    # -- building ---------------------------------------------------------------------------
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        """Create the parameters for per-sample input shape ``(T, F)`` (T may be None)."""
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2:
+            raise ValueError(f"{self!r} expects input of shape (N, T, F), got per-sample shape "
+                             f"{input_shape}")
+        features = input_shape[1]
+        if not isinstance(features, numbers.Integral) or features < 1:
+            raise ValueError(f"{self!r} needs at least one input feature, got per-sample shape "
+                             f"{input_shape}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
+        rng = rng if rng is not None else self._init_rng()
+        H, G = self.units, self._gates * self.units
+        self._params = []
+        self.weight_ih = self.add_parameter(
+            "weight_ih", init.glorot_uniform((G, int(features)), rng, dtype))
+        recurrent = np.concatenate(
+            [init.orthogonal((H, H), rng, dtype) for _ in range(self._gates)], axis=0)
+        self.weight_hh = self.add_parameter("weight_hh", recurrent)
+        self._build_biases(dtype)
+        self.input_shape = (None, int(features))
+        self.built = True
+
+    def _build_biases(self, dtype):
+        self.bias = self.add_parameter(
+            "bias", np.zeros(self._gates * self.units, dtype=dtype), decay=False)
+
+    # -- running ----------------------------------------------------------------------------
+    def _expected(self):
+        features = self.input_shape[1] if self.built else "F"
+        return f"(N, T, {features})"
+
+    def _check_input(self, x):
+        if is_cuda_array(x):
+            raise TypeError(f"{self!r} runs on the CPU: pass a NumPy array, got a CUDA array")
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"{self!r} expects input of shape {self._expected()}, "
+                             f"got {tuple(x.shape)}")
+        if x.shape[1] < 1:
+            raise ValueError(f"{self!r} needs at least one time step, got input of shape "
+                             f"{tuple(x.shape)}")
+        if self.built and x.shape[2] != self.input_shape[1]:
+            raise ValueError(f"{self!r} was built for input of shape {self._expected()}, "
+                             f"got {tuple(x.shape)}")
+        return super()._check_input(x)
+
+    @property
+    def dtype(self):
+        return np.dtype(self.weight_ih.data.dtype)
+
+    def _forward(self, x, training):
+        # Computed in the parameters' dtype (the dtype of the first input, unless built otherwise).
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        y, self._cache = self._run(x)
+        self._y_shape = y.shape
+        return y
+
+    def _backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        if is_cuda_array(dy):
+            raise TypeError(f"{self!r} runs on the CPU: pass a NumPy array, got a CUDA array")
+        dy = np.asarray(dy)
+        if dy.shape != self._y_shape:
+            raise ValueError(f"{self!r}.backward expects dy of shape {self._y_shape} (the shape "
+                             f"of the last output), got {dy.shape}")
+        dy = np.ascontiguousarray(dy, dtype=self.dtype)
+        dx, *grads = self._run_backward(dy, self._cache)
+        for p, g in zip(self._params, grads):
+            accumulate(p.grad, g)
+        return dx
+
+    def _run(self, x):
+        raise NotImplementedError
+
+    def _run_backward(self, dy, cache):
+        raise NotImplementedError
+
+
+class SimpleRNN(_Recurrent):
+    """Fully connected recurrence, ``h_t = act(x_t W_ih^T + h_{t-1} W_hh^T + b)``.
+
+    As ``torch.nn.RNN(nonlinearity=activation)`` with ``bias = bias_ih + bias_hh``.
+    ``activation``: ``"tanh"`` (default) or ``"relu"``. Output (N, units), or (N, T, units)
+    with ``return_sequences=True``. Parameters: ``weight_ih``, ``weight_hh``, ``bias``.
+    """
+
+    _gates = 1
+    _ACTIVATIONS = ("tanh", "relu")
+
+    def __init__(self, units, return_sequences=False, activation="tanh"):
+        super().__init__(units, return_sequences)
+        if activation not in self._ACTIVATIONS:
+            raise ValueError(f"SimpleRNN: activation must be one of {self._ACTIVATIONS}, "
+                             f"got {activation!r}")
+        self.activation = activation
+
+    def _run(self, x):
+        return _kernels().rnn_forward(x, self.weight_ih.data, self.weight_hh.data,
+                                      self.bias.data, self.activation == "relu",
+                                      self.return_sequences)
+
+    def _run_backward(self, dy, cache):
+        return _kernels().rnn_backward(dy, cache)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory, as ``torch.nn.LSTM`` (gates i, f, g, o) with one combined bias.
+
+    ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``. The forget-gate bias starts at 1.0
+    (as Keras' ``unit_forget_bias``). Output (N, units), or (N, T, units) with
+    ``return_sequences=True``. Parameters: ``weight_ih`` (4*units, F), ``weight_hh``
+    (4*units, units), ``bias`` (4*units,) = PyTorch's ``bias_ih + bias_hh``.
+    """
+
+    _gates = 4
+
+    def _build_biases(self, dtype):
+        b = np.zeros(4 * self.units, dtype=dtype)
+        b[self.units:2 * self.units] = 1
+        self.bias = self.add_parameter("bias", b, decay=False)
+
+    def _run(self, x):
+        return _kernels().lstm_forward(x, self.weight_ih.data, self.weight_hh.data,
+                                       self.bias.data, self.return_sequences)
+
+    def _run_backward(self, dy, cache):
+        return _kernels().lstm_backward(dy, cache)
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit, as ``torch.nn.GRU`` (gates r, z, n; Keras' ``reset_after=True``).
+
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.
+    Output (N, units), or (N, T, units) with ``return_sequences=True``. Parameters:
+    ``weight_ih`` (3*units, F), ``weight_hh`` (3*units, units), ``bias_ih`` and ``bias_hh``
+    (3*units,) as PyTorch's.
+    """
+
+    _gates = 3
+
+    def _build_biases(self, dtype):
+        self.bias_ih = self.add_parameter("bias_ih", np.zeros(3 * self.units, dtype), decay=False)
+        self.bias_hh = self.add_parameter("bias_hh", np.zeros(3 * self.units, dtype), decay=False)
+
+    def _run(self, x):
+        return _kernels().gru_forward(x, self.weight_ih.data, self.weight_hh.data,
+                                      self.bias_ih.data, self.bias_hh.data,
+                                      self.return_sequences)
+
+    def _run_backward(self, dy, cache):
+        return _kernels().gru_backward(dy, cache)
