@@ -51,7 +51,7 @@ class CPUBackend:
         check_float(a, name, dtype)
         if ndim is not None:
             check_ndim(a, name, ndim, layout)
-        return np.ascontiguousarray(a)
+        return np.require(a, requirements=["C", "W"])  # one kernel signature: C, writable
 
     def int_array(self, a, name, ndim=None):
         """C-contiguous int64 array of integer values (labels, indices)."""
@@ -60,7 +60,7 @@ class CPUBackend:
             raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
         if ndim is not None:
             check_ndim(a, name, ndim)
-        return np.ascontiguousarray(a, dtype=np.int64)
+        return np.require(a, dtype=np.int64, requirements=["C", "W"])
 
     def inplace_array(self, a, name, dtype=None, shape=None):
         """An array updated in place: must already be a writable C-contiguous float array."""
@@ -100,15 +100,22 @@ def resolve_device(device):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
     if device == "cpu":
         return "cpu"
-    available = cuda_available()
     if device == "auto":
-        return "cuda" if available else "cpu"
+        # The numba.cuda simulator is a testing tool, never a reason to leave the CPU.
+        return "cuda" if cuda_available() and not cuda_simulated() else "cpu"
+    available = cuda_available()
     if not available:
         raise RuntimeError(
             "device='cuda' was requested but no CUDA device was found "
             "(numba.cuda.is_available() is False, or numba-cuda is not installed: "
             "pip install 'fastnn[cuda]'); use device='cpu' or 'auto'")
     return "cuda"
+
+
+def cuda_simulated():
+    """True when numba.cuda runs on its CPU simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    import os
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
 def cuda_available():

@@ -1,4 +1,27 @@
-"""Layers with forward/backward, Sequential, losses, optimizers, schedules and a training loop."""
-from .base import FlatBuffer, Layer, Parameter, Sequential, parameter_count
+"""Layers with forward/backward, Sequential, losses, optimizers, schedules and a training loop.
 
-__all__ = ["FlatBuffer", "Layer", "Parameter", "Sequential", "parameter_count"]
+Importing ``fastnn.nn`` loads no Numba code; kernels compile when a layer first runs.
+"""
+from . import init, losses, optimizers, schedules
+from .base import FlatBuffer, Layer, Parameter, Sequential, parameter_count
+from .layers import (ELU, GELU, PReLU, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D,
+                     Conv2DTranspose, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
+                     MaxPool1D, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, StochasticPool2D, Tanh)
+from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, MSELoss
+from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
+from .recurrent import GRU, LSTM, SimpleRNN
+from .training import (Callback, EarlyStopping, History, ModelCheckpoint, RandomFlip, RandomShift,
+                       evaluate, fit, predict)
+
+__all__ = [
+    "FlatBuffer", "Layer", "Parameter", "Sequential", "parameter_count",
+    "Dense", "Conv1D", "Conv2D", "Conv2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D",
+    "AvgPool2D", "StochasticPool2D", "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout",
+    "BatchNorm", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "Softmax",
+    "SimpleRNN", "LSTM", "GRU",
+    "CrossEntropyLoss", "BinaryCrossEntropyLoss", "MSELoss",
+    "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
+    "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
+    "RandomShift", "RandomFlip",
+    "init", "losses", "optimizers", "schedules",
+]

@@ -1,0 +1,180 @@
+"""Convolutions (public wrappers): validate, normalise, dispatch to the CPU or CUDA kernels.
+
+Semantics are those of ``torch.nn.functional.conv2d``, ``conv1d`` and ``conv_transpose2d`` and of
+their autograd. 1-D convolutions run the 2-D kernels on a height-1 view.
+"""
+import numbers
+
+from ._dispatch import backend
+from ._validate import conv_output_size, int_tuple
+
+
+def _groups(groups):
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be positive, got {groups!r}")
+    return int(groups)
+
+
+def _geometry(n, stride, padding, dilation, groups):
+    return (int_tuple(stride, "stride", n, 1), int_tuple(padding, "padding", n, 0),
+            int_tuple(dilation, "dilation", n, 1), _groups(groups))
+
+
+def _check_channels(c_in, w_shape, groups, transposed):
+    """Channel counts of x and w against groups; returns C_out."""
+    if c_in % groups:
+        raise ValueError(f"groups={groups} must divide the {c_in} input channels of x")
+    if transposed:
+        if w_shape[0] != c_in:
+            raise ValueError(
+                f"w must have shape (C_in={c_in}, C_out/groups, ...) for x with {c_in} channels, "
+                f"got w.shape[0]={w_shape[0]}")
+        return w_shape[1] * groups
+    if w_shape[0] % groups:
+        raise ValueError(f"groups={groups} must divide the {w_shape[0]} output channels "
+                         f"(w.shape[0]) of w")
+    if w_shape[1] != c_in // groups:
+        raise ValueError(
+            f"w.shape[1] must be C_in/groups = {c_in}/{groups} = {c_in // groups}, "
+            f"got w of shape {tuple(w_shape)}")
+    return w_shape[0]
+
+
+def _check_bias(b, c_out):
+    if b is not None and tuple(b.shape) != (c_out,):
+        raise ValueError(f"b must have shape ({c_out},) (one per output channel), got {tuple(b.shape)}")
+
+
+def _check_dy(dy, shape):
+    if tuple(dy.shape) != tuple(shape):
+        raise ValueError(f"dy must have the forward output's shape {tuple(shape)}, got {tuple(dy.shape)}")
+
+
+def _conv_out_shape(x_shape, w_shape, stride, padding, dilation, groups):
+    c_out = _check_channels(x_shape[1], w_shape, groups, transposed=False)
+    spatial = tuple(conv_output_size(x_shape[2 + a], w_shape[2 + a], stride[a], padding[a],
+                                     dilation[a], name="input")
+                    for a in range(len(stride)))
+    return (x_shape[0], c_out) + spatial
+
+
+def _transposed_out_shape(x_shape, w_shape, stride, padding, output_padding, dilation, groups):
+    c_out = _check_channels(x_shape[1], w_shape, groups, transposed=True)
+    spatial = []
+    for a in range(len(stride)):
+        if output_padding[a] >= stride[a] and output_padding[a] >= dilation[a]:
+            raise ValueError(
+                f"output_padding must be smaller than stride or dilation, got output_padding="
+                f"{output_padding}, stride={stride}, dilation={dilation}")
+        size = ((x_shape[2 + a] - 1) * stride[a] - 2 * padding[a]
+                + dilation[a] * (w_shape[2 + a] - 1) + output_padding[a] + 1)
+        if size < 1:
+            raise ValueError(
+                f"padding={padding} is too large: the output of conv_transpose would have size "
+                f"{size} along spatial axis {a}")
+        spatial.append(size)
+    return (x_shape[0], c_out) + tuple(spatial)
+
+
+def _arrays(be, x, w, b=None, dy=None, nd=2):
+    layout = "(N, C, H, W)" if nd == 2 else "(N, C, L)"
+    x = be.float_array(x, "x", ndim=nd + 2, layout=layout)
+    w = be.float_array(w, "w", ndim=nd + 2, dtype=x.dtype,
+                       layout="(C_out, C_in/groups, kh, kw)" if nd == 2 else "(C_out, C_in/groups, k)")
+    if b is not None:
+        b = be.float_array(b, "b", ndim=1, dtype=x.dtype)
+    if dy is not None:
+        dy = be.float_array(dy, "dy", ndim=nd + 2, dtype=x.dtype, layout=layout)
+    return x, w, b, dy
+
+
+def _as_2d(a):
+    """(N, C, L) -> (N, C, 1, L) view (works for NumPy and CUDA device arrays)."""
+    return a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+def _as_1d(a):
+    return a.reshape(a.shape[0], a.shape[1], a.shape[3])
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution as ``torch.nn.functional.conv2d``.
+
+    x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None. Returns
+    y (N, C_out, Ho, Wo) with Ho = (H + 2*padding - dilation*(kh-1) - 1) // stride + 1.
+    """
+    be = backend(x, w, b)
+    x, w, b, _ = _arrays(be, x, w, b)
+    stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
+    out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
+    _check_bias(b, out[1])
+    return be.impl("conv").conv2d(x, w, b, stride, padding, dilation, groups)
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of ``conv2d`` with respect to x, w and b: returns ``(dx, dw, db)``.
+
+    dy is the gradient of the output (N, C_out, Ho, Wo); db is dy summed over N, Ho and Wo.
+    """
+    be = backend(dy, x, w)
+    x, w, _, dy = _arrays(be, x, w, dy=dy)
+    stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
+    _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
+    return be.impl("conv").conv2d_backward(dy, x, w, stride, padding, dilation, groups)
+
+
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution as ``torch.nn.functional.conv1d``.
+
+    x (N, C_in, L), w (C_out, C_in/groups, k), b (C_out,) or None. Returns y (N, C_out, Lo).
+    """
+    be = backend(x, w, b)
+    x, w, b, _ = _arrays(be, x, w, b, nd=1)
+    stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
+    out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
+    _check_bias(b, out[1])
+    y = be.impl("conv").conv2d(_as_2d(x), _as_2d(w), b, (1,) + stride, (0,) + padding,
+                               (1,) + dilation, groups)
+    return _as_1d(y)
+
+
+def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of ``conv1d``: returns ``(dx, dw, db)``; db is dy summed over N and L."""
+    be = backend(dy, x, w)
+    x, w, _, dy = _arrays(be, x, w, dy=dy, nd=1)
+    stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
+    _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
+    dx, dw, db = be.impl("conv").conv2d_backward(
+        _as_2d(dy), _as_2d(x), _as_2d(w), (1,) + stride, (0,) + padding, (1,) + dilation, groups)
+    return _as_1d(dx), _as_1d(dw), db
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-D transposed convolution as ``torch.nn.functional.conv_transpose2d``.
+
+    x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None. Returns y (N, C_out, Ho, Wo)
+    with Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1; output_padding must be
+    smaller than stride or dilation.
+    """
+    be = backend(x, w, b)
+    x, w, b, _ = _arrays(be, x, w, b)
+    stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
+    output_padding = int_tuple(output_padding, "output_padding", 2, 0)
+    out = _transposed_out_shape(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    _check_bias(b, out[1])
+    return be.impl("conv").conv_transpose2d(x, w, b, stride, padding, output_padding, groups,
+                                            dilation)
+
+
+def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Gradients of ``conv_transpose2d``: returns ``(dx, dw, db)``; db is dy summed over N, Ho, Wo."""
+    be = backend(dy, x, w)
+    x, w, _, dy = _arrays(be, x, w, dy=dy)
+    stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
+    output_padding = int_tuple(output_padding, "output_padding", 2, 0)
+    _check_dy(dy, _transposed_out_shape(x.shape, w.shape, stride, padding, output_padding,
+                                        dilation, groups))
+    return be.impl("conv").conv_transpose2d_backward(dy, x, w, stride, padding, output_padding,
+                                                     groups, dilation)

@@ -1,0 +1,130 @@
+"""Fused loss kernels on the CPU: each computes the loss and its gradient in one pass.
+
+Row r of the batch carries the weight ``scale[r]``: ``1 / (N * K)`` without sample weights, else
+``w[r] / (sum(w) * K)`` (K = elements per row), so that the loss is ``sum_r scale[r] * loss[r]``
+(``loss[r]`` summed over the row) and the gradient is ``scale[r]`` times the elementwise derivative.
+Arithmetic is in the input dtype. The loss comes back as a NumPy scalar of that dtype.
+
+Host functions (the CUDA twin has the same names and signatures); arrays are validated,
+C-contiguous and of one float dtype (labels int64):
+
+- ``softmax_cross_entropy(logits, target, sample_weight)`` -> ``(loss, dlogits)``: logits (N, C),
+  target (N,) int64 in [0, C), sample_weight (N,) or None
+- ``binary_cross_entropy_with_logits(logits, target, sample_weight)`` -> ``(loss, dlogits)``:
+  logits and float targets (N, K), sample_weight (N,) or None
+- ``mse_loss(pred, target, sample_weight)`` -> ``(loss, dpred)``: pred, target (N, K)
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ._jit import pjit, jit
+
+SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
+
+
+@jit
+def _ce_row(x, t, scale, losses, dx, r):
+    n = x.shape[1]
+    mx = x.dtype.type(-np.inf)
+    for k in range(n):
+        v = x[r, k]
+        mx = v if v > mx else mx
+    total = x.dtype.type(0)
+    for k in range(n):
+        e = math.exp(x[r, k] - mx)
+        dx[r, k] = e
+        total += e
+    c = t[r]
+    losses[r] = (mx - x[r, c]) + math.log(total)
+    f = scale[r] / total
+    for k in range(n):
+        dx[r, k] *= f
+    dx[r, c] -= scale[r]
+
+
+@pjit
+def _ce_kernel(x, t, scale, losses, dx, parallel):
+    if parallel:
+        for r in prange(x.shape[0]):
+            _ce_row(x, t, scale, losses, dx, r)
+    else:
+        for r in range(x.shape[0]):
+            _ce_row(x, t, scale, losses, dx, r)
+
+
+@jit
+def _bce_row(x, y, scale, losses, dx, r):
+    zero = x.dtype.type(0)
+    one = x.dtype.type(1)
+    s = scale[r]
+    acc = zero
+    for k in range(x.shape[1]):
+        v = x[r, k]
+        target = y[r, k]
+        e = math.exp(-abs(v))  # never overflows
+        acc += (v if v > zero else zero) - v * target + math.log1p(e)
+        p = one / (one + e)
+        sig = p if v >= zero else e * p
+        dx[r, k] = s * (sig - target)
+    losses[r] = acc
+
+
+@pjit
+def _bce_kernel(x, y, scale, losses, dx, parallel):
+    if parallel:
+        for r in prange(x.shape[0]):
+            _bce_row(x, y, scale, losses, dx, r)
+    else:
+        for r in range(x.shape[0]):
+            _bce_row(x, y, scale, losses, dx, r)
+
+
+@jit
+def _mse_row(p, y, scale, losses, dp, r):
+    s2 = scale[r] * p.dtype.type(2)
+    acc = p.dtype.type(0)
+    for k in range(p.shape[1]):
+        d = p[r, k] - y[r, k]
+        acc += d * d
+        dp[r, k] = s2 * d
+    losses[r] = acc
+
+
+@pjit
+def _mse_kernel(p, y, scale, losses, dp, parallel):
+    if parallel:
+        for r in prange(p.shape[0]):
+            _mse_row(p, y, scale, losses, dp, r)
+    else:
+        for r in range(p.shape[0]):
+            _mse_row(p, y, scale, losses, dp, r)
+
+
+def _row_scale(n, k, sample_weight, dtype):
+    if sample_weight is None:
+        return np.full(n, 1.0 / (n * k), dtype=dtype)
+    w = sample_weight.astype(np.float64)
+    return (w / (w.sum() * k)).astype(dtype)
+
+
+def _run(kernel, x, other, sample_weight, k):
+    n = x.shape[0]
+    scale = _row_scale(n, k, sample_weight, x.dtype)
+    losses = np.empty(n, dtype=x.dtype)
+    grad = np.empty_like(x)
+    kernel(x, other, scale, losses, grad, x.size >= SERIAL_BELOW)
+    return x.dtype.type(np.dot(scale, losses)), grad
+
+
+def softmax_cross_entropy(logits, target, sample_weight):
+    return _run(_ce_kernel, logits, target, sample_weight, 1)
+
+
+def binary_cross_entropy_with_logits(logits, target, sample_weight):
+    return _run(_bce_kernel, logits, target, sample_weight, logits.shape[1])
+
+
+def mse_loss(pred, target, sample_weight):
+    return _run(_mse_kernel, pred, target, sample_weight, pred.shape[1])

@@ -1,0 +1,322 @@
+"""Shared-memory tiled GEMM with 2-D register blocking, for dense layers and convolutions.
+
+One kernel computes ``C[g] = A[g] @ B[g]`` for a batch of groups ``g`` (``blockIdx.z``), optionally
+split along K (partial products summed by a second kernel). Each block computes a BM x BN tile of
+C with BM/TM x BN/TN threads; each thread owns TM x TN outputs held in registers, on rows
+``tr + i * BM/TM`` and columns ``tc + j * BN/TN`` so that shared-memory reads are conflict-free and
+global stores coalesce. The next K slab is prefetched into registers while the current one is
+multiplied out of shared memory.
+
+How operands are read is a compile-time mode, so one kernel serves every use:
+
+* ``A_ROW``: ``A(m, k) = A[g*ga + m*lda + k]``; ``A_COL``: ``A(m, k) = A[g*ga + k*lda + m]``;
+  ``A_TAB``: ``A(m, k) = A[g*ga + tab[am + m] + tab[ak + k]]`` (separable offsets).
+* ``B_ROW``: ``B(k, n) = B[g*gb + k*ldb + n]``; ``B_COL``: ``B(k, n) = B[g*gb + n*ldb + k]``;
+  ``B_GATHER``: an image gather (implicit im2col): with per-column and per-row tables of
+  interleaved triplets ``(off, h, w)`` at ``tab[bn + 3n]`` and ``tab[bk + 3k]``, ``B(k, n) = B[g*gb + off_n + off_k + ih*W + iw]`` where ``ih = h_n + h_k``,
+  ``iw = w_n + w_k``, zero outside ``[0, H) x [0, W)``. ``B_GATHER_STRIDED`` additionally needs
+  ``ih % sh == 0`` and reads row ``ih // sh`` (transposed convolution / backward data).
+* ``C_ROW``: ``C[g*gc + s*gs + m*ldc + n]``; ``C_TAB``: ``C[g*gc + tab[cm + m] + tab[cn + n]]``.
+* bias: none, ``bias[g*gbias + m]`` or ``bias[n]``.
+
+Kernel arguments: ``(A, B, C, bias, tab, M, N, K, kchunk, nsplit, pa, pb, pc)`` with
+``pa = (ga, lda, am, ak)``, ``pb = (gb, ldb, bn, bk, H, W, sh, sw)``,
+``pc = (gc, ldc, gs, cm, cn, gbias)``; arrays are flat (1-D).
+"""
+import functools
+
+import numpy as np
+from numba import cuda
+
+from . import _config as cfg
+
+A_ROW, A_COL, A_TAB = 0, 1, 2
+B_ROW, B_COL, B_GATHER, B_GATHER_STRIDED = 0, 1, 2, 3
+C_ROW, C_TAB = 0, 1
+BIAS_NONE, BIAS_M, BIAS_N = 0, 1, 2
+
+
+@functools.lru_cache(maxsize=None)
+def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
+    """The GEMM kernel for this dtype, tile shape and operand modes (compiled on first launch)."""
+    BM, BN, BK, TM, TN = tiles
+    RS = BM // TM                      # thread rows
+    CS = BN // TN                      # thread columns
+    NT = RS * CS                       # threads per block
+    A_IT = BM * BK // NT               # A elements each thread loads per K slab
+    B_IT = BK * BN // NT
+    assert A_IT * NT == BM * BK and B_IT * NT == BK * BN
+    AW = BM + cfg.GEMM_PAD             # padded shared-memory row lengths
+    BW = BN + cfg.GEMM_PAD
+    sc = np.dtype(dtype).type
+    A_KFAST = amode != A_COL           # which index runs fastest across threads when loading
+    B_NFAST = bmode != B_COL
+    GATHER = bmode in (B_GATHER, B_GATHER_STRIDED)
+    if GATHER:
+        assert NT % BN == 0            # each thread then gathers one fixed column n
+
+    @cuda.jit(device=True)
+    def load_a(A, tab, pa, g, m, k, M, kend):
+        v = sc(0)
+        if m < M and k < kend:
+            if amode == A_ROW:
+                v = A[g * pa[0] + m * pa[1] + k]
+            elif amode == A_COL:
+                v = A[g * pa[0] + k * pa[1] + m]
+            else:
+                v = A[g * pa[0] + tab[pa[2] + m] + tab[pa[3] + k]]
+        return v
+
+    @cuda.jit(device=True)
+    def load_b(B, tab, pb, g, k, n, N, kend, noff, nh, nw):
+        v = sc(0)
+        if n < N and k < kend:
+            if bmode == B_ROW:
+                v = B[g * pb[0] + k * pb[1] + n]
+            elif bmode == B_COL:
+                v = B[g * pb[0] + n * pb[1] + k]
+            else:
+                t = pb[3] + 3 * k
+                ih = nh + tab[t + 1]
+                iw = nw + tab[t + 2]
+                H = pb[4]
+                W = pb[5]
+                ok = ih >= 0 and iw >= 0
+                if bmode == B_GATHER_STRIDED:
+                    sh = pb[6]
+                    sw = pb[7]
+                    if ok and sh > 1:
+                        q = ih // sh
+                        ok = q * sh == ih
+                        ih = q
+                    if ok and sw > 1:
+                        q = iw // sw
+                        ok = q * sw == iw
+                        iw = q
+                if ok and ih < H and iw < W:
+                    v = B[g * pb[0] + noff + tab[t] + ih * W + iw]
+        return v
+
+    @cuda.jit
+    def kernel(A, B, C, bias, tab, M, N, K, kchunk, nsplit, pa, pb, pc):
+        As = cuda.shared.array((BK, AW), sc)
+        Bs = cuda.shared.array((BK, BW), sc)
+        acc = cuda.local.array((TM, TN), sc)
+        ra = cuda.local.array(TM, sc)
+        rb = cuda.local.array(TN, sc)
+        pfa = cuda.local.array(A_IT, sc)
+        pfb = cuda.local.array(B_IT, sc)
+
+        # the mask tells the compiler tid >= 0, so shared-memory indices skip wrap-around checks
+        tid = cuda.threadIdx.x & 1023
+        tr = tid // CS
+        tc = tid % CS
+        n0 = cuda.blockIdx.x * BN
+        m0 = cuda.blockIdx.y * BM
+        z = cuda.blockIdx.z
+        g = z // nsplit
+        s = z - g * nsplit
+        kbeg = s * kchunk
+        kend = min(K, kbeg + kchunk)
+
+        for i in range(TM):
+            for j in range(TN):
+                acc[i, j] = sc(0)
+
+        # the fixed column a gathering thread reads, and its table entries
+        noff = 0
+        nh = 0
+        nw = 0
+        if GATHER:
+            nfix = n0 + tid % BN
+            if nfix < N:
+                noff = tab[pb[2] + 3 * nfix]
+                nh = tab[pb[2] + 3 * nfix + 1]
+                nw = tab[pb[2] + 3 * nfix + 2]
+
+        # prefetch the first slab
+        for it in range(A_IT):
+            idx = tid + it * NT
+            if A_KFAST:
+                kk = idx % BK
+                mm = idx // BK
+            else:
+                mm = idx % BM
+                kk = idx // BM
+            pfa[it] = load_a(A, tab, pa, g, m0 + mm, kbeg + kk, M, kend)
+        for it in range(B_IT):
+            idx = tid + it * NT
+            if B_NFAST:
+                nn = idx % BN
+                kk = idx // BN
+            else:
+                kk = idx % BK
+                nn = idx // BK
+            pfb[it] = load_b(B, tab, pb, g, kbeg + kk, n0 + nn, N, kend, noff, nh, nw)
+
+        for k0 in range(kbeg, kend, BK):
+            for it in range(A_IT):
+                idx = tid + it * NT
+                if A_KFAST:
+                    kk = idx % BK
+                    mm = idx // BK
+                else:
+                    mm = idx % BM
+                    kk = idx // BM
+                As[kk, mm] = pfa[it]
+            for it in range(B_IT):
+                idx = tid + it * NT
+                if B_NFAST:
+                    nn = idx % BN
+                    kk = idx // BN
+                else:
+                    kk = idx % BK
+                    nn = idx // BK
+                Bs[kk, nn] = pfb[it]
+            cuda.syncthreads()
+
+            k1 = k0 + BK
+            if k1 < kend:
+                for it in range(A_IT):
+                    idx = tid + it * NT
+                    if A_KFAST:
+                        kk = idx % BK
+                        mm = idx // BK
+                    else:
+                        mm = idx % BM
+                        kk = idx // BM
+                    pfa[it] = load_a(A, tab, pa, g, m0 + mm, k1 + kk, M, kend)
+                for it in range(B_IT):
+                    idx = tid + it * NT
+                    if B_NFAST:
+                        nn = idx % BN
+                        kk = idx // BN
+                    else:
+                        kk = idx % BK
+                        nn = idx // BK
+                    pfb[it] = load_b(B, tab, pb, g, k1 + kk, n0 + nn, N, kend, noff, nh, nw)
+
+            for kk in range(BK):
+                for i in range(TM):
+                    ra[i] = As[kk, tr + i * RS]
+                for j in range(TN):
+                    rb[j] = Bs[kk, tc + j * CS]
+                for i in range(TM):
+                    for j in range(TN):
+                        acc[i, j] += ra[i] * rb[j]
+            cuda.syncthreads()
+
+        for i in range(TM):
+            m = m0 + tr + i * RS
+            if m < M:
+                for j in range(TN):
+                    n = n0 + tc + j * CS
+                    if n < N:
+                        v = acc[i, j]
+                        if bias_mode == BIAS_M:
+                            v += bias[g * pc[5] + m]
+                        elif bias_mode == BIAS_N:
+                            v += bias[n]
+                        if cmode == C_ROW:
+                            C[g * pc[0] + s * pc[2] + m * pc[1] + n] = v
+                        else:
+                            C[g * pc[0] + tab[pc[3] + m] + tab[pc[4] + n]] = v
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def split_reduce_kernel(dtype, cmode, bias_mode):
+    """Sum the split-K partials ``W[g, s, m, n]`` into C (layout ``cmode``), adding the bias."""
+    sc = np.dtype(dtype).type
+
+    @cuda.jit
+    def kernel(Wk, C, bias, tab, M, N, G, nsplit, pc):
+        start = cuda.grid(1)
+        step = cuda.gridsize(1)
+        MN = M * N
+        for idx in range(start, G * MN, step):
+            g = idx // MN
+            r = idx - g * MN
+            m = r // N
+            n = r - m * N
+            v = sc(0)
+            base = g * nsplit * MN + r
+            for s in range(nsplit):
+                v += Wk[base + s * MN]
+            if bias_mode == BIAS_M:
+                v += bias[g * pc[5] + m]
+            elif bias_mode == BIAS_N:
+                v += bias[n]
+            if cmode == C_ROW:
+                C[g * pc[0] + m * pc[1] + n] = v
+            else:
+                C[g * pc[0] + tab[pc[3] + m] + tab[pc[4] + n]] = v
+
+    return kernel
+
+
+def choose_tiles(M):
+    return cfg.GEMM_TILES_SMALL_M if M <= cfg.GEMM_TILES_SMALL_M[0] else cfg.GEMM_TILES
+
+
+def launch(A, B, C, M, N, K, G=1, *, amode=A_ROW, bmode=B_ROW, cmode=C_ROW, bias=None,
+           bias_mode=BIAS_NONE, tab=None, pa=(0, 0, 0, 0), pb=(0, 0, 0, 0, 1, 1, 1, 1),
+           pc=(0, 0, 0, 0, 0, 0), split=None, tiles=None):
+    """Run ``C[g] = A[g] @ B[g] (+ bias)`` for ``g < G``; arrays flat device arrays.
+
+    ``split``: number of K chunks (None chooses: more when the output has too few tiles to fill
+    the device). With more than one chunk, partial products go to a scratch buffer and a second
+    kernel sums them in a fixed order (deterministic).
+    """
+    from ._util import dummy
+    dtype = np.dtype(C.dtype)
+    if M == 0 or N == 0 or G == 0:
+        return C
+    tiles = choose_tiles(M) if tiles is None else tuple(tiles)
+    BM, BN, BK, TM, TN = tiles
+    nt = (BM // TM) * (BN // TN)
+    gx = (N + BN - 1) // BN
+    gy = (M + BM - 1) // BM
+    if split is None:
+        split = 1
+        blocks = gx * gy * G
+        target = cfg.split_k_target()
+        if blocks < target and K >= 2 * cfg.SPLIT_K_MIN_K:
+            split = min((target + blocks - 1) // blocks, K // cfg.SPLIT_K_MIN_K)
+    split = max(1, min(int(split), (K + BK - 1) // BK))
+    kchunk = ((K + split - 1) // split + BK - 1) // BK * BK
+    split = (K + kchunk - 1) // kchunk if K > 0 else 1
+    if tab is None:
+        tab = dummy(np.int64)
+    bias_arr = bias if bias is not None else dummy(dtype)
+    if split == 1:
+        k = gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode)
+        k[(gx, gy, G), nt](A, B, C, bias_arr, tab, M, N, K, max(kchunk, BK), 1, pa, pb, pc)
+        return C
+    work = cuda.device_array(G * split * M * N, dtype=dtype)
+    k = gemm_kernel(dtype, tiles, amode, bmode, C_ROW, BIAS_NONE)
+    k[(gx, gy, G * split), nt](A, B, work, bias_arr, tab, M, N, K, kchunk, split, pa, pb,
+                               (split * M * N, N, M * N, 0, 0, 0))
+    r = split_reduce_kernel(dtype, cmode, bias_mode)
+    r[cfg.grid(G * M * N), cfg.TPB](work, C, bias_arr, tab, M, N, G, split, pc)
+    return C
+
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None, bias=None, bias_axis=1, tiles=None):
+    """``op(a) @ op(b)`` of 2-D device arrays (``op`` transposes where asked), plus ``bias``.
+
+    ``bias_axis`` 1 adds ``bias[n]`` to each row, 0 adds ``bias[m]`` to each column.
+    """
+    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    K2, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    assert K == K2
+    if out is None:
+        out = cuda.device_array((M, N), dtype=a.dtype)
+    bias_mode = BIAS_NONE if bias is None else (BIAS_N if bias_axis == 1 else BIAS_M)
+    launch(a.reshape(-1), b.reshape(-1), out.reshape(-1), M, N, K,
+           amode=A_COL if trans_a else A_ROW, bmode=B_COL if trans_b else B_ROW,
+           bias=bias, bias_mode=bias_mode,
+           pa=(0, a.shape[1], 0, 0), pb=(0, b.shape[1], 0, 0, 1, 1, 1, 1),
+           pc=(0, N, 0, 0, 0, 0), tiles=tiles)
+    return out

@@ -1,0 +1,269 @@
+"""Convolution kernels (CUDA): implicit GEMM on the tiled GEMM of ``_gemm``, no im2col buffer.
+
+Three products cover every op, each one GEMM per channel group with the image gather done while
+loading tiles (index tables, built once per geometry and cached on the device, give the offsets):
+
+* forward: ``y[g] = w[g] (Cout/g x Cin/g*kh*kw) @ im2col(x)[g]``;
+* data gradient: ``dx[g] = w[g].T @ dy`` gathered back (the transposed convolution's forward);
+* weight gradient: ``dw[g] = dy[g] @ im2col(x)[g].T``, split along the long N*Ho*Wo axis and
+  summed in a fixed order.
+
+Transposed convolution is the data gradient; its backward uses the forward and weight gradient.
+Host functions mirror ``fastnn._kernels.cpu.conv`` (same names, signatures, shapes).
+"""
+import numpy as np
+from numba import cuda
+
+from . import _config as cfg
+from . import _gemm
+from ._util import empty, table, zeros
+
+
+def _grid_n(N, H, W, Cstride):
+    """Per-column table (N*H*W, 3): (n*Cstride, h, w) for every (n, h, w)."""
+    n, h, w = np.meshgrid(np.arange(N), np.arange(H), np.arange(W), indexing="ij")
+    return np.stack([n.ravel() * Cstride, h.ravel(), w.ravel()], axis=1)
+
+
+def _forward_tables(xs, ws, ys, stride, padding, dilation, groups):
+    N, C, H, W = xs
+    Co, Cg, kh, kw = ws
+    Ho, Wo = ys[2], ys[3]
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    Cog = Co // groups
+
+    def build():
+        nt = _grid_n(N, Ho, Wo, C * H * W)
+        nt[:, 1] = nt[:, 1] * sh - ph
+        nt[:, 2] = nt[:, 2] * sw - pw
+        c, i, j = np.meshgrid(np.arange(Cg), np.arange(kh), np.arange(kw), indexing="ij")
+        kt = np.stack([c.ravel() * H * W, i.ravel() * dh, j.ravel() * dw], axis=1)
+        cm = np.arange(Cog) * Ho * Wo
+        n, oh, ow = np.meshgrid(np.arange(N), np.arange(Ho), np.arange(Wo), indexing="ij")
+        cn = (n * Co * Ho * Wo + oh * Wo + ow).ravel()
+        return np.concatenate([nt.ravel(), kt.ravel(), cm, cn])
+
+    key = ("fwd", xs, ws, ys, stride, padding, dilation, groups)
+    nN, nK = N * Ho * Wo, Cg * kh * kw
+    offs = (0, 3 * nN, 3 * nN + 3 * nK, 3 * nN + 3 * nK + Cog)
+    return table(key, build), offs
+
+
+def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
+    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b); Ho, Wo may be below the natural size."""
+    N, C, H, W = x.shape
+    Co, Cg, kh, kw = w.shape
+    Ho, Wo = y.shape[2], y.shape[3]
+    Cog = Co // groups
+    M, Ncols, K = Cog, N * Ho * Wo, Cg * kh * kw
+    if y.size == 0:
+        return y
+    tab, (bn, bk, cm, cn) = _forward_tables(tuple(x.shape), tuple(w.shape), tuple(y.shape),
+                                            tuple(stride), tuple(padding), tuple(dilation), groups)
+    _gemm.launch(w.reshape(-1), x.reshape(-1), y.reshape(-1), M, Ncols, K, groups,
+                 amode=_gemm.A_ROW, bmode=_gemm.B_GATHER, cmode=_gemm.C_TAB, tab=tab,
+                 bias=b, bias_mode=_gemm.BIAS_NONE if b is None else _gemm.BIAS_M,
+                 pa=(Cog * K, K, 0, 0), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
+                 pc=(Cog * Ho * Wo, 0, 0, cm, cn, Cog))
+    return y
+
+
+def _data_tables(dys, ws, dxs, stride, padding, dilation, groups):
+    N, Co, Ho, Wo = dys
+    _, Cg, kh, kw = ws
+    H, W = dxs[2], dxs[3]
+    C = dxs[1]
+    ph, pw = padding
+    dh, dw = dilation
+    Cog = Co // groups
+
+    def build():
+        nt = _grid_n(N, H, W, Co * Ho * Wo)
+        nt[:, 1] += ph
+        nt[:, 2] += pw
+        co, i, j = np.meshgrid(np.arange(Cog), np.arange(kh), np.arange(kw), indexing="ij")
+        kt = np.stack([co.ravel() * Ho * Wo, -i.ravel() * dh, -j.ravel() * dw], axis=1)
+        am = np.arange(Cg) * kh * kw
+        ak = (co * Cg * kh * kw + i * kw + j).ravel()
+        cm = np.arange(Cg) * H * W
+        n, h, w_ = np.meshgrid(np.arange(N), np.arange(H), np.arange(W), indexing="ij")
+        cn = (n * C * H * W + h * W + w_).ravel()
+        return np.concatenate([nt.ravel(), kt.ravel(), am, ak, cm, cn])
+
+    key = ("data", dys, ws, dxs, stride, padding, dilation, groups)
+    nN, nK = N * H * W, Cog * kh * kw
+    o = np.cumsum([0, 3 * nN, 3 * nK, Cg, nK, Cg])
+    return table(key, build), tuple(int(v) for v in o)
+
+
+def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
+    """Fill ``dx`` (N, C_in, H, W) with conv2d's input gradient of ``dy`` (+ b per channel)."""
+    N, Co, Ho, Wo = dy.shape
+    _, Cg, kh, kw = w.shape
+    H, W = dx.shape[2], dx.shape[3]
+    Cog = Co // groups
+    M, Ncols, K = Cg, N * H * W, Cog * kh * kw
+    if dx.size == 0:
+        return dx
+    tab, (bn, bk, am, ak, cm, cn) = _data_tables(
+        tuple(dy.shape), tuple(w.shape), tuple(dx.shape), tuple(stride), tuple(padding),
+        tuple(dilation), groups)
+    strided = stride[0] > 1 or stride[1] > 1
+    _gemm.launch(w.reshape(-1), dy.reshape(-1), dx.reshape(-1), M, Ncols, K, groups,
+                 amode=_gemm.A_TAB,
+                 bmode=_gemm.B_GATHER_STRIDED if strided else _gemm.B_GATHER,
+                 cmode=_gemm.C_TAB, tab=tab,
+                 bias=b, bias_mode=_gemm.BIAS_NONE if b is None else _gemm.BIAS_M,
+                 pa=(Cog * Cg * kh * kw, 0, am, ak),
+                 pb=(Cog * Ho * Wo, 0, bn, bk, Ho, Wo, stride[0], stride[1]),
+                 pc=(Cg * H * W, 0, 0, cm, cn, Cg))
+    return dx
+
+
+def _weight_tables(dys, xs, ws, stride, padding, dilation, groups):
+    N, Co, Ho, Wo = dys
+    _, C, H, W = xs
+    _, Cg, kh, kw = ws
+    ph, pw = padding
+    dh, dw = dilation
+    Cog = Co // groups
+
+    def build():
+        c, i, j = np.meshgrid(np.arange(Cg), np.arange(kh), np.arange(kw), indexing="ij")
+        nt = np.stack([c.ravel() * H * W, i.ravel() * dh, j.ravel() * dw], axis=1)
+        kt = _grid_n(N, Ho, Wo, C * H * W)
+        kt[:, 1] = kt[:, 1] * stride[0] - ph
+        kt[:, 2] = kt[:, 2] * stride[1] - pw
+        am = np.arange(Cog) * Ho * Wo
+        n, p = np.meshgrid(np.arange(N), np.arange(Ho * Wo), indexing="ij")
+        ak = (n * Co * Ho * Wo + p).ravel()
+        return np.concatenate([nt.ravel(), kt.ravel(), am, ak])
+
+    key = ("weight", dys, xs, ws, stride, padding, dilation, groups)
+    nN, nK = Cg * kh * kw, N * Ho * Wo
+    o = np.cumsum([0, 3 * nN, 3 * nK, Cog])
+    return table(key, build), tuple(int(v) for v in o)
+
+
+def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
+    """conv2d's weight gradient, shape ``w_shape``: sum over the batch of dy[n] (x) im2col(x[n])."""
+    N, Co, Ho, Wo = dy.shape
+    _, C, H, W = x.shape
+    _, Cg, kh, kw = w_shape
+    Cog = Co // groups
+    M, Ncols, K = Cog, Cg * kh * kw, N * Ho * Wo
+    dw = empty(tuple(w_shape), x.dtype)
+    if dw.size == 0:
+        return dw
+    if K == 0:
+        return zeros(tuple(w_shape), x.dtype)
+    tab, (bn, bk, am, ak) = _weight_tables(tuple(dy.shape), tuple(x.shape), tuple(w_shape),
+                                           tuple(stride), tuple(padding), tuple(dilation), groups)
+    _gemm.launch(dy.reshape(-1), x.reshape(-1), dw.reshape(-1), M, Ncols, K, groups,
+                 amode=_gemm.A_TAB, bmode=_gemm.B_GATHER, cmode=_gemm.C_ROW, tab=tab,
+                 pa=(Cog * Ho * Wo, 0, am, ak), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
+                 pc=(Cog * Ncols, Ncols, 0, 0, 0, 0))
+    return dw
+
+
+_RT = cfg.REDUCE_TPB
+
+
+@cuda.jit
+def _channel_sum_kernel(a, out, N, C, P):
+    """out[c] = sum of a[n, c, p] over n and p; one block per channel, float64 accumulation."""
+    buf = cuda.shared.array(_RT, np.float64)
+    t = cuda.threadIdx.x
+    for c in range(cuda.blockIdx.x, C, cuda.gridDim.x):
+        s = np.float64(0)
+        for idx in range(t, N * P, _RT):
+            n = idx // P
+            p = idx - n * P
+            s += np.float64(a[(n * C + c) * P + p])
+        buf[t] = s
+        cuda.syncthreads()
+        step = _RT // 2
+        while step > 0:
+            if t < step:
+                buf[t] += buf[t + step]
+            cuda.syncthreads()
+            step //= 2
+        if t == 0:
+            out[c] = buf[0]
+        cuda.syncthreads()
+
+
+def _bias_grad(dy):
+    """Sum of dy (N, C, ...) over every axis but 1, in dy's dtype."""
+    C = dy.shape[1]
+    out = empty(C, dy.dtype)
+    if C:
+        P = int(np.prod(dy.shape[2:], dtype=np.int64))
+        _channel_sum_kernel[min(C, cfg.max_blocks()), _RT](dy.reshape(-1), out, dy.shape[0], C, P)
+    return out
+
+
+def _out_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _transposed_size(size, k, s, p, op, d):
+    return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def conv2d(x, w, b, stride, padding, dilation, groups):
+    """y = conv2d(x, w, b).
+
+    x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None: C-contiguous device
+    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
+    Returns y (N, C_out, Ho, Wo) on the device.
+    """
+    N, _, H, W = x.shape
+    Co, _, kh, kw = w.shape
+    Ho = _out_size(H, kh, stride[0], padding[0], dilation[0])
+    Wo = _out_size(W, kw, stride[1], padding[1], dilation[1])
+    y = empty((N, Co, Ho, Wo), x.dtype)
+    return _conv_forward(x, w, b, y, stride, padding, dilation, groups)
+
+
+def conv2d_backward(dy, x, w, stride, padding, dilation, groups):
+    """Gradients of conv2d: returns (dx, dw, db) shaped like x, w and (C_out,), on the device.
+
+    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw): C-contiguous device
+    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
+    """
+    dx = empty(x.shape, x.dtype)
+    _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
+    dw = _conv_weight_grad(dy, x, w.shape, stride, padding, dilation, groups)
+    return dx, dw, _bias_grad(dy)
+
+
+def conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation):
+    """y = conv_transpose2d(x, w, b), computed as conv2d's input gradient.
+
+    x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None: C-contiguous device
+    arrays of one float dtype; stride, padding, output_padding, dilation: (h, w) int pairs;
+    groups: int. Returns y (N, C_out, Ho, Wo) with
+    Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1.
+    """
+    N, _, H, W = x.shape
+    _, Cog, kh, kw = w.shape
+    Ho = _transposed_size(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
+    Wo = _transposed_size(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
+    y = empty((N, Cog * groups, Ho, Wo), x.dtype)
+    return _conv_data_grad(x, w, b, y, stride, padding, dilation, groups)
+
+
+def conv_transpose2d_backward(dy, x, w, stride, padding, output_padding, groups, dilation):
+    """Gradients of conv_transpose2d: returns (dx, dw, db) shaped like x, w and (C_out,).
+
+    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous device
+    arrays of one float dtype; stride, padding, output_padding, dilation: (h, w) int pairs;
+    groups: int.
+    """
+    dx = empty(x.shape, x.dtype)
+    _conv_forward(dy, w, None, dx, stride, padding, dilation, groups)
+    dw = _conv_weight_grad(x, dy, w.shape, stride, padding, dilation, groups)
+    return dx, dw, _bias_grad(dy)

@@ -1,0 +1,70 @@
+"""Dense layer (CUDA): the tiled register-blocked GEMM of ``_gemm``, bias fused into the store.
+
+Host functions mirror ``fastnn._kernels.cpu.linear``; arrays are C-contiguous device arrays of one
+float dtype:
+
+- ``linear(x, w, b)`` -> ``y``: ``x`` (M, in), ``w`` (out, in), ``b`` (out,) or None; ``y`` (M, out)
+- ``linear_backward(dy, x, w)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in), ``dw``
+  (out, in), ``db`` (out,) (column sums accumulated in float64)
+"""
+import functools
+
+import numpy as np
+from numba import cuda
+
+from . import _config as cfg
+from ._gemm import matmul
+from ._util import empty
+
+_RT = cfg.REDUCE_TPB
+
+
+def linear(x, w, b):
+    return matmul(x, w, trans_b=True, bias=b, bias_axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _column_sum_kernels(dtype):
+    sc = np.dtype(dtype).type
+
+    @cuda.jit
+    def partial(a, part, M, N, nsplit):
+        """part[s, j] = sum of a[i, j] over rows i of split s (float64); coalesced along j."""
+        s = cuda.blockIdx.y
+        for j in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, N,
+                       cuda.gridDim.x * cuda.blockDim.x):
+            acc = np.float64(0)
+            for i in range(s, M, nsplit):
+                acc += np.float64(a[i * N + j])
+            part[s * N + j] = acc
+
+    @cuda.jit
+    def finish(part, out, N, nsplit):
+        for j in range(cuda.grid(1), N, cuda.gridsize(1)):
+            acc = np.float64(0)
+            for s in range(nsplit):
+                acc += part[s * N + j]
+            out[j] = sc(acc)
+
+    return partial, finish
+
+
+def column_sum(a):
+    """Sum over the rows of the 2-D device array ``a`` (float64 accumulation, ``a``'s dtype)."""
+    M, N = a.shape
+    out = empty(N, a.dtype)
+    if N == 0:
+        return out
+    partial, finish = _column_sum_kernels(np.dtype(a.dtype))
+    gx = max(1, min((N + cfg.TPB - 1) // cfg.TPB, cfg.max_blocks()))
+    nsplit = max(1, min(M, cfg.max_blocks() // gx, 64))
+    part = empty(nsplit * N, np.float64)
+    partial[(gx, nsplit), cfg.TPB](a.reshape(M * N), part, M, N, nsplit)
+    finish[cfg.grid(N), cfg.TPB](part, out, N, nsplit)
+    return out
+
+
+def linear_backward(dy, x, w):
+    dx = matmul(dy, w)
+    dw = matmul(dy, x, trans_a=True)
+    return dx, dw, column_sum(dy)

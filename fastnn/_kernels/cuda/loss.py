@@ -1,0 +1,204 @@
+"""Fused loss kernels (CUDA): each computes the loss and its gradient in one pass over the input.
+
+Row r carries the weight ``scale[r]`` (``1 / (N * K)`` without sample weights, else
+``w[r] / (sum(w) * K)``), as on the CPU. Softmax cross entropy runs one block per row (block
+reductions for the max and the sum of exponentials); BCE and MSE are elementwise. Each kernel
+writes one float64 partial loss per block; a one-block kernel sums them in a fixed order, and the
+host reads back that single number.
+
+Host functions mirror ``fastnn._kernels.cpu.loss`` (labels int64 device arrays); the loss comes
+back as a NumPy scalar of the input dtype, the gradient as a device array.
+"""
+import functools
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import _config as cfg
+from .activation import row_threads
+from ._util import dummy, empty
+
+_RT = cfg.REDUCE_TPB
+
+
+@cuda.jit(device=True)
+def _block_sum64(buf, v):
+    """Sum of ``v`` over the block (power-of-two size, every thread calls); float64 buffer."""
+    t = cuda.threadIdx.x
+    buf[t] = v
+    cuda.syncthreads()
+    step = cuda.blockDim.x // 2
+    while step > 0:
+        if t < step:
+            buf[t] += buf[t + step]
+        cuda.syncthreads()
+        step //= 2
+    r = buf[0]
+    cuda.syncthreads()
+    return r
+
+
+@cuda.jit
+def _sum_partials(part, n, out):
+    """out[0] = sum of part[:n] (one block)."""
+    buf = cuda.shared.array(_RT, np.float64)
+    t = cuda.threadIdx.x
+    acc = np.float64(0)
+    for i in range(t, n, cuda.blockDim.x):
+        acc += part[i]
+    acc = _block_sum64(buf, acc)
+    if t == 0:
+        out[0] = acc
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels(dtype):
+    sc = np.dtype(dtype).type
+    NEG_INF = sc(-np.inf)
+
+    @cuda.jit(device=True)
+    def block_max(buf, v):
+        t = cuda.threadIdx.x
+        buf[t] = v
+        cuda.syncthreads()
+        step = cuda.blockDim.x // 2
+        while step > 0:
+            if t < step:
+                b = buf[t + step]
+                if b > buf[t]:
+                    buf[t] = b
+            cuda.syncthreads()
+            step //= 2
+        r = buf[0]
+        cuda.syncthreads()
+        return r
+
+    @cuda.jit(device=True)
+    def block_sum(buf, v):
+        t = cuda.threadIdx.x
+        buf[t] = v
+        cuda.syncthreads()
+        step = cuda.blockDim.x // 2
+        while step > 0:
+            if t < step:
+                buf[t] += buf[t + step]
+            cuda.syncthreads()
+            step //= 2
+        r = buf[0]
+        cuda.syncthreads()
+        return r
+
+    @cuda.jit
+    def cross_entropy(x, target, scale, has_scale, uniform, dx, part, R, n):
+        """Block per row (grid-stride over rows); part[block] = sum of scale[r] * loss[r]."""
+        buf = cuda.shared.array(_RT, sc)
+        buf64 = cuda.shared.array(_RT, np.float64)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        total64 = np.float64(0)
+        for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            base = r * n
+            m = NEG_INF
+            for k in range(t, n, nt):
+                v = x[base + k]
+                m = v if v > m else m
+            m = block_max(buf, m)
+            s = sc(0)
+            for k in range(t, n, nt):
+                e = math.exp(x[base + k] - m)
+                dx[base + k] = e
+                s += e
+            s = block_sum(buf, s)
+            w = scale[r] if has_scale else uniform
+            c = target[r]
+            f = w / s
+            for k in range(t, n, nt):
+                g = dx[base + k] * f
+                if k == c:
+                    g -= w
+                dx[base + k] = g
+            if t == 0:
+                loss = (m - x[base + c]) + math.log(s)
+                total64 += np.float64(w) * np.float64(loss)
+        total64 = _block_sum64(buf64, total64)
+        if t == 0:
+            part[cuda.blockIdx.x] = total64
+
+    @cuda.jit
+    def elementwise(x, y, scale, has_scale, uniform, dx, part, K, mode):
+        """mode 0: BCE with logits, mode 1: MSE; part[block] = block's sum of scale * loss."""
+        buf64 = cuda.shared.array(_RT, np.float64)
+        zero = sc(0)
+        one = sc(1)
+        two = sc(2)
+        acc = np.float64(0)
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            r = i // K
+            w = scale[r] if has_scale else uniform
+            v = x[i]
+            target = y[i]
+            if mode == 0:
+                e = math.exp(-abs(v))
+                loss = (v if v > zero else zero) - v * target + math.log1p(e)
+                p = one / (one + e)
+                sig = p if v >= zero else e * p
+                dx[i] = w * (sig - target)
+            else:
+                d = v - target
+                loss = d * d
+                dx[i] = (w * two) * d
+            acc += np.float64(w) * np.float64(loss)
+        acc = _block_sum64(buf64, acc)
+        if cuda.threadIdx.x == 0:
+            part[cuda.blockIdx.x] = acc
+
+    return cross_entropy, elementwise
+
+
+def _scale(n, k, sample_weight, dtype):
+    """(scale array, has_scale, uniform scale) for the kernels."""
+    t = np.dtype(dtype).type
+    if sample_weight is None:
+        return dummy(dtype), False, t(1.0 / (n * k))
+    w = sample_weight.copy_to_host().astype(np.float64)
+    return cuda.to_device((w / (w.sum() * k)).astype(dtype)), True, t(0)
+
+
+def _finish(part, nblocks, dtype):
+    out = empty(1, np.float64)
+    _sum_partials[1, _RT](part, nblocks, out)
+    return np.dtype(dtype).type(out.copy_to_host()[0])
+
+
+def softmax_cross_entropy(logits, target, sample_weight):
+    n, c = logits.shape
+    scale, has_scale, uniform = _scale(n, 1, sample_weight, logits.dtype)
+    dx = empty(logits.shape, logits.dtype)
+    ce, _ = _kernels(np.dtype(logits.dtype))
+    nt = row_threads(c)
+    blocks = max(1, min(n, cfg.max_blocks()))
+    part = empty(blocks, np.float64)
+    ce[blocks, nt](logits.reshape(n * c), target, scale, has_scale, uniform, dx.reshape(n * c),
+                   part, n, c)
+    return _finish(part, blocks, logits.dtype), dx
+
+
+def _elementwise(x, y, sample_weight, mode):
+    n, k = x.shape
+    scale, has_scale, uniform = _scale(n, k, sample_weight, x.dtype)
+    dx = empty(x.shape, x.dtype)
+    _, ew = _kernels(np.dtype(x.dtype))
+    blocks = cfg.grid(x.size, _RT)
+    part = empty(blocks, np.float64)
+    ew[blocks, _RT](x.reshape(x.size), y.reshape(x.size), scale, has_scale, uniform,
+                    dx.reshape(x.size), part, k, mode)
+    return _finish(part, blocks, x.dtype), dx
+
+
+def binary_cross_entropy_with_logits(logits, target, sample_weight):
+    return _elementwise(logits, target, sample_weight, 0)
+
+
+def mse_loss(pred, target, sample_weight):
+    return _elementwise(pred, target, sample_weight, 1)

@@ -1,0 +1,219 @@
+"""Batch normalisation (CUDA) over an (N, C, S) view (S = product of the spatial axes).
+
+Three launches per pass: per-(channel, split) partial sums in float64 (block reductions), a
+per-channel finish that turns them into the statistics (and updates the running statistics in
+place), and an elementwise affine map. Statistics are single-pass sums shifted by each channel's
+first element, in float64, which keeps the variance accurate for data far from zero.
+
+Host functions mirror ``fastnn._kernels.cpu.norm`` (same names, signatures, results):
+
+- ``batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps)`` ->
+  ``(y, mean, invstd)``
+- ``batch_norm_backward(dy, x, mean, invstd, gamma, training)`` -> ``(dx, dgamma, dbeta)``
+"""
+import functools
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import _config as cfg
+from ._util import dummy, empty
+
+_RT = cfg.REDUCE_TPB
+
+
+@cuda.jit(device=True)
+def _block_sum2(buf, buf2, a, b):
+    """Block sums of two float64 values (power-of-two block, every thread calls)."""
+    t = cuda.threadIdx.x
+    buf[t] = a
+    buf2[t] = b
+    cuda.syncthreads()
+    step = cuda.blockDim.x // 2
+    while step > 0:
+        if t < step:
+            buf[t] += buf[t + step]
+            buf2[t] += buf2[t + step]
+        cuda.syncthreads()
+        step //= 2
+    ra = buf[0]
+    rb = buf2[0]
+    cuda.syncthreads()
+    return ra, rb
+
+
+@cuda.jit
+def _moments_partial(x, part, N, C, S, nsplit):
+    """part[c, s] = (sum of d, sum of d*d) over split s of channel c, d = x - x[0, c, 0]."""
+    buf = cuda.shared.array(_RT, np.float64)
+    buf2 = cuda.shared.array(_RT, np.float64)
+    c = cuda.blockIdx.x
+    s = cuda.blockIdx.y
+    t = cuda.threadIdx.x
+    shift = np.float64(x[c * S])
+    a = np.float64(0)
+    b = np.float64(0)
+    NS = N * S
+    for j in range(s * _RT + t, NS, nsplit * _RT):
+        n = j // S
+        d = np.float64(x[(n * C + c) * S + (j - n * S)]) - shift
+        a += d
+        b += d * d
+    a, b = _block_sum2(buf, buf2, a, b)
+    if t == 0:
+        part[(c * nsplit + s) * 2] = a
+        part[(c * nsplit + s) * 2 + 1] = b
+
+
+@cuda.jit
+def _grad_partial(dy, x, mean, invstd, part, N, C, S, nsplit):
+    """part[c, s] = (sum of dy, sum of dy * x_hat) over split s of channel c (float64)."""
+    buf = cuda.shared.array(_RT, np.float64)
+    buf2 = cuda.shared.array(_RT, np.float64)
+    c = cuda.blockIdx.x
+    s = cuda.blockIdx.y
+    t = cuda.threadIdx.x
+    m = mean[c]
+    r = invstd[c]
+    a = np.float64(0)
+    b = np.float64(0)
+    NS = N * S
+    for j in range(s * _RT + t, NS, nsplit * _RT):
+        n = j // S
+        i = (n * C + c) * S + (j - n * S)
+        g = dy[i]
+        a += np.float64(g)
+        b += np.float64(g * ((x[i] - m) * r))
+    a, b = _block_sum2(buf, buf2, a, b)
+    if t == 0:
+        part[(c * nsplit + s) * 2] = a
+        part[(c * nsplit + s) * 2 + 1] = b
+
+
+@functools.lru_cache(maxsize=None)
+def _finish_kernels(dtype):
+    sc = np.dtype(dtype).type
+
+    @cuda.jit
+    def stats(x, part, nsplit, C, S, count, training, has_running, rmean, rvar, gamma, has_gamma,
+              beta, has_beta, momentum, unbias, eps, mean_out, invstd_out, scale_out, shift_out):
+        """Per channel: the statistics used, y's affine coefficients, running-stat updates."""
+        for c in range(cuda.grid(1), C, cuda.gridsize(1)):
+            if training:
+                a = np.float64(0)
+                b = np.float64(0)
+                for s in range(nsplit):
+                    a += part[(c * nsplit + s) * 2]
+                    b += part[(c * nsplit + s) * 2 + 1]
+                mu = np.float64(x[c * S]) + a / count
+                var = max(b - a * a / count, np.float64(0)) / count
+                if has_running:
+                    rmean[c] = sc((1.0 - momentum) * np.float64(rmean[c]) + momentum * mu)
+                    rvar[c] = sc((1.0 - momentum) * np.float64(rvar[c]) + momentum * var * unbias)
+            else:
+                mu = np.float64(rmean[c])
+                var = np.float64(rvar[c])
+            inv = 1.0 / math.sqrt(var + eps)
+            mean_out[c] = sc(mu)
+            invstd_out[c] = sc(inv)
+            scale_out[c] = sc(inv * np.float64(gamma[c])) if has_gamma else sc(inv)
+            shift_out[c] = beta[c] if has_beta else sc(0)
+
+    @cuda.jit
+    def grad_coeffs(part, nsplit, C, invstd, gamma, has_gamma, training, count, a_out, b_out,
+                    d_out, dgamma, dbeta):
+        for c in range(cuda.grid(1), C, cuda.gridsize(1)):
+            g = np.float64(0)
+            gx = np.float64(0)
+            for s in range(nsplit):
+                g += part[(c * nsplit + s) * 2]
+                gx += part[(c * nsplit + s) * 2 + 1]
+            inv = np.float64(invstd[c])
+            a_out[c] = sc(inv * np.float64(gamma[c])) if has_gamma else sc(inv)
+            if training:
+                b_out[c] = sc(g / count)
+                d_out[c] = sc(inv * gx / count)
+            else:
+                b_out[c] = sc(0)
+                d_out[c] = sc(0)
+            dgamma[c] = sc(gx)
+            dbeta[c] = sc(g)
+
+    return stats, grad_coeffs
+
+
+@cuda.jit
+def _affine_kernel(x, mean, scale, shift, y, C, S):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        c = (i // S) % C
+        y[i] = (x[i] - mean[c]) * scale[c] + shift[c]
+
+
+@cuda.jit
+def _dx_kernel(dy, x, mean, a, b, d, dx, C, S):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        c = (i // S) % C
+        dx[i] = a[c] * ((dy[i] - b[c]) - (x[i] - mean[c]) * d[c])
+
+
+def _splits(C, per):
+    return max(1, min(max(1, cfg.max_blocks() // max(C, 1)), (per + _RT - 1) // _RT))
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    n, c, s = x.shape
+    dt = np.dtype(x.dtype)
+    count = n * s
+    y = empty(x.shape, dt)
+    mean = empty(c, dt)
+    invstd = empty(c, dt)
+    scale = empty(c, dt)
+    shift = empty(c, dt)
+    if c == 0:
+        return y, mean, invstd
+    nsplit = _splits(c, count) if training else 1
+    part = empty(2 * c * nsplit, np.float64)
+    flat = x.reshape(x.size)
+    if training and count:
+        _moments_partial[(c, nsplit), _RT](flat, part, n, c, s, nsplit)
+    stats, _ = _finish_kernels(dt)
+    has_running = running_mean is not None
+    unbias = count / (count - 1) if count > 1 else math.inf
+    stats[cfg.grid(c), cfg.TPB](
+        flat, part, nsplit, c, s, float(count), bool(training), has_running,
+        running_mean if has_running else dummy(dt), running_var if has_running else dummy(dt),
+        gamma if gamma is not None else dummy(dt), gamma is not None,
+        beta if beta is not None else dummy(dt), beta is not None,
+        float(momentum), float(unbias), float(eps), mean, invstd, scale, shift)
+    if x.size:
+        _affine_kernel[cfg.grid(x.size), cfg.TPB](flat, mean, scale, shift, y.reshape(x.size), c, s)
+    return y, mean, invstd
+
+
+def batch_norm_backward(dy, x, mean, invstd, gamma, training):
+    n, c, s = x.shape
+    dt = np.dtype(x.dtype)
+    count = n * s
+    dx = empty(x.shape, dt)
+    dgamma = empty(c, dt)
+    dbeta = empty(c, dt)
+    if c == 0:
+        return dx, dgamma, dbeta
+    nsplit = _splits(c, count)
+    part = empty(2 * c * nsplit, np.float64)
+    if count:
+        _grad_partial[(c, nsplit), _RT](dy.reshape(dy.size), x.reshape(x.size), mean, invstd,
+                                        part, n, c, s, nsplit)
+    else:
+        from ._util import fill
+        fill(part, 0)
+    a, b, d = empty(c, dt), empty(c, dt), empty(c, dt)
+    _, grad_coeffs = _finish_kernels(dt)
+    grad_coeffs[cfg.grid(c), cfg.TPB](part, nsplit, c, invstd,
+                                      gamma if gamma is not None else dummy(dt), gamma is not None,
+                                      bool(training), float(max(count, 1)), a, b, d, dgamma, dbeta)
+    if x.size:
+        _dx_kernel[cfg.grid(x.size), cfg.TPB](dy.reshape(dy.size), x.reshape(x.size), mean, a, b,
+                                              d, dx.reshape(x.size), c, s)
+    return dx, dgamma, dbeta

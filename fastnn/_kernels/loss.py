@@ -1,0 +1,102 @@
+"""Fused losses: each returns ``(loss, gradient of the loss with respect to its first input)``.
+
+``loss`` is a NumPy scalar of the input dtype (``np.float32`` or ``np.float64``: a 0-d value that
+converts with ``float()``); the gradient has the input's shape and dtype. Without
+``sample_weight`` the loss is the mean over the batch (cross entropy) or over all elements (BCE,
+MSE), as ``torch.nn.functional``. With ``sample_weight`` (shape ``(N,)``, non-negative, positive
+sum) each sample's loss (its mean over non-batch elements) is weighted:
+``sum(w_i * l_i) / sum(w_i)``.
+"""
+import numpy as np
+
+from ._dispatch import backend, is_cuda_array
+from ._validate import check_shape
+
+
+def _on_device(a):
+    return is_cuda_array(a) or bool(getattr(a, "__cuda_ndarray__", False))
+
+
+def _host(a):
+    """The values of a (small) normalised array, on the host, for checks that read them."""
+    return a if isinstance(a, np.ndarray) else a.copy_to_host()
+
+
+def _float_like(be, a, name, dtype, shape):
+    """``a`` as a float array of ``dtype`` and ``shape``; host numbers are cast, device arrays must
+    already have the dtype."""
+    if not _on_device(a):
+        a = np.asarray(a)
+        if a.dtype.kind in "iuf" and a.dtype != dtype:
+            a = a.astype(dtype)
+    a = be.float_array(a, name, dtype=dtype)
+    check_shape(a, name, shape)
+    return a
+
+
+def _sample_weight(be, sample_weight, n, dtype):
+    if sample_weight is None:
+        return None
+    w = _float_like(be, sample_weight, "sample_weight", dtype, (n,))
+    h = _host(w)
+    if not np.all(np.isfinite(h)) or np.any(h < 0):
+        raise ValueError("sample_weight must hold finite, non-negative values")
+    if not h.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return w
+
+
+def _batch_input(be, x, name):
+    if np.ndim(x) == 0:
+        raise ValueError(f"{name} must be at least 1-D (N, ...), got a 0-d array")
+    x = be.float_array(x, name)
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    return x
+
+
+def softmax_cross_entropy(logits, target, sample_weight=None):
+    """Softmax cross entropy, as ``F.cross_entropy(logits, target)`` (mean over the batch).
+
+    ``logits`` (N, C) float; ``target`` (N,) integer class indices in ``[0, C)``. Returns
+    ``(loss, dlogits)``; computed with a max shift, so large logits give no overflow or NaN.
+    """
+    be = backend(logits, target, sample_weight)
+    logits = _batch_input(be, logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (N, C), got shape {tuple(logits.shape)}")
+    n, c = logits.shape
+    target = be.int_array(target, "target", ndim=1)
+    check_shape(target, "target", (n,))
+    labels = _host(target)
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= c:
+        raise ValueError(f"target must hold class indices in [0, {c}), got values in [{lo}, {hi}]")
+    w = _sample_weight(be, sample_weight, n, logits.dtype)
+    return be.impl("loss").softmax_cross_entropy(logits, target, w)
+
+
+def _elementwise(host_name, x, target, sample_weight, names):
+    be = backend(x, target, sample_weight)
+    x = _batch_input(be, x, names[0])
+    target = _float_like(be, target, names[1], x.dtype, x.shape)
+    n = x.shape[0]
+    w = _sample_weight(be, sample_weight, n, x.dtype)
+    rows = (n, x.size // n)
+    loss, grad = getattr(be.impl("loss"), host_name)(x.reshape(rows), target.reshape(rows), w)
+    return loss, grad.reshape(x.shape)
+
+
+def binary_cross_entropy_with_logits(logits, target, sample_weight=None):
+    """``F.binary_cross_entropy_with_logits(logits, target)`` (mean over all elements).
+
+    ``target``: probabilities of ``logits``' shape (cast to its dtype). Returns ``(loss,
+    dlogits)``; stable for any logit (``log1p(exp(-|x|))`` form).
+    """
+    return _elementwise("binary_cross_entropy_with_logits", logits, target, sample_weight,
+                        ("logits", "target"))
+
+
+def mse_loss(pred, target, sample_weight=None):
+    """``F.mse_loss(pred, target)`` (mean over all elements). Returns ``(loss, dpred)``."""
+    return _elementwise("mse_loss", pred, target, sample_weight, ("pred", "target"))

@@ -1,0 +1,734 @@
+"""Layers: dense, convolution, pooling, reshaping, dropout, batch normalisation and activations.
+
+Every layer computes through ``fastnn.kernels`` (resolved lazily, so importing this module compiles
+nothing) and touches activations only with ``.reshape`` and ``fastnn.nn._array`` helpers: the same
+code runs on NumPy arrays and CUDA device arrays.
+
+Building: a layer learns its input size at the first forward (parameters take the input's dtype).
+``in_features=`` / ``in_channels=`` build at construction instead, in float32, with weights drawn
+from the layer's generator ``numpy.random.default_rng(seed)`` (``seed=None``: fresh entropy; an int
+makes the weights reproducible). Inside a ``Sequential`` that has not built yet, lazily built layers
+draw from the model's generator instead (``Sequential(seed=...)``). After building, an input of
+another per-sample shape raises ``ValueError`` naming the layer and the expected shape; ``None``
+in ``input_shape`` (printed ``*``) marks a free size, such as the spatial sizes of a convolution.
+
+Randomness at run time (dropout masks, stochastic pooling) uses one seed per call drawn from the
+layer's generator ``layer._rng``; replacing it with a freshly seeded generator before each forward
+repeats the draws (``fastnn.testing.gradcheck`` does this).
+"""
+import numbers
+
+import numpy as np
+
+from .. import kernels as K
+from .._kernels._validate import check_scalar, int_tuple
+from . import init as _init
+from ._array import accumulate
+from .base import Layer
+
+__all__ = ["Dense", "Conv1D", "Conv2D", "Conv2DTranspose",
+           "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "StochasticPool2D",
+           "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout", "BatchNorm",
+           "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "Softmax"]
+
+
+# -- argument checks (run at construction; messages name the layer and the argument) ----------
+def _positive_int(value, name, owner, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _ints(value, name, owner, n, minimum):
+    return int_tuple(value, f"{owner}: {name}", n, minimum)
+
+
+def _bool(value, name, owner):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _seed(value, owner):
+    if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+                              or value < 0):
+        raise TypeError(f"{owner}: seed must be None or a non-negative int, got {value!r}")
+
+
+def _layout(nd):
+    return {0: "(N, C)", 1: "(N, C, L)", 2: "(N, C, H, W)"}[nd]
+
+
+def _need_rank(layer, input_shape, ranks, layout):
+    """``input_shape`` (without N) must have one of ``ranks`` dimensions."""
+    if len(input_shape) not in ranks:
+        raise ValueError(f"{type(layer).__name__} expects input of shape {layout}, got a "
+                         f"per-sample shape {tuple(input_shape)} ({len(input_shape) + 1}-D input)")
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"layers compute in float32 or float64, got dtype {dtype}")
+    return dtype
+
+
+def _free(rank):
+    return (None,) * rank
+
+
+class _Stateless(Layer):
+    """A layer without parameters that accepts any size along each axis of a fixed rank."""
+
+    _ranks = None      # allowed per-sample ranks (None: any)
+    _layout = "(N, ...)"
+
+    def __init__(self):
+        super().__init__()
+        self._cache = None
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        if self._ranks is not None:
+            _need_rank(self, input_shape, self._ranks, self._layout)
+        self.input_shape = _free(len(input_shape))
+        self.built = True
+
+    def _cached(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+
+class _Weighted(Layer):
+    """A layer with parameters: a seeded generator of its own and a dtype check on input."""
+
+    def __init__(self, seed=None):
+        super().__init__()
+        _seed(seed, type(self).__name__)
+        self.seed = seed
+        self._cache = None
+
+    def _init_rng(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def _start_build(self, rng, dtype):
+        self._params = []
+        return (self._init_rng() if rng is None else rng), _float_dtype(dtype)
+
+    def _check_dtype(self, x):
+        want = np.dtype(self._params[0].data.dtype) if self._params else None
+        if want is not None and np.dtype(x.dtype) != want:
+            raise TypeError(f"{type(self).__name__} has {want} parameters; got {np.dtype(x.dtype)} "
+                            f"input (feed {want}, or use a new layer built on this dtype)")
+
+    def _cached(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+
+def _initializer(value, owner):
+    if value is not None:
+        try:
+            _init.get(value)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{owner}: kernel_initializer: {err}") from None
+    return value
+
+
+# -- dense ------------------------------------------------------------------------------------
+class Dense(_Weighted):
+    """Fully connected layer ``y = x @ weight.T + bias`` on the last axis (``F.linear``).
+
+    ``weight`` (units, in_features), ``bias`` (units,). Input (N, in_features), or
+    (N, ..., in_features) with the leading axes kept. Weights default to He-uniform
+    (``init.he_uniform``: suits the ReLU family; pass ``kernel_initializer="glorot_uniform"``
+    before tanh or sigmoid); biases start at zero and take no weight decay. ``in_features``
+    builds at construction (see the module docstring).
+    """
+
+    def __init__(self, units, use_bias=True, kernel_initializer=None, in_features=None, seed=None):
+        super().__init__(seed)
+        self.units = _positive_int(units, "units", "Dense")
+        self.use_bias = _bool(use_bias, "use_bias", "Dense")
+        self.kernel_initializer = _initializer(kernel_initializer, "Dense")
+        self.in_features = (None if in_features is None
+                            else _positive_int(in_features, "in_features", "Dense"))
+        self.weight = self.bias = None
+        if in_features is not None:
+            self.build((self.in_features,))
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        _need_rank(self, input_shape, range(1, 64), "(N, in_features) or (N, ..., in_features)")
+        rng, dtype = self._start_build(rng, dtype)
+        fan_in = int(input_shape[-1])
+        if fan_in < 1:
+            raise ValueError(f"Dense needs at least one input feature, got input shape "
+                             f"(N, {', '.join(map(str, input_shape))})")
+        make = _init.get(self.kernel_initializer or "he_uniform")
+        self.weight = self.add_parameter(
+            "weight", make((self.units, fan_in), rng, dtype, fan_in=fan_in, fan_out=self.units))
+        self.bias = (self.add_parameter("bias", np.zeros(self.units, dtype), decay=False)
+                     if self.use_bias else None)
+        self.input_shape = _free(len(input_shape) - 1) + (fan_in,)
+        self.built = True
+
+    def _forward(self, x, training):
+        self._check_dtype(x)
+        lead = tuple(x.shape[:-1])
+        x2 = x if x.ndim == 2 else x.reshape(int(np.prod(lead, dtype=np.int64)), x.shape[-1])
+        y = K.linear(x2, self.weight.data, None if self.bias is None else self.bias.data)
+        self._cache = (x2, lead)
+        return y if x.ndim == 2 else y.reshape(lead + (self.units,))
+
+    def _backward(self, dy):
+        x2, lead = self._cached()
+        if len(lead) != 1:
+            dy = dy.reshape(x2.shape[0], self.units)
+        dx, dw, db = K.linear_backward(dy, x2, self.weight.data)
+        accumulate(self.weight.grad, dw)
+        if self.bias is not None:
+            accumulate(self.bias.grad, db)
+        return dx if len(lead) == 1 else dx.reshape(lead + (x2.shape[1],))
+
+
+# -- convolutions -----------------------------------------------------------------------------
+class _Conv(_Weighted):
+    _nd = 2
+    _transposed = False
+
+    def _setup(self, filters, kernel_size, stride, padding, dilation, groups, use_bias,
+               kernel_initializer, in_channels, output_padding=0):
+        name, nd = type(self).__name__, self._nd
+        self.filters = _positive_int(filters, "filters", name)
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = _positive_int(groups, "groups", name)
+        self.use_bias = _bool(use_bias, "use_bias", name)
+        self.kernel_initializer = _initializer(kernel_initializer, name)
+        self.in_channels = (None if in_channels is None
+                            else _positive_int(in_channels, "in_channels", name))
+        self._k = _ints(kernel_size, "kernel_size", name, nd, 1)
+        self._stride = _ints(stride, "stride", name, nd, 1)
+        self._padding = _ints(padding, "padding", name, nd, 0)
+        self._dilation = _ints(dilation, "dilation", name, nd, 1)
+        self._output_padding = _ints(output_padding, "output_padding", name, nd, 0)
+        if self.filters % self.groups:
+            raise ValueError(f"{name}: groups={self.groups} must divide filters={self.filters}")
+        self.weight = self.bias = None
+        if self.in_channels is not None:
+            self.build((self.in_channels,) + _free(nd))
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        name = type(self).__name__
+        _need_rank(self, input_shape, (self._nd + 1,), _layout(self._nd))
+        rng, dtype = self._start_build(rng, dtype)
+        c_in = int(input_shape[0])
+        if c_in < 1 or c_in % self.groups:
+            raise ValueError(f"{name}: groups={self.groups} must divide the {c_in} input channels")
+        area = int(np.prod(self._k))
+        g = self.groups
+        if self._transposed:
+            shape = (c_in, self.filters // g) + self._k
+        else:
+            shape = (self.filters, c_in // g) + self._k
+        make = _init.get(self.kernel_initializer or "he_uniform")
+        w = make(shape, rng, dtype, fan_in=c_in // g * area, fan_out=self.filters // g * area)
+        self.weight = self.add_parameter("weight", w)
+        self.bias = (self.add_parameter("bias", np.zeros(self.filters, dtype), decay=False)
+                     if self.use_bias else None)
+        self.input_shape = (c_in,) + _free(self._nd)
+        self.built = True
+
+    def _geometry(self):
+        return dict(stride=self._stride, padding=self._padding, dilation=self._dilation,
+                    groups=self.groups)
+
+    def _forward(self, x, training):
+        self._check_dtype(x)
+        b = None if self.bias is None else self.bias.data
+        y = self._op(x, self.weight.data, b, **self._geometry())
+        self._cache = x
+        return y
+
+    def _backward(self, dy):
+        x = self._cached()
+        dx, dw, db = self._op_backward(dy, x, self.weight.data, **self._geometry())
+        accumulate(self.weight.grad, dw)
+        if self.bias is not None:
+            accumulate(self.bias.grad, db)
+        return dx
+
+
+class Conv1D(_Conv):
+    """1-D convolution (``F.conv1d``) on (N, C, L): ``weight`` (filters, C/groups, k).
+
+    Weights default to He-uniform with ``fan_in = C/groups * k`` (ReLU family; pass
+    ``kernel_initializer="glorot_uniform"`` before tanh or sigmoid); biases start at zero. Any
+    length is accepted once built; ``in_channels`` builds at construction.
+    """
+    _nd = 1
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 use_bias=True, kernel_initializer=None, in_channels=None, seed=None):
+        super().__init__(seed)
+        self._setup(filters, kernel_size, stride, padding, dilation, groups, use_bias,
+                    kernel_initializer, in_channels)
+
+    def _op(self, x, w, b, **geo):
+        return K.conv1d(x, w, b, **geo)
+
+    def _op_backward(self, dy, x, w, **geo):
+        return K.conv1d_backward(dy, x, w, **geo)
+
+
+class Conv2D(_Conv):
+    """2-D convolution (``F.conv2d``) on (N, C, H, W): ``weight`` (filters, C/groups, kh, kw).
+
+    Weights default to He-uniform with ``fan_in = C/groups * kh * kw`` (ReLU family; pass
+    ``kernel_initializer="glorot_uniform"`` before tanh or sigmoid); biases start at zero. Any
+    height and width are accepted once built; ``in_channels`` builds at construction.
+    """
+    _nd = 2
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 use_bias=True, kernel_initializer=None, in_channels=None, seed=None):
+        super().__init__(seed)
+        self._setup(filters, kernel_size, stride, padding, dilation, groups, use_bias,
+                    kernel_initializer, in_channels)
+
+    def _op(self, x, w, b, **geo):
+        return K.conv2d(x, w, b, **geo)
+
+    def _op_backward(self, dy, x, w, **geo):
+        return K.conv2d_backward(dy, x, w, **geo)
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2-D convolution (``F.conv_transpose2d``): ``weight`` (C, filters/groups, kh, kw).
+
+    Output size ``(H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1``.
+    Weights default to He-uniform with ``fan_in = C/groups * kh * kw`` (the equivalent forward
+    convolution's); biases start at zero. ``in_channels`` builds at construction.
+    """
+    _nd = 2
+    _transposed = True
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
+                 groups=1, use_bias=True, kernel_initializer=None, in_channels=None, seed=None):
+        super().__init__(seed)
+        self.output_padding = output_padding
+        self._setup(filters, kernel_size, stride, padding, dilation, groups, use_bias,
+                    kernel_initializer, in_channels, output_padding)
+
+    def _geometry(self):
+        geo = super()._geometry()
+        geo["output_padding"] = self._output_padding
+        return geo
+
+    def _op(self, x, w, b, **geo):
+        return K.conv_transpose2d(x, w, b, **geo)
+
+    def _op_backward(self, dy, x, w, **geo):
+        return K.conv_transpose2d_backward(dy, x, w, **geo)
+
+
+# -- pooling ----------------------------------------------------------------------------------
+class _Pool(_Stateless):
+    _nd = 2
+
+    def __init__(self, pool_size, stride=None, padding=0):
+        super().__init__()
+        name, nd = type(self).__name__, self._nd
+        self.pool_size = pool_size
+        self.stride = stride
+        self.padding = padding
+        self._k = _ints(pool_size, "pool_size", name, nd, 1)
+        self._stride = self._k if stride is None else _ints(stride, "stride", name, nd, 1)
+        self._padding = _ints(padding, "padding", name, nd, 0)
+        if any(2 * p > k for p, k in zip(self._padding, self._k)):
+            raise ValueError(f"{name}: padding={padding!r} must be at most half of "
+                             f"pool_size={pool_size!r}")
+        self._ranks = (nd + 1,)
+        self._layout = _layout(nd)
+
+    def _args(self):
+        return self._k, self._stride, self._padding
+
+
+class MaxPool1D(_Pool):
+    """Max pooling over (N, C, L) (``F.max_pool1d``); ``stride`` defaults to ``pool_size``."""
+    _nd = 1
+
+    def _forward(self, x, training):
+        y, idx = K.max_pool1d(x, *self._args())
+        self._cache = (idx, tuple(x.shape))
+        return y
+
+    def _backward(self, dy):
+        idx, shape = self._cached()
+        return K.max_pool1d_backward(dy, idx, shape)
+
+
+class MaxPool2D(_Pool):
+    """Max pooling over (N, C, H, W) (``F.max_pool2d``); ``stride`` defaults to ``pool_size``."""
+
+    def _forward(self, x, training):
+        y, idx = K.max_pool2d(x, *self._args())
+        self._cache = (idx, tuple(x.shape))
+        return y
+
+    def _backward(self, dy):
+        idx, shape = self._cached()
+        return K.max_pool2d_backward(dy, idx, shape)
+
+
+class AvgPool1D(_Pool):
+    """Average pooling over (N, C, L) (``F.avg_pool1d``, zero padding counted)."""
+    _nd = 1
+
+    def _forward(self, x, training):
+        self._cache = tuple(x.shape)
+        return K.avg_pool1d(x, *self._args())
+
+    def _backward(self, dy):
+        return K.avg_pool1d_backward(dy, self._cached(), *self._args())
+
+
+class AvgPool2D(_Pool):
+    """Average pooling over (N, C, H, W) (``F.avg_pool2d``, zero padding counted)."""
+
+    def _forward(self, x, training):
+        self._cache = tuple(x.shape)
+        return K.avg_pool2d(x, *self._args())
+
+    def _backward(self, dy):
+        return K.avg_pool2d_backward(dy, self._cached(), *self._args())
+
+
+class StochasticPool2D(_Stateless):
+    """Stochastic pooling (Zeiler & Fergus 2013) over (N, C, H, W), no padding.
+
+    Training: in each window one activation is sampled with probability proportional to it
+    (negative activations weigh 0: place it after ReLU), with a seed drawn per call from the
+    layer's generator (``seed``, or the model's). Evaluation: the probability-weighted mean
+    ``sum(a^2) / sum(a)``. ``stride`` defaults to ``pool_size``.
+    """
+    _ranks = (3,)
+    _layout = "(N, C, H, W)"
+
+    def __init__(self, pool_size, stride=None, seed=None):
+        super().__init__()
+        _seed(seed, "StochasticPool2D")
+        self.pool_size = pool_size
+        self.stride = stride
+        self.seed = seed
+        self._k = _ints(pool_size, "pool_size", "StochasticPool2D", 2, 1)
+        self._stride = (self._k if stride is None
+                        else _ints(stride, "stride", "StochasticPool2D", 2, 1))
+
+    def _init_rng(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def _forward(self, x, training):
+        training = bool(training)
+        seed = int(self._init_rng().integers(0, 2 ** 63)) if training else 0
+        y, idx = K.stochastic_pool2d(x, self._k, self._stride, seed=seed, training=training)
+        self._cache = (x, idx, training)
+        return y
+
+    def _backward(self, dy):
+        x, idx, training = self._cached()
+        return K.stochastic_pool2d_backward(dy, x, idx, self._k, self._stride, training=training)
+
+
+class GlobalAvgPool2D(_Stateless):
+    """Mean over H and W: (N, C, H, W) -> (N, C)."""
+    _ranks = (3,)
+    _layout = "(N, C, H, W)"
+
+    def _forward(self, x, training):
+        self._cache = tuple(x.shape)
+        return K.global_avg_pool2d(x)
+
+    def _backward(self, dy):
+        return K.global_avg_pool2d_backward(dy, self._cached())
+
+
+# -- reshaping --------------------------------------------------------------------------------
+class Flatten(_Stateless):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), a view where the input is contiguous."""
+
+    def _forward(self, x, training):
+        shape = tuple(x.shape)
+        self._cache = shape
+        return x.reshape(shape[0], int(np.prod(shape[1:], dtype=np.int64)))
+
+    def _backward(self, dy):
+        return dy.reshape(self._cached())
+
+
+class Reshape(_Stateless):
+    """(N, ...) -> (N, *shape); ``shape`` excludes the batch axis and may hold one -1."""
+
+    def __init__(self, shape):
+        super().__init__()
+        if isinstance(shape, numbers.Integral):
+            shape = (shape,)
+        try:
+            target = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"Reshape: shape must be a tuple of ints, got {shape!r}") from None
+        if any(s < -1 for s in target) or target.count(-1) > 1:
+            raise ValueError(f"Reshape: shape must hold sizes >= 0 and at most one -1, "
+                             f"got {shape!r}")
+        self.shape = tuple(shape)
+        self._target = target
+
+    def _resolve(self, in_shape):
+        size = int(np.prod(in_shape[1:], dtype=np.int64))
+        target = self._target
+        if -1 in target:
+            known = int(np.prod([s for s in target if s != -1], dtype=np.int64))
+            if known == 0 or size % known:
+                target = None
+            else:
+                target = tuple(size // known if s == -1 else s for s in target)
+        if target is None or int(np.prod(target, dtype=np.int64)) != size:
+            raise ValueError(f"{self!r} cannot reshape input of shape {tuple(in_shape)} "
+                             f"({size} values per sample) to (N, "
+                             f"{', '.join(map(str, self._target))})")
+        return target
+
+    def _forward(self, x, training):
+        shape = tuple(x.shape)
+        self._cache = shape
+        return x.reshape((shape[0],) + self._resolve(shape))
+
+    def _backward(self, dy):
+        return dy.reshape(self._cached())
+
+
+# -- regularisation and normalisation ---------------------------------------------------------
+class Dropout(_Stateless):
+    """Inverted dropout: in training each unit is zeroed with probability ``rate`` and the kept
+    ones are scaled by ``1 / (1 - rate)``; identity in evaluation.
+
+    The mask comes from a seed drawn per call from the layer's generator (``seed``, or the model's).
+    """
+
+    def __init__(self, rate, seed=None):
+        super().__init__()
+        rate = check_scalar(rate, "Dropout: rate", 0.0, 1.0, high_open=True)
+        _seed(seed, "Dropout")
+        self.rate = rate
+        self.seed = seed
+
+    def _init_rng(self):
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def _forward(self, x, training):
+        if not training or self.rate == 0.0:
+            self._cache = (None,)
+            return x
+        seed = int(self._init_rng().integers(0, 2 ** 63))
+        y, mask = K.dropout(x, self.rate, seed)
+        self._cache = (mask,)
+        return y
+
+    def _backward(self, dy):
+        (mask,) = self._cached()
+        return dy if mask is None else K.dropout_backward(dy, mask, self.rate)
+
+
+class BatchNorm(Layer):
+    """Batch normalisation (Ioffe & Szegedy 2015) over axis 1, as ``F.batch_norm``.
+
+    Input (N, C), (N, C, L) or (N, C, H, W). Training normalises with the batch statistics and
+    updates ``running_mean``/``running_var`` in place (``running = (1 - momentum) * running +
+    momentum * batch``, unbiased batch variance); evaluation uses the running statistics.
+    ``gamma`` (ones) and ``beta`` (zeros) are parameters without weight decay; the running
+    statistics are state arrays (``buffers()``), not parameters.
+    """
+
+    def __init__(self, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.momentum = check_scalar(momentum, "BatchNorm: momentum", 0.0, 1.0)
+        self.eps = check_scalar(eps, "BatchNorm: eps", 0.0, low_open=True)
+        self.gamma = self.beta = None
+        self.running_mean = self.running_var = None
+        self._cache = None
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        _need_rank(self, input_shape, (1, 2, 3), "(N, C), (N, C, L) or (N, C, H, W)")
+        dtype = _float_dtype(dtype)
+        c = int(input_shape[0])
+        self._params = []
+        self.gamma = self.add_parameter("gamma", np.ones(c, dtype), decay=False)
+        self.beta = self.add_parameter("beta", np.zeros(c, dtype), decay=False)
+        self.running_mean = np.zeros(c, dtype)
+        self.running_var = np.ones(c, dtype)
+        self.input_shape = (c,) + _free(len(input_shape) - 1)
+        self.built = True
+
+    def buffers(self):
+        """The non-trainable state arrays by name (updated in place in training)."""
+        if not self.built:
+            return {}
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def _forward(self, x, training):
+        if np.dtype(x.dtype) != np.dtype(self.gamma.data.dtype):
+            raise TypeError(f"BatchNorm has {np.dtype(self.gamma.data.dtype)} parameters; got "
+                            f"{np.dtype(x.dtype)} input")
+        shape = tuple(x.shape)
+        if x.ndim == 3:  # (N, C, L) -> (N, C, L, 1)
+            x = x.reshape(shape + (1,))
+        y, cache = K.batch_norm(x, self.gamma.data, self.beta.data, self.running_mean,
+                                self.running_var, training=bool(training),
+                                momentum=self.momentum, eps=self.eps)
+        self._cache = (cache, shape)
+        return y.reshape(shape) if len(shape) == 3 else y
+
+    def _backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("BatchNorm.backward called before forward")
+        cache, shape = self._cache
+        if len(shape) == 3:
+            dy = dy.reshape(shape + (1,))
+        dx, dgamma, dbeta = K.batch_norm_backward(dy, cache)
+        accumulate(self.gamma.grad, dgamma)
+        accumulate(self.beta.grad, dbeta)
+        return dx.reshape(shape) if len(shape) == 3 else dx
+
+
+# -- activations ------------------------------------------------------------------------------
+class _Activation(_Stateless):
+    """Elementwise ``f(x)``; backward is ``f_backward(dy, x, *args)``."""
+
+    _ranks = None
+
+    def _kernel_args(self):
+        return ()
+
+    def _forward(self, x, training):
+        self._cache = x
+        return getattr(K, self._kernel)(x, *self._kernel_args())
+
+    def _backward(self, dy):
+        return getattr(K, self._kernel + "_backward")(dy, self._cached(), *self._kernel_args())
+
+
+class ReLU(_Activation):
+    """``max(x, 0)``."""
+    _kernel = "relu"
+
+
+class LeakyReLU(_Activation):
+    """``x`` where positive, else ``negative_slope * x``."""
+    _kernel = "leaky_relu"
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = check_scalar(negative_slope, "LeakyReLU: negative_slope")
+
+    def _kernel_args(self):
+        return (self.negative_slope,)
+
+
+class ELU(_Activation):
+    """``x`` where positive, else ``alpha * (exp(x) - 1)``."""
+    _kernel = "elu"
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = check_scalar(alpha, "ELU: alpha")
+
+    def _kernel_args(self):
+        return (self.alpha,)
+
+
+class Sigmoid(_Activation):
+    """``1 / (1 + exp(-x))``."""
+    _kernel = "sigmoid"
+
+
+class Tanh(_Activation):
+    """``tanh(x)``."""
+    _kernel = "tanh"
+
+
+class GELU(_Activation):
+    """``x * Phi(x)`` with the exact (erf) normal CDF, as ``F.gelu``."""
+    _kernel = "gelu"
+
+
+class Softmax(_Stateless):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (an axis of the full input, batch axis 0)."""
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        super().build(input_shape, rng, dtype)
+        ndim = len(self.input_shape) + 1
+        if not -ndim <= self.axis < ndim:
+            raise ValueError(f"Softmax: axis={self.axis} is out of range for {ndim}-D input")
+
+    def _forward(self, x, training):
+        self._cache = x
+        return K.softmax(x, self.axis)
+
+    def _backward(self, dy):
+        return K.softmax_backward(dy, self._cached(), self.axis)
+
+
+class PReLU(Layer):
+    """``x`` where positive, else ``weight[c] * x``: one learned slope per channel (axis 1),
+    initialised to 0.25 as ``torch.nn.PReLU``; no weight decay on the slopes (He et al. 2015)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = None
+        self._cache = None
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        _need_rank(self, input_shape, range(1, 64), "(N, C, ...)")
+        dtype = _float_dtype(dtype)
+        c = int(input_shape[0])
+        self._params = []
+        self.weight = self.add_parameter("weight", np.full(c, 0.25, dtype), decay=False)
+        self.input_shape = (c,) + _free(len(input_shape) - 1)
+        self.built = True
+
+    def _forward(self, x, training):
+        if np.dtype(x.dtype) != np.dtype(self.weight.data.dtype):
+            raise TypeError(f"PReLU has {np.dtype(self.weight.data.dtype)} parameters; got "
+                            f"{np.dtype(x.dtype)} input")
+        self._cache = x
+        return K.prelu(x, self.weight.data)
+
+    def _backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("PReLU.backward called before forward")
+        dx, dw = K.prelu_backward(dy, self._cache, self.weight.data)
+        accumulate(self.weight.grad, dw)
+        return dx

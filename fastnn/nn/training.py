@@ -1,0 +1,778 @@
+"""The training loop: ``fit``, ``evaluate``, ``predict``, callbacks and batch augmentation.
+
+``fit`` trains any ``Sequential`` (or single layer) with mini-batches, an optimizer from
+``fastnn.nn.optimizers``, an optional schedule from ``fastnn.nn.schedules``, scikit-learn's L2
+penalty (``alpha``), decoupled or coupled weight decay (``weight_decay``), gradient clipping, and
+callbacks. One ``seed`` drives everything random (weight initialisation of an unbuilt model without
+a seed of its own, dropout, shuffling, the validation split, augmentation): the same seed twice
+gives bitwise-identical weights.
+"""
+import math
+import numbers
+import sys
+import time
+
+import numpy as np
+
+from . import losses as _losses
+from . import optimizers as _optimizers
+from . import schedules as _schedules
+from .optimizers import Optimizer, clip_grad_norm
+
+__all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
+           "ModelCheckpoint", "LambdaCallback", "RandomShift", "RandomFlip", "Compose"]
+
+
+# --- history and callbacks ---------------------------------------------------------------------
+
+class History:
+    """Per-epoch records: ``history[key]`` is a list with one value per epoch.
+
+    Keys: ``loss`` (training loss, L2 penalty included), each metric (``accuracy``...), ``val_loss``
+    and ``val_<metric>`` with validation data, ``lr`` (the rate used in the epoch) and ``time``
+    (seconds). ``epoch`` lists the epoch indices (0-based); ``params`` the fit settings.
+    """
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+        self.params = {}
+        self.stopped_epoch = None
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+class Callback:
+    """Base class. ``fit`` sets ``self.trainer`` (with ``model``, ``optimizer``, ``history``,
+    ``has_validation`` and ``stop_training``, which a callback sets to True to stop) and calls
+    the hooks below; ``logs`` is the epoch's record (see ``History``)."""
+
+    trainer = None
+
+    def set_trainer(self, trainer):
+        self.trainer = trainer
+
+    @property
+    def model(self):
+        return None if self.trainer is None else self.trainer.model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+class LambdaCallback(Callback):
+    """Wrap ``f(epoch, logs)``, called at each epoch end; a True return value stops training."""
+
+    def __init__(self, on_epoch_end):
+        self._fn = on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._fn(epoch, logs):
+            self.trainer.stop_training = True
+
+
+def _mode(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        name = monitor.lower()
+        mode = "max" if any(s in name for s in ("acc", "score", "auc", "r2")) else "min"
+    return mode
+
+
+class _Monitor(Callback):
+    """Shared bookkeeping of a monitored value: best so far and whether the latest improved."""
+
+    def __init__(self, monitor, mode, min_delta=0.0):
+        self.monitor = monitor
+        self.mode = _mode(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+        self.best = None
+
+    def on_train_begin(self, logs=None):
+        if self.monitor.startswith("val_") and not self.trainer.has_validation:
+            raise ValueError(f"{type(self).__name__} monitors {self.monitor!r} but fit has no "
+                             "validation data: pass validation_data= or validation_split=, or "
+                             "monitor a training value such as 'loss'")
+        self.best = None
+
+    def _current(self, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"{type(self).__name__}: {self.monitor!r} is not among the logged "
+                             f"values {sorted(logs)}")
+        return float(logs[self.monitor])
+
+    def _improved(self, current):
+        if not math.isfinite(current):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    ``restore_best_weights=True`` copies the flat parameter buffer (and the layers' buffers, such
+    as BatchNorm running statistics) at the best epoch and puts it back when training ends.
+    ``best_epoch`` and ``stopped_epoch`` (or None) are set after training.
+    """
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
+                 restore_best_weights=True, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta)
+        if not isinstance(patience, numbers.Integral) or patience < 0:
+            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        self.patience = int(patience)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self._wait = 0
+        self._best_state = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best_epoch = self.stopped_epoch = None
+        self._wait = 0
+        self._best_state = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._current(logs)
+        if epoch < self.start_from_epoch:
+            return
+        if self._improved(current):
+            self.best = current
+            self.best_epoch = epoch
+            self._wait = 0
+            if self.restore_best_weights:
+                self._best_state = _snapshot(self.trainer.model, self.trainer.optimizer.flat,
+                                             self._best_state)
+            return
+        self._wait += 1
+        if self._wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.trainer.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self._best_state is not None:
+            _restore(self.trainer.model, self.trainer.optimizer.flat, self._best_state)
+        self.trainer.history.stopped_epoch = self.stopped_epoch
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model with ``fastnn.save`` after an epoch (the best so far with ``save_best_only``).
+
+    ``path`` may hold ``str.format`` fields: ``{epoch}`` (1-based) and any logged value, e.g.
+    ``"model-{epoch:02d}-{val_loss:.3f}.npz"``. ``save_optimizer`` adds the optimizer state.
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto",
+                 save_optimizer=False, verbose=0):
+        super().__init__(monitor, mode)
+        self.path = str(path)
+        self.save_best_only = bool(save_best_only)
+        self.save_optimizer = bool(save_optimizer)
+        self.verbose = verbose
+        self.saved = []  # (epoch, path) of every file written
+
+    def on_train_begin(self, logs=None):
+        if self.save_best_only:
+            super().on_train_begin(logs)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            current = self._current(logs)
+            if not self._improved(current):
+                return
+            self.best = current
+        from ..io import save
+        path = self.path.format(epoch=epoch + 1, **logs)
+        save(self.trainer.model, path,
+             optimizer=self.trainer.optimizer if self.save_optimizer else None)
+        self.saved.append((epoch, path))
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}", flush=True)
+
+
+def _snapshot(model, flat, into=None):
+    """Copies of the parameter buffer and every layer buffer (reusing ``into``'s arrays)."""
+    from ..io import model_buffers
+    bufs = model_buffers(model)
+    if into is None:
+        return flat.data.copy(), {k: v.copy() for k, v in bufs.items()}
+    data, saved = into
+    data[...] = flat.data
+    for k, v in bufs.items():
+        saved[k][...] = v
+    return into
+
+
+def _restore(model, flat, state):
+    from ..io import model_buffers
+    data, saved = state
+    flat.data[...] = data
+    for k, v in model_buffers(model).items():
+        v[...] = saved[k]
+
+
+# --- augmentation --------------------------------------------------------------------------------
+
+class RandomShift:
+    """Shift each image of an (N, C, H, W) batch by up to ``max_shift`` pixels along H and W.
+
+    Shifts are drawn uniformly from ``[-max_shift, max_shift]`` per image and axis; uncovered
+    pixels take ``fill``.
+    """
+
+    def __init__(self, max_shift=2, fill=0.0):
+        if not isinstance(max_shift, numbers.Integral) or max_shift < 0:
+            raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+        self.max_shift = int(max_shift)
+        self.fill = float(fill)
+
+    def __call__(self, x, rng):
+        if x.ndim != 4:
+            raise ValueError(f"RandomShift expects (N, C, H, W) batches, got shape {x.shape}")
+        s = self.max_shift
+        n, _, h, w = x.shape
+        shifts = rng.integers(-s, s + 1, size=(n, 2))
+        if s == 0:
+            return x
+        out = np.full_like(x, self.fill)
+        for i in range(n):
+            dy, dx = int(shifts[i, 0]), int(shifts[i, 1])
+            if abs(dy) >= h or abs(dx) >= w:
+                continue
+            out[i, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                x[i, :, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+        return out
+
+    def __repr__(self):
+        return f"RandomShift(max_shift={self.max_shift})"
+
+
+class RandomFlip:
+    """Mirror images of an (N, C, H, W) batch with probability ``p``: left-right
+    (``horizontal=True``) and/or top-bottom (``vertical=True``), independently per image."""
+
+    def __init__(self, horizontal=True, vertical=False, p=0.5):
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p!r}")
+        self.horizontal = bool(horizontal)
+        self.vertical = bool(vertical)
+        self.p = float(p)
+
+    def __call__(self, x, rng):
+        if x.ndim != 4:
+            raise ValueError(f"RandomFlip expects (N, C, H, W) batches, got shape {x.shape}")
+        n = x.shape[0]
+        if self.horizontal:
+            flip = rng.random(n) < self.p
+            x[flip] = x[flip][..., ::-1]
+        if self.vertical:
+            flip = rng.random(n) < self.p
+            x[flip] = x[flip][..., ::-1, :]
+        return x
+
+    def __repr__(self):
+        return f"RandomFlip(horizontal={self.horizontal}, vertical={self.vertical}, p={self.p})"
+
+
+class Compose:
+    """Apply augmentations in order: each is ``f(batch, rng) -> batch``."""
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+        for f in self.steps:
+            if not callable(f):
+                raise TypeError(f"augmentations must be callables f(batch, rng), got {f!r}")
+
+    def __call__(self, x, rng):
+        for f in self.steps:
+            x = f(x, rng)
+        return x
+
+
+def _augmenter(augment):
+    if augment is None:
+        return None
+    if isinstance(augment, (list, tuple)):
+        return Compose(augment) if augment else None
+    if not callable(augment):
+        raise TypeError(f"augment must be a callable f(batch, rng) or a list of them, got {augment!r}")
+    return augment
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def _accuracy_counts(output, target, loss_fn):
+    """Number of correct predictions and number of predictions in a batch."""
+    out = np.asarray(output)
+    if isinstance(loss_fn, _losses.BinaryCrossEntropyLoss):
+        t = np.asarray(target).reshape(out.shape)
+        return int(np.count_nonzero((out > 0) == (t > 0.5))), out.size
+    if out.ndim == 2 and out.shape[1] > 1:
+        return int(np.count_nonzero(out.argmax(axis=1) == np.asarray(target))), out.shape[0]
+    raise ValueError("the accuracy metric needs class logits (N, C) with integer targets, "
+                     "or binary cross-entropy outputs")
+
+
+class _Metric:
+    """A running mean of one metric over the batches of an epoch."""
+
+    def __init__(self, name, loss_fn):
+        self.loss_fn = loss_fn
+        if callable(name):
+            self.fn, self.name = name, getattr(name, "__name__", "metric")
+        elif name in ("accuracy", "acc"):
+            self.fn, self.name = None, "accuracy"
+        elif name in ("mae", "mse"):
+            self.fn, self.name = name, name
+        else:
+            raise ValueError(f"unknown metric {name!r}; expected 'accuracy', 'mae', 'mse' or a "
+                             "callable metric(y_true, output) -> float")
+        self.reset()
+
+    def reset(self):
+        self.total = 0.0
+        self.count = 0
+
+    def update(self, output, target):
+        if self.fn is None:
+            correct, n = _accuracy_counts(output, target, self.loss_fn)
+            self.total += correct
+            self.count += n
+            return
+        out = np.asarray(output)
+        t = np.asarray(target)
+        n = out.shape[0]
+        if self.fn in ("mae", "mse"):
+            diff = out.astype(np.float64) - t.reshape(out.shape)
+            value = float(np.mean(np.abs(diff)) if self.fn == "mae" else np.mean(diff * diff))
+        else:
+            value = float(self.fn(t, out))
+        self.total += value * n
+        self.count += n
+
+    def result(self):
+        return self.total / self.count if self.count else float("nan")
+
+
+def _metric_list(metrics, loss_fn):
+    if metrics is None:
+        metrics = ("accuracy",) if getattr(loss_fn, "classification", False) else ()
+    elif isinstance(metrics, str) or callable(metrics):
+        metrics = (metrics,)
+    out = [_Metric(m, loss_fn) for m in metrics]
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"metric names must be distinct, got {names}")
+    return out
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+def _float_dtype(model, x):
+    dtype = getattr(model, "dtype", None) if getattr(model, "built", False) else None
+    if dtype is None:
+        dtype = np.float64 if np.asarray(x).dtype == np.float64 else np.float32
+    return np.dtype(dtype)
+
+
+def _prepare(x, y, loss_fn, dtype, sample_weight, name="x"):
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must be at least 2-D (N, features...), got shape {x.shape}")
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError(f"{name} has no samples")
+    prepare = getattr(loss_fn, "prepare_target", None)
+    y = prepare(y, dtype) if prepare is not None else np.ascontiguousarray(y)
+    if len(y) != n:
+        raise ValueError(f"{name} has {n} samples but its targets have {len(y)}")
+    if sample_weight is not None:
+        sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {sample_weight.shape}")
+        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError("sample_weight must hold finite, non-negative values")
+    return x, y, sample_weight
+
+
+def _check_int(value, name, minimum):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _loss_of(loss):
+    return _losses.get(loss) if isinstance(loss, (str, type)) else loss
+
+
+# --- progress output -----------------------------------------------------------------------------
+
+def _format_logs(logs):
+    parts = []
+    for k, v in logs.items():
+        if k == "time":
+            continue
+        parts.append(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}")
+    return " - ".join(parts) + f" - {logs.get('time', 0.0):.2f}s"
+
+
+class _ProgressBar:
+    """A one-line text progress bar on stderr, redrawn at most every 0.1 s."""
+
+    def __init__(self, epoch, epochs, total, width=30, stream=None):
+        self.prefix = f"Epoch {epoch + 1}/{epochs}"
+        self.total = total
+        self.width = width
+        self.stream = stream or sys.stderr
+        self._last = 0.0
+
+    def update(self, done, loss):
+        now = time.perf_counter()
+        if done < self.total and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = int(self.width * done / self.total)
+        bar = "=" * filled + (">" if filled < self.width else "") + "." * (self.width - filled - 1)
+        self.stream.write(f"\r{self.prefix} [{bar[:self.width]}] {done}/{self.total} "
+                          f"- loss: {loss:.4f}")
+        self.stream.flush()
+
+    def close(self, logs):
+        self.stream.write(f"\r{self.prefix} - {_format_logs(logs)}" + " " * 20 + "\n")
+        self.stream.flush()
+
+
+# --- fit / evaluate / predict ---------------------------------------------------------------------
+
+class _Trainer:
+    """What callbacks see: the model, the optimizer, the history and the stop flag."""
+
+    def __init__(self, model, optimizer, history, has_validation, epochs):
+        self.model = model
+        self.optimizer = optimizer
+        self.history = history
+        self.has_validation = has_validation
+        self.epochs = epochs
+        self.stop_training = False
+
+
+def _build(model, x, dtype, init_seed):
+    if getattr(model, "built", False):
+        return
+    own_seed = getattr(model, "seed", None)
+    rng = None if (own_seed is not None or init_seed is None) else np.random.default_rng(init_seed)
+    if hasattr(model, "layers"):  # Sequential: build() runs one forward pass on a zero sample
+        model.build(x.shape[1:], rng=rng, dtype=dtype)
+    else:
+        if rng is not None:
+            model._rng = rng
+        model.forward(x[:1], training=False)
+
+
+def _make_schedule(schedule, optimizer):
+    if schedule is None:
+        return None
+    if isinstance(schedule, _schedules.Schedule):
+        return schedule.bind(optimizer) if schedule.optimizer is not optimizer else schedule
+    if isinstance(schedule, str):
+        return _schedules.get(schedule, optimizer)
+    if isinstance(schedule, tuple) and len(schedule) == 2 and isinstance(schedule[1], dict):
+        return _schedules.get(schedule[0], optimizer, **schedule[1])
+    if callable(schedule):
+        return schedule  # f(epoch) -> lr, applied at the start of each epoch
+    raise TypeError("schedule must be a name, (name, kwargs), a Schedule or a callable "
+                    f"f(epoch) -> lr, got {schedule!r}")
+
+
+def _callbacks(callbacks):
+    out = []
+    for cb in callbacks or ():
+        if isinstance(cb, Callback):
+            out.append(cb)
+        elif callable(cb):
+            out.append(LambdaCallback(cb))
+        else:
+            raise TypeError(f"callbacks must be Callback objects or f(epoch, logs), got {cb!r}")
+    return out
+
+
+def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size=32, epochs=10,
+        validation_data=None, validation_split=0.0, shuffle=True, seed=None, schedule=None,
+        weight_decay=0.0, alpha=0.0, clip_norm=None, callbacks=(), augment=None, metrics=None,
+        verbose=0, sample_weight=None, optimizer_options=None):
+    """Train ``model`` on ``(x, y)`` with mini-batches; returns a ``History``.
+
+    - ``loss``: "cross_entropy" (integer class targets), "binary_cross_entropy" (0/1 targets of
+      the output's shape), "mse", or a loss object ``f(output, target, sample_weight) ->
+      (loss, doutput)``.
+    - ``optimizer``: "adam", "adamw", "sgd", "rmsprop", "adagrad" (built with ``lr``,
+      ``weight_decay`` and ``optimizer_options``, e.g. ``{"momentum": 0.9}``), or an
+      ``Optimizer`` over the model's parameters (its ``lr`` and state are kept: a warm start).
+    - ``weight_decay``: the optimizer's decay of parameters with ``decay=True`` (decoupled for
+      AdamW, added to the gradient otherwise). ``alpha``: scikit-learn's L2 penalty
+      (``0.5 * alpha * ||W||^2 / batch size`` added to the loss, ``alpha * W / batch size`` to the
+      gradients, for ``decay=True`` parameters).
+    - ``clip_norm``: clip the global gradient norm to this value before each step.
+    - ``schedule``: a name ("step", "cosine", ...), ``(name, kwargs)``, a ``Schedule`` or
+      ``f(epoch) -> lr``; stepped after every epoch (a plateau schedule gets its ``monitor``
+      value, by default ``val_loss`` with validation data, else ``loss``).
+    - ``validation_data``: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``; else
+      ``validation_split`` holds out that fraction of the samples (a seeded random subset).
+    - ``augment``: ``f(batch, rng) -> batch`` or a list of them (``RandomShift``, ``RandomFlip``);
+      it receives a private copy of each training batch.
+    - ``metrics``: names ("accuracy", "mae", "mse") or ``f(y_true, output) -> float``; default
+      accuracy for classification losses. Training metrics are averaged over the epoch's batches
+      (training-mode outputs); validation values come from ``evaluate``.
+    - ``verbose``: 0 silent, 1 one line per epoch (stdout), 2 a progress bar (stderr).
+    - ``seed``: drives weight initialisation (for an unbuilt model without a seed of its own),
+      shuffling, the validation split, augmentation and the layers' dropout draws.
+    """
+    epochs = _check_int(epochs, "epochs", 0)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    if verbose not in (0, 1, 2, False, True):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if not 0.0 <= float(validation_split) < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
+        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+    alpha = float(alpha)
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be finite and >= 0, got {alpha!r}")
+
+    loss_fn = _loss_of(loss)
+    dtype = _float_dtype(model, x)
+    x, y, sample_weight = _prepare(x, y, loss_fn, dtype, sample_weight)
+    seeds = np.random.SeedSequence(seed).spawn(5)
+    init_seed, shuffle_seed, split_seed, aug_seed, layer_seed = seeds
+
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, "
+                             "sample_weight_val)")
+        sw_val = validation_data[2] if len(validation_data) == 3 else None
+        val = _prepare(validation_data[0], validation_data[1], loss_fn, dtype, sw_val, "x_val")
+    elif validation_split:
+        n_val = int(math.ceil(len(x) * float(validation_split)))
+        if n_val >= len(x):
+            raise ValueError("validation_split leaves no training samples")
+        perm = np.random.default_rng(split_seed).permutation(len(x))
+        vi, ti = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        val = (x[vi], y[vi], None if sample_weight is None else sample_weight[vi])
+        x, y = x[ti], y[ti]
+        sample_weight = None if sample_weight is None else sample_weight[ti]
+
+    _build(model, x, dtype, None if seed is None else init_seed)
+    if seed is not None:
+        _reseed_layers(model, layer_seed)
+
+    if isinstance(optimizer, Optimizer):
+        opt = optimizer
+        if weight_decay:
+            raise ValueError("weight_decay applies to optimizers built by fit; set it on the "
+                             "Optimizer object instead")
+        flat = _optimizers._flat_of(model)
+        if opt.flat is not flat:
+            raise ValueError("the optimizer does not hold this model's parameters")
+    else:
+        opt = _optimizers.get(optimizer, model, lr=lr, weight_decay=weight_decay,
+                              **(optimizer_options or {}))
+    flat = opt.flat
+    sched = _make_schedule(schedule, opt)
+    augment = _augmenter(augment)
+    metric_objs = _metric_list(metrics, loss_fn)
+    cbs = _callbacks(callbacks)
+
+    history = History()
+    history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x),
+                      "optimizer": type(opt).__name__, "loss": getattr(loss_fn, "name", None)}
+    trainer = _Trainer(model, opt, history, val is not None, epochs)
+    for cb in cbs:
+        cb.set_trainer(trainer)
+    for cb in cbs:
+        cb.on_train_begin({})
+
+    n = len(x)
+    n_batches = (n + batch_size - 1) // batch_size
+    shuffle_rng = np.random.default_rng(shuffle_seed)
+    aug_rng = np.random.default_rng(aug_seed)
+    gather = shuffle or augment is not None
+    bsz = min(batch_size, n)
+    xbuf = np.empty((bsz,) + x.shape[1:], dtype=x.dtype) if gather else None
+    ybuf = np.empty((bsz,) + y.shape[1:], dtype=y.dtype) if gather else None
+    wbuf = np.empty(bsz, dtype=np.float64) if gather and sample_weight is not None else None
+    monitor = getattr(sched, "monitor", None) or ("val_loss" if val is not None else "loss")
+
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        if callable(sched) and not isinstance(sched, _schedules.Schedule):
+            opt.lr = float(sched(epoch))
+        epoch_lr = opt.lr
+        for cb in cbs:
+            cb.on_epoch_begin(epoch, {})
+        order = shuffle_rng.permutation(n) if shuffle else None
+        for m in metric_objs:
+            m.reset()
+        total_loss = 0.0
+        bar = _ProgressBar(epoch, epochs, n_batches) if verbose == 2 else None
+        for b in range(n_batches):
+            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+            m_b = hi - lo
+            if gather:
+                if order is None:
+                    idx = np.arange(lo, hi)
+                else:
+                    idx = order[lo:hi]
+                xb = np.take(x, idx, axis=0, out=xbuf[:m_b])
+                yb = np.take(y, idx, axis=0, out=ybuf[:m_b])
+                wb = None if wbuf is None else np.take(sample_weight, idx, out=wbuf[:m_b])
+                if augment is not None:
+                    xb = augment(xb, aug_rng)
+            else:
+                xb, yb = x[lo:hi], y[lo:hi]
+                wb = None if sample_weight is None else sample_weight[lo:hi]
+            if wb is not None and not wb.sum() > 0:
+                continue  # a batch whose weights are all zero contributes nothing
+            opt.zero_grad()
+            out = model.forward(xb, training=True)
+            batch_loss, dout = loss_fn(out, yb, wb)
+            model.backward(dout)
+            if alpha:
+                batch_loss += _losses.l2_penalty(flat, alpha, m_b if wb is None else float(wb.sum()))
+            if clip_norm is not None:
+                clip_grad_norm(flat, clip_norm)
+            opt.step()
+            total_loss += batch_loss * m_b
+            for m in metric_objs:
+                m.update(out, yb)
+            if bar is not None:
+                bar.update(b + 1, total_loss / hi)
+            for cb in cbs:
+                cb.on_batch_end(b, {"loss": batch_loss, "size": m_b})
+        logs = {"loss": total_loss / n}
+        for m in metric_objs:
+            logs[m.name] = m.result()
+        if val is not None:
+            res = evaluate(model, val[0], val[1], loss=loss_fn, metrics=metric_objs,
+                           sample_weight=val[2], _prepared=True)
+            logs.update({f"val_{k}": v for k, v in res.items()})
+        logs["lr"] = epoch_lr
+        logs["time"] = time.perf_counter() - start
+        if not math.isfinite(logs["loss"]):
+            history.append(epoch, logs)
+            raise FloatingPointError(f"the training loss became {logs['loss']} at epoch "
+                                     f"{epoch + 1}; lower the learning rate or clip gradients")
+        history.append(epoch, logs)
+        if isinstance(sched, _schedules.Schedule):
+            if sched.needs_metric:
+                if monitor not in logs:
+                    raise ValueError(f"the schedule monitors {monitor!r}, which is not among "
+                                     f"the logged values {sorted(logs)}")
+                sched.step(logs[monitor])
+            else:
+                sched.step()
+        for cb in cbs:
+            cb.on_epoch_end(epoch, logs)
+        if bar is not None:
+            bar.close(logs)
+        elif verbose:
+            print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}", flush=True)
+        if trainer.stop_training:
+            break
+    for cb in cbs:
+        cb.on_train_end({})
+    return history
+
+
+def _reseed_layers(model, seed_seq):
+    """Give each layer with run-time randomness (dropout...) a generator derived from the seed."""
+    layers = list(getattr(model, "layers", [model]))
+    children = seed_seq.spawn(len(layers))
+    for layer, child in zip(layers, children):
+        if hasattr(layer, "layers"):
+            _reseed_layers(layer, child)
+        elif getattr(layer, "_rng", None) is not None and not layer.parameters():
+            layer._rng = np.random.default_rng(child)
+
+
+def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
+             sample_weight=None, _prepared=False):
+    """Loss and metrics of ``model`` on ``(x, y)`` in inference mode: a dict such as
+    ``{"loss": 0.12, "accuracy": 0.97}`` (the loss without any L2 penalty)."""
+    loss_fn = _loss_of(loss)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    if not _prepared:
+        x, y, sample_weight = _prepare(x, y, loss_fn, _float_dtype(model, x), sample_weight)
+    metric_objs = metrics if metrics and isinstance(metrics[0], _Metric) else \
+        _metric_list(metrics, loss_fn)
+    for m in metric_objs:
+        m.reset()
+    n = len(x)
+    total, weight = 0.0, 0.0
+    for lo in range(0, n, batch_size):
+        hi = min(n, lo + batch_size)
+        xb, yb = x[lo:hi], y[lo:hi]
+        wb = None if sample_weight is None else sample_weight[lo:hi]
+        out = model.forward(xb, training=False)
+        if wb is None:
+            value, _ = loss_fn(out, yb)
+            total += value * (hi - lo)
+            weight += hi - lo
+        elif wb.sum() > 0:
+            value, _ = loss_fn(out, yb, wb)
+            total += value * float(wb.sum())
+            weight += float(wb.sum())
+        for m in metric_objs:
+            m.update(out, yb)
+    result = {"loss": total / weight if weight else float("nan")}
+    for m in metric_objs:
+        result[m.name] = m.result()
+    return result
+
+
+def predict(model, x, batch_size=256):
+    """Model outputs in inference mode, computed in batches (logits for classifiers)."""
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    x = np.ascontiguousarray(x, dtype=_float_dtype(model, x))
+    if hasattr(model, "predict"):
+        return model.predict(x, batch_size=batch_size)
+    outs = [np.asarray(model.forward(x[i:i + batch_size], training=False))
+            for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs)

@@ -1,0 +1,43 @@
+"""GPU kernel tests: under the numba.cuda simulator unless FASTNN_REAL_GPU=1 (see tests/conftest.py).
+
+Each test runs a CUDA kernel on tiny shapes and compares it with the CPU kernel
+(``fastnn.kernels.cpu``) or a naive reference, to float32 rounding. Without numba-cuda the
+directory is not collected; with FASTNN_REAL_GPU=1 and no usable GPU every test is skipped.
+"""
+import numpy as np
+import pytest
+
+try:
+    from numba import cuda
+except ImportError:  # numba-cuda missing
+    cuda = None
+    collect_ignore_glob = ["test_*.py"]
+
+
+def _gpu_missing():
+    from cuda_helpers import SIMULATOR
+    if cuda is None or SIMULATOR:
+        return False
+    try:
+        return not cuda.is_available()
+    except Exception:
+        return True
+
+
+def pytest_collection_modifyitems(config, items):
+    if _gpu_missing():
+        skip = pytest.mark.skip(reason="FASTNN_REAL_GPU=1 but no CUDA device is available")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def dev():
+    """Host -> device copy."""
+    return cuda.to_device
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return np.dtype(request.param)
