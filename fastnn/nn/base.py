@@ -114,6 +114,10 @@ class Layer:
     def parameters(self):
         return list(self._params)
 
+    def buffers(self):
+        """Non-trainable state saved with the model (e.g. BatchNorm running statistics)."""
+        return {}
+
     def _init_rng(self):
         if self._rng is None:
             self._rng = np.random.default_rng()
