@@ -64,6 +64,13 @@ def _check_param(name, value, kind, low=None, high=None, low_open=False, high_op
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
 
 
+def _store_params(estimator, params):
+    """Store constructor arguments under their own names, as scikit-learn requires."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 class _BaseMLP(BaseEstimator):
     """Shared implementation of the MLP estimators (not for direct use)."""
 
@@ -504,32 +511,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  class_weight=None, device="auto", dtype=np.float32):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.class_weight = class_weight
-        self.device = device
-        self.dtype = dtype
+        _store_params(self, locals())
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -628,32 +610,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  device="auto", dtype=np.float32):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.device = device
-        self.dtype = dtype
+        _store_params(self, locals())
 
     def _validate_params(self):
         _check_param("loss", self.loss, None, options=("squared_error", "poisson"))
@@ -692,24 +649,7 @@ class _BaseNeuralNet(BaseEstimator):
                  schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32):
-        self.layers = layers
-        self.input_shape = input_shape
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
+        _store_params(self, locals())
 
     # -- validation ------------------------------------------------------------------------
     def _validate_params(self):
@@ -959,3 +899,165 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
     def predict(self, X):
         out = self._raw_output(X)
         return out.ravel() if self._y_ndim == 1 else out
+
+
+# -- saving (fastnn.save / fastnn.load, no pickle) ------------------------------------------------
+_SAVED_SCALARS = ("n_iter_", "t_", "loss_", "best_loss_", "loss_curve_", "validation_scores_",
+                  "best_validation_score_", "validation_losses_", "n_features_in_", "n_layers_",
+                  "n_outputs_", "out_activation_", "_no_improvement_count", "_y_ndim")
+
+
+def _json_params(est):
+    params = est.get_params(deep=False)
+    out = {}
+    for name, value in params.items():
+        if name == "layers":
+            continue
+        if name == "dtype":
+            value = np.dtype(value).name
+        elif name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
+            raise TypeError("only an int or None random_state can be saved; got "
+                            f"{type(value).__name__}")
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[name] = value
+    return out
+
+
+def _labels_to_json(labels):
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "biuf":
+        return {"kind": "array", "dtype": labels.dtype.name, "values": labels.tolist()}
+    if all(isinstance(v, str) for v in labels.tolist()):
+        return {"kind": "str", "values": [str(v) for v in labels.tolist()]}
+    raise TypeError("class labels must be numbers or strings to be saved")
+
+
+def _labels_from_json(spec):
+    if spec["kind"] == "array":
+        return np.asarray(spec["values"], dtype=np.dtype(spec["dtype"]))
+    return np.asarray(spec["values"], dtype=object)
+
+
+def _fitted_scalars(est):
+    out = {}
+    for name in _SAVED_SCALARS:
+        if hasattr(est, name):
+            value = getattr(est, name)
+            out[name] = [float(v) for v in value] if isinstance(value, list) else (
+                value.item() if isinstance(value, np.generic) else value)
+    if hasattr(est, "feature_names_in_"):
+        out["feature_names_in_"] = [str(v) for v in est.feature_names_in_]
+    return out
+
+
+def _restore_scalars(est, scalars):
+    for name, value in scalars.items():
+        if name == "feature_names_in_":
+            value = np.asarray(value, dtype=object)
+        elif name not in _SAVED_SCALARS:
+            raise ValueError(f"unknown fitted attribute {name!r}")
+        setattr(est, name, value)
+
+
+def _mlp_state(self):
+    check_is_fitted(self)
+    config = {"params": _json_params(self), "fitted": _fitted_scalars(self)}
+    arrays = {}
+    for i, (c, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+        arrays[f"coef/{i}"] = c
+        arrays[f"intercept/{i}"] = b
+    opt = self._optimizer_state
+    if opt is not None:
+        config["optimizer"] = {"lr": opt["lr"], "t": int(opt["t"])}
+        arrays["solver/m"], arrays["solver/v"] = opt["m"], opt["v"]
+    if is_classifier(self):
+        lb = self._label_binarizer
+        config["binarizer"] = {"classes": _labels_to_json(lb.classes_), "y_type": lb.y_type_,
+                               "neg_label": int(lb.neg_label), "pos_label": int(lb.pos_label)}
+    return config, arrays
+
+
+def _mlp_from_state(cls, config, arrays):
+    params = dict(config["params"])
+    est = cls(**params)
+    n = len([k for k in arrays if k.startswith("coef/")])
+    if n < 1:
+        raise ValueError("no coefficients in the file")
+    est.coefs_ = [np.array(arrays[f"coef/{i}"]) for i in range(n)]
+    est.intercepts_ = [np.array(arrays[f"intercept/{i}"]) for i in range(n)]
+    for i in range(n):
+        c, b = est.coefs_[i], est.intercepts_[i]
+        if c.ndim != 2 or b.shape != (c.shape[1],) or (i and c.shape[0] != est.coefs_[i - 1].shape[1]):
+            raise ValueError(f"layer {i}: inconsistent coefficient shapes")
+    _restore_scalars(est, config["fitted"])
+    est._optimizer_state = None
+    if "optimizer" in config:
+        est._optimizer_state = dict(lr=float(config["optimizer"]["lr"]),
+                                    t=int(config["optimizer"]["t"]),
+                                    m=np.array(arrays["solver/m"]),
+                                    v=np.array(arrays["solver/v"]))
+    if "binarizer" in config:
+        spec = config["binarizer"]
+        classes = _labels_from_json(spec["classes"])
+        lb = LabelBinarizer(neg_label=spec["neg_label"], pos_label=spec["pos_label"])
+        if spec["y_type"] == "multilabel-indicator":
+            lb.fit(np.eye(len(classes), dtype=int))
+        else:
+            lb.fit(classes)
+        if lb.y_type_ != spec["y_type"]:
+            raise ValueError("inconsistent label description")
+        est._label_binarizer = lb
+        est.classes_ = lb.classes_
+    return est
+
+
+def _neuralnet_state(self):
+    from .io import _optimizer_state, model_state
+    check_is_fitted(self)
+    model_config, arrays = model_state(self.model_)
+    scalars, opt_arrays = _optimizer_state(self._optimizer)
+    arrays.update({"solver/" + k: v for k, v in opt_arrays.items()})
+    config = {"params": _json_params(self), "fitted": _fitted_scalars(self),
+              "model": model_config, "optimizer": scalars,
+              "has_layers": self.layers is not None}
+    if is_classifier(self):
+        config["classes"] = _labels_to_json(self.classes_)
+    return config, arrays
+
+
+def _neuralnet_from_state(cls, config, arrays):
+    from sklearn.preprocessing import LabelEncoder
+
+    from .io import _Invalid, _optimizer_from_state, model_from_state
+    model_arrays = {k: v for k, v in arrays.items() if not k.startswith("solver/")}
+    model = model_from_state(config["model"], model_arrays)
+    layers = [layer.clone() for layer in model.layers[:-1]] if config["has_layers"] else None
+    params = dict(config["params"])
+    if isinstance(params.get("input_shape"), list):
+        params["input_shape"] = tuple(params["input_shape"])
+    est = cls(layers=layers, **params)
+    est.model_ = model
+    try:
+        est._optimizer = _optimizer_from_state(
+            model, config["optimizer"],
+            {k[len("solver/"):]: v for k, v in arrays.items() if k.startswith("solver/")})
+    except _Invalid as err:
+        raise ValueError(str(err)) from None
+    _restore_scalars(est, config["fitted"])
+    if "classes" in config:
+        est._encoder = LabelEncoder()
+        est._encoder.classes_ = _labels_from_json(config["classes"])
+        est.classes_ = est._encoder.classes_
+    return est
+
+
+for _cls in (MLPClassifier, MLPRegressor):
+    _cls._fastnn_state = _mlp_state
+    _cls._from_fastnn_state = classmethod(_mlp_from_state)
+for _cls in (NeuralNetClassifier, NeuralNetRegressor):
+    _cls._fastnn_state = _neuralnet_state
+    _cls._from_fastnn_state = classmethod(_neuralnet_from_state)
+del _cls
