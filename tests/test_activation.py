@@ -63,10 +63,13 @@ def test_elementwise_parallel_path_matches_serial(name, dtype, rng):
     pieces = lambda a: np.array_split(a, 8)  # noqa: E731
     y = f(x, **kw)
     dx = fb(dy, x, **kw)
-    np.testing.assert_allclose(y, np.concatenate([f(p, **kw) for p in pieces(x)]), rtol=1e-6, atol=0)
-    np.testing.assert_allclose(
-        dx, np.concatenate([fb(g, p, **kw) for g, p in zip(pieces(dy), pieces(x))]), rtol=1e-6, atol=0)
-    assert y.dtype == dtype and dx.dtype == dtype
+    # the two loops may round differently (FMA contraction); gelu's 1 + erf(x/sqrt(2)) cancels
+    # for negative x, so compare to a few ulp of |x| as well
+    atol = 4 * np.finfo(dtype).eps * np.abs(x) * (np.abs(dy) + 1)
+    for got, want in ((y, np.concatenate([f(p, **kw) for p in pieces(x)])),
+                      (dx, np.concatenate([fb(g, p, **kw) for g, p in zip(pieces(dy), pieces(x))]))):
+        assert got.dtype == dtype
+        assert np.all(np.abs(got - want) <= 1e-6 * np.abs(want) + atol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -157,6 +160,14 @@ def test_prelu_parallel_path(shape, per_channel, rng):
     axes = (0,) + tuple(range(2, x.ndim)) if per_channel else None
     expect = np.sum(np.where(x > 0, 0.0, dy * x), axis=axes)
     np.testing.assert_allclose(dw, np.reshape(expect, w.shape), rtol=1e-10)
+
+
+def test_prelu_with_a_number_as_the_slope(rng):
+    x, dy = _inputs(rng, (3, 4), np.float32)
+    np.testing.assert_array_equal(K.prelu(x, 0.25), K.prelu(x, np.array([0.25], np.float32)))
+    dx, dw = K.prelu_backward(dy, x, 0.25)
+    assert dw.shape == () and dw.dtype == np.float32
+    np.testing.assert_allclose(dw, ref.prelu_backward(dy, x, [0.25])[1][0], rtol=1e-5)
 
 
 def test_prelu_matches_torch(rng):
@@ -279,11 +290,11 @@ def test_non_contiguous_input(rng):
 
 def test_bad_arguments():
     x = np.ones((2, 3), np.float32)
-    with pytest.raises(ValueError, match="dy"):
+    with pytest.raises(ValueError, match="dy must have shape"):
         K.relu_backward(np.ones((3, 2), np.float32), x)
-    with pytest.raises(TypeError, match="dy"):
+    with pytest.raises(TypeError, match="dy must have dtype"):
         K.tanh_backward(np.ones((2, 3)), x)
-    with pytest.raises(TypeError, match="x"):
+    with pytest.raises(TypeError, match="x must be a float"):
         K.sigmoid(np.ones(3, dtype=np.int64))
     with pytest.raises(TypeError, match="negative_slope"):
         K.leaky_relu(x, negative_slope="0.1")
@@ -299,5 +310,84 @@ def test_bad_arguments():
         K.prelu(x, np.ones((3, 1), np.float32))
     with pytest.raises(TypeError, match="weight"):
         K.prelu(x, np.ones(3, np.float64))
-    with pytest.raises(ValueError, match="dy"):
+    with pytest.raises(ValueError, match="dy must have shape"):
         K.prelu_backward(np.ones(6, np.float32), x, np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_based_activations_are_accurate_over_the_whole_range(dtype):
+    """The vectorised exp / expm1 / tanh stay within a few ulp of float64 (or long double) libm."""
+    lo, hi = (-120.0, 100.0) if dtype == np.float32 else (-800.0, 800.0)
+    x = np.concatenate([np.linspace(lo, hi, 200_001), np.geomspace(1e-30, 2.0, 2001),
+                        -np.geomspace(1e-30, 2.0, 2001), [0.0, np.inf, -np.inf]]).astype(dtype)
+    wide = np.longdouble if dtype == np.float64 else np.float64
+    xw = x.astype(wide)
+    eps = np.finfo(dtype).eps
+    with np.errstate(over="ignore"):
+        want = {"tanh": np.tanh(xw), "sigmoid": 1 / (1 + np.exp(-xw)),
+                "elu": np.where(xw > 0, xw, np.expm1(xw))}
+    tiny = np.finfo(dtype).tiny
+    for name, w in want.items():
+        got = getattr(K, name)(x)
+        assert got.dtype == dtype
+        w = w.astype(dtype).astype(wide)
+        normal = np.abs(w) >= tiny
+        np.testing.assert_allclose(got[normal], w[normal], rtol=4 * eps, atol=0, err_msg=name)
+        assert np.all(np.abs(got[~normal]) <= 2 * tiny), name  # subnormal results may flush
+    assert np.isnan(K.tanh(np.array([np.nan], dtype)))[0]
+    assert np.isnan(K.elu(np.array([np.nan], dtype)))[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_is_accurate_over_the_whole_range(dtype):
+    """gelu's vectorised erf: within a few ulp of x * Phi(x) computed from math.erf, up to the
+    cancellation in 1 + erf(x / sqrt(2)) for negative x (which torch's formula shares)."""
+    x = np.concatenate([np.linspace(-40, 40, 100_001), np.geomspace(1e-30, 3.0, 2001),
+                        -np.geomspace(1e-30, 3.0, 2001), [0.0, np.inf, -np.inf]]).astype(dtype)
+    eps = np.finfo(dtype).eps
+    want = ref.gelu(x[np.isfinite(x)])
+    got = K.gelu(x)[np.isfinite(x)]
+    xf = x[np.isfinite(x)].astype(np.float64)
+    assert np.all(np.abs(got - want) <= 4 * eps * (np.abs(want) + np.abs(xf)))
+    near = np.abs(xf) < 1  # no cancellation there: relative accuracy
+    assert np.all(np.abs(got - want)[near] <= 4 * eps * np.abs(want)[near] + np.finfo(dtype).tiny)
+    dy = np.ones_like(x)
+    gwant = ref.gelu_backward(dy[np.isfinite(x)], x[np.isfinite(x)])
+    ggot = K.gelu_backward(dy, x)[np.isfinite(x)]
+    assert np.all(np.abs(ggot - gwant) <= 8 * eps * (np.abs(gwant) + np.abs(xf)))
+    assert K.gelu(np.array([np.inf], dtype))[0] == np.inf
+    assert np.isnan(K.gelu(np.array([np.nan], dtype)))[0]
+
+
+def test_float32_kernels_do_their_arithmetic_in_float32():
+    """No float64 arithmetic sneaks into float32 kernels (Numba promotes a float32 op with a float64
+    or int64 operand, e.g. a Python float literal or math.floor's int, to float64)."""
+    import re
+
+    import numba
+
+    from fastnn._kernels.cpu import activation as A
+    from fastnn._kernels.cpu import loss as L
+    from fastnn._kernels.cpu._jit import FASTMATH
+
+    x = np.linspace(-3, 3, 40, dtype=np.float32)
+    x2 = x.reshape(4, 10)
+    out = np.empty_like(x)
+    cases = [(A._reduce32, (np.float32(0.5),), False),
+             (A._scale2, (np.float32(1.5), np.float32(3), np.float32(0.5)), False),
+             (A._sigmoid_kernel, (x, out, False), True),
+             (A._tanh_backward_kernel, (x, x, out, False), True),
+             (A._elu_kernel, (x, 1.0, out, False), True),
+             (A._softmax_row, (x2, out.reshape(4, 10), 0, 0), True),
+             (L._ce_row, (x2, np.zeros(4, np.int64), np.ones(4, np.float32), np.empty(4, np.float32),
+                          out.reshape(4, 10), 0), True)]
+    float64_op = re.compile(r"= f(add|sub|mul|div|neg)\b[^\n]*double|fpext")
+    for kernel, args, fast in cases:
+        fn = numba.njit(error_model="numpy", fastmath=set(FASTMATH) if fast else False)(kernel.py_func)
+        fn(*args)
+        ir = fn.inspect_llvm(fn.signatures[0])
+        # the compiled function itself, not the wrappers that box results as Python floats
+        bodies = [f for f in ir.split("\ndefine ")[1:]
+                  if not re.match(r'[^@\n]*@"?(_ZN7cpython|cfunc\.)', f)]
+        bad = [line.strip() for body in bodies for line in body.splitlines() if float64_op.search(line)]
+        assert bodies and not bad, (kernel.__name__, bad[:3])

@@ -102,19 +102,19 @@ def test_dropout_property(shape, p, seed):
 def test_bad_arguments():
     x = np.ones((2, 3), np.float32)
     for p in (1.0, -0.1, 1.5):
-        with pytest.raises(ValueError, match="p"):
+        with pytest.raises(ValueError, match="p must be"):
             K.dropout(x, p, 0)
-    with pytest.raises(TypeError, match="p"):
+    with pytest.raises(TypeError, match="p must be"):
         K.dropout(x, None, 0)
     with pytest.raises(ValueError, match="seed"):
         K.dropout(x, 0.5, -1)
     with pytest.raises(TypeError, match="seed"):
         K.dropout(x, 0.5, 1.5)
-    with pytest.raises(TypeError, match="x"):
+    with pytest.raises(TypeError, match="x must be a float"):
         K.dropout(np.ones(3, np.int32), 0.5, 0)
     with pytest.raises(ValueError, match="mask"):
         K.dropout_backward(x, np.ones((3, 2), np.uint8), 0.5)
     with pytest.raises(TypeError, match="mask"):
         K.dropout_backward(x, np.ones((2, 3), np.float32), 0.5)
-    with pytest.raises(ValueError, match="p"):
+    with pytest.raises(ValueError, match="p must be"):
         K.dropout_backward(x, np.ones((2, 3), np.uint8), 1.0)

@@ -88,7 +88,7 @@ def test_bad_arguments():
         K.linear(x, w, np.ones(3, np.float32))
     with pytest.raises(TypeError, match="w must have dtype"):
         K.linear(x, w.astype(np.float64))
-    with pytest.raises(TypeError, match="x"):
+    with pytest.raises(TypeError, match="x must be a float"):
         K.linear(x.astype(np.int32), w)
     with pytest.raises(ValueError, match="x must be at least 1-D"):
         K.linear(np.float32(1.0), w)

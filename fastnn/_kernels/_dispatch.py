@@ -17,7 +17,10 @@ _forced = contextvars.ContextVar("fastnn_backend", default=None)
 
 
 def is_cuda_array(a):
-    return a is not None and hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+    """A GPU array: anything with ``__cuda_array_interface__``, or a numba.cuda simulator array."""
+    if a is None or isinstance(a, np.ndarray):
+        return False
+    return hasattr(a, "__cuda_array_interface__") or type(a).__name__ == "FakeCUDAArray"
 
 
 @contextlib.contextmanager

@@ -105,6 +105,8 @@ def gelu_backward(dy, x):
 
 
 def _prelu_weight(be, weight, x):
+    if isinstance(weight, numbers.Real) and not isinstance(weight, bool):
+        weight = np.array(weight, dtype=np.dtype(x.dtype))  # one slope given as a number
     shape = np.shape(weight)
     w = be.float_array(weight, "weight", dtype=x.dtype)
     if len(shape) > 1:
@@ -119,7 +121,7 @@ def _prelu_weight(be, weight, x):
 
 def prelu(x, weight):
     """``x`` where ``x > 0``, else ``weight * x``; ``weight`` holds one slope or one per channel
-    (axis 1 of ``x``), as ``F.prelu``."""
+    (axis 1 of ``x``), as ``F.prelu`` (a number is one slope)."""
     be = backend(x, weight)
     x = _float(be, x, "x")
     w, _ = _prelu_weight(be, weight, x)

@@ -25,7 +25,7 @@ def _seed(seed):
 def _mask(be, mask, shape):
     """The mask as a C-contiguous uint8 array of ``shape`` (bool masks are viewed as uint8)."""
     if be.name == "cpu":
-        m = np.ascontiguousarray(be._host(mask))
+        m = np.asarray(be._host(mask), order="C")
     else:
         m = be._device(mask, "mask")
     dt = np.dtype(m.dtype)

@@ -9,7 +9,8 @@ from ._validate import check_scalar, check_shape
 BatchNormCache = namedtuple("BatchNormCache", "x mean invstd gamma has_beta training shape")
 BatchNormCache.__doc__ = """What ``batch_norm_backward`` needs from the forward pass.
 
-x: the input as an (N, C, S) array; mean, invstd: the per-channel statistics used (the batch's in
+x: the input as an (N, C, S) array (a view of a contiguous input, not a copy: do not modify the
+input before the backward pass); mean, invstd: the per-channel statistics used (the batch's in
 training, the running ones otherwise); gamma: the scale or None; has_beta: whether a shift was
 given; training: the mode of the forward pass; shape: the input's shape."""
 
@@ -51,7 +52,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training=True, momentu
         raise ValueError("running_mean and running_var must be given together (or both None)")
     if training:
         if n * s <= 1:
-            raise ValueError(f"x must have more than 1 value per channel in training, got shape {shape}")
+            raise ValueError(f"x must have more than 1 value per channel in training, "
+                             f"got shape {shape}")
         if running_mean is not None:
             running_mean = be.inplace_array(running_mean, "running_mean", x.dtype, (c,))
             running_var = be.inplace_array(running_var, "running_var", x.dtype, (c,))
@@ -71,7 +73,8 @@ def batch_norm_backward(dy, cache):
     """``(dx, dgamma, dbeta)`` for the ``batch_norm`` call that returned ``cache``; ``dgamma``
     (``dbeta``) is None when gamma (beta) was None. Correct for training and eval mode."""
     if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"cache must be the BatchNormCache returned by batch_norm, got {type(cache).__name__}")
+        raise TypeError("cache must be the BatchNormCache returned by batch_norm, "
+                        f"got {type(cache).__name__}")
     be = backend(dy, cache.x)
     dy = be.float_array(dy, "dy", dtype=cache.x.dtype)
     check_shape(dy, "dy", cache.shape)

@@ -4,6 +4,12 @@ Elementwise activations run one pass over a flat view of the input: a ``prange``
 arrays and a plain loop below ``SERIAL_BELOW`` elements (a parallel region costs more than the work
 there). Softmax works on an ``(outer, n, inner)`` view of the input, with no transposing copy.
 
+``vexp``, ``vexpm1``, ``vtanh`` and ``verf`` are branch-free versions of the libm functions
+(Cephes polynomials, 2**n built from its bits), so loops that call them vectorise: libm calls do
+not, without Intel's SVML, and leave exp-based activations compute-bound. They are accurate to a
+few float32 / float64 ulps (``verf``: absolute error below 2 ulp of 1, evaluated in float64), with
+NaN and infinities handled; exp results near the bottom of the subnormal range flush to zero.
+
 Host functions (the CUDA twin has the same names and signatures). Every array argument is
 validated, C-contiguous and of one float dtype; outputs are new arrays of that dtype:
 
@@ -21,7 +27,9 @@ validated, C-contiguous and of one float dtype; outputs are new arrays of that d
 import math
 
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic, overload
 
 from ._jit import jit, pjit
 
@@ -34,68 +42,274 @@ def _parallel(a):
     return a.size >= SERIAL_BELOW
 
 
-# ----------------------------------------------------------------------------- scalar maps
-# Small jitted helpers: LLVM inlines them into the loops below, which stay vectorisable.
+# ----------------------------------------------------------------------------- vector math
+# The functions are inlined into the calling loops at Numba-IR level (LLVM's inliner gives up on
+# them when a kernel has two loops calling them, and the loops stop vectorising), except the two
+# small cores that must not be reassociated: the two-constant range reduction x - n*C1 - n*C2 and
+# the two-factor scaling by 2**n. Those are compiled without fastmath (the flags are per
+# instruction, so they survive LLVM's inlining into fastmath loops).
+# np.floor, not math.floor: the latter returns an int64 and drags float32 code into float64.
+
+@intrinsic
+def _pow2(typingctx, n, like):
+    """2.0**n in the float type of ``like``, for an integral float ``n`` in the normal exponent
+    range, from the bits of the exponent field."""
+    if like == types.float32:
+        ity, fty, bias, shift = ir.IntType(32), ir.FloatType(), 127, 23
+    else:
+        ity, fty, bias, shift = ir.IntType(64), ir.DoubleType(), 1023, 52
+
+    if not isinstance(n, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        k = builder.fptosi(args[0], ity)
+        bits = builder.shl(builder.add(k, ir.Constant(ity, bias)), ir.Constant(ity, shift))
+        return builder.bitcast(bits, fty)
+
+    return like(n, like), codegen
+
 
 @jit
+def _where(cond, a, b):
+    """``a if cond else b``: a conditional expression inside the functions below, which are
+    inlined at Numba-IR level, makes Numba warn about variables out of scope."""
+    return a if cond else b
+
+
+@jit(fastmath=False)
+def _reduce32(x):
+    """(expm1(r), n) with x = n*ln2 + r, |r| <= ln2/2 (x clamped to [-104, 89])."""
+    x = np.float32(-104.0) if x < np.float32(-104.0) else x  # exp(-104) rounds to 0
+    x = np.float32(89.0) if x > np.float32(89.0) else x      # exp(89) is inf
+    n = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+    n = n if n == n else np.float32(0)  # NaN: keep the integer conversion defined
+    r = x - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    return p * (r * r) + r, n
+
+
+@jit(fastmath=False)
+def _reduce64(x):
+    """(expm1(r), n) with x = n*ln2 + r, |r| <= ln2/2 (x clamped to [-746, 710]); Cephes' Pade
+    form expm1(r) = 2P / (Q - P)."""
+    x = -746.0 if x < -746.0 else x
+    x = 710.0 if x > 710.0 else x
+    n = np.floor(x * 1.4426950408889634073599 + 0.5)
+    n = n if n == n else 0.0
+    r = x - n * 6.93145751953125e-1 - n * 1.42860682030941723212e-6
+    rr = r * r
+    p = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
+             + 9.99999999999999999910e-1)
+    q = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
+         + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0
+    return (p + p) / (q - p), n
+
+
+@jit(fastmath=False)
+def _scale2(y, n, half):
+    """y * 2**n in two factors (2**n alone may be subnormal or overflow); half: 0.5 in y's type."""
+    h = np.floor(n * half)
+    return y * _pow2(h, y) * _pow2(n - h, y)
+
+
+@jit(inline="always")
+def _exp32(x):
+    e, n = _reduce32(x)
+    y = _scale2(e + np.float32(1), n, np.float32(0.5))
+    return _where(x < np.float32(-104.0), np.float32(0), y)  # NaN compares False
+
+
+@jit(inline="always")
+def _exp64(x):
+    e, n = _reduce64(x)
+    y = _scale2(e + 1.0, n, 0.5)
+    return _where(x < -746.0, 0.0, y)
+
+
+@jit(inline="always")
+def _expm1_32(x):
+    e, n = _reduce32(x)  # n == 0: no cancellation, expm1(r) itself
+    big = _scale2(e + np.float32(1), n, np.float32(0.5)) - np.float32(1)
+    return _where(n == np.float32(0), e, big)
+
+
+@jit(inline="always")
+def _expm1_64(x):
+    e, n = _reduce64(x)
+    big = _scale2(e + 1.0, n, 0.5) - 1.0
+    return _where(n == 0.0, e, big)
+
+
+@jit(inline="always")
+def _tanh32(x):
+    a = abs(x)
+    z = x * x
+    p = np.float32(-5.70498872745e-3) * z + np.float32(2.06390887954e-2)
+    p = p * z - np.float32(5.37397155531e-2)
+    p = p * z + np.float32(1.33314422036e-1)
+    p = p * z - np.float32(3.33332819422e-1)
+    small = p * z * x + x
+    big = np.float32(1) - np.float32(2) / (_exp32(a + a) + np.float32(1))
+    big = _where(x >= np.float32(0), big, -big)
+    return _where(a < np.float32(0.625), small, big)
+
+
+@jit(inline="always")
+def _tanh64(x):
+    a = abs(x)
+    z = x * x
+    p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3
+    q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3
+    small = x + x * z * p / q
+    big = 1.0 - 2.0 / (_exp64(a + a) + 1.0)
+    big = _where(x >= 0.0, big, -big)
+    return _where(a < 0.625, small, big)
+
+
+@jit(inline="always")
+def _erf64(x):
+    """erf(x) from Cephes' rational approximations: x T(x^2) / U(x^2) for |x| < 1, else
+    1 - exp(-x^2) P(|x|) / Q(|x|) (|x| capped at 6, where erf rounds to 1); both are evaluated
+    and one is selected, so loops vectorise. Absolute error below 2 ulp of 1."""
+    z = x * x
+    t = (((9.60497373987051638749e0 * z + 9.00260197203842689217e1) * z
+          + 2.23200534594684319226e3) * z + 7.00332514112805075473e3) * z + 5.55923013010394962768e4
+    u = ((((z + 3.35617141647503099647e1) * z + 5.21357949780152679795e2) * z
+          + 4.59432382970980127987e3) * z + 2.26290000613890934246e4) * z + 4.92673942608635921086e4
+    small = x * t / u
+    a = abs(x)
+    a = _where(a > 6.0, 6.0, a)  # NaN stays NaN
+    p = 2.46196981473530512524e-10 * a + 5.64189564831068821977e-1
+    p = p * a + 7.46321056442269912687e0
+    p = p * a + 4.86371970985681366614e1
+    p = p * a + 1.96520832956077098242e2
+    p = p * a + 5.26445194995477358631e2
+    p = p * a + 9.34528527171957607540e2
+    p = p * a + 1.02755188689515710272e3
+    p = p * a + 5.57535335369399327526e2
+    q = a + 1.32281951154744992508e1
+    q = q * a + 8.67072140885989742329e1
+    q = q * a + 3.54937778887819891062e2
+    q = q * a + 9.75708501743205489753e2
+    q = q * a + 1.82390916687909736289e3
+    q = q * a + 2.24633760818710981792e3
+    q = q * a + 1.65666309194161350182e3
+    q = q * a + 5.57535340817727675546e2
+    big = 1.0 - _exp64(-a * a) * p / q
+    big = _where(x >= 0.0, big, -big)
+    return _where(a < 1.0, small, big)
+
+
+@jit(inline="always")
+def _erf32(x):
+    return np.float32(_erf64(np.float64(x)))  # float64 arithmetic: float32 accuracy to spare
+
+
+def vexp(x):
+    """exp(x), vectorisable in jitted loops (float32 or float64 scalar)."""
+    return math.exp(x)
+
+
+def vexpm1(x):
+    """expm1(x), vectorisable in jitted loops."""
+    return math.expm1(x)
+
+
+def vtanh(x):
+    """tanh(x), vectorisable in jitted loops."""
+    return math.tanh(x)
+
+
+def verf(x):
+    """erf(x), vectorisable in jitted loops."""
+    return math.erf(x)
+
+
+def _typed(f32, f64):
+    def select(x):
+        if x == types.float32:
+            return lambda x: f32(x)
+        if x == types.float64:
+            return lambda x: f64(x)
+    return select
+
+
+_OVERLOAD = dict(inline="always")
+overload(vexp, **_OVERLOAD)(_typed(_exp32, _exp64))
+overload(vexpm1, **_OVERLOAD)(_typed(_expm1_32, _expm1_64))
+overload(vtanh, **_OVERLOAD)(_typed(_tanh32, _tanh64))
+overload(verf, **_OVERLOAD)(_typed(_erf32, _erf64))
+
+
+# ----------------------------------------------------------------------------- scalar maps
+# Small helpers, inlined into the loops below (which stay vectorisable).
+
+@jit(inline="always")
 def _relu1(v, zero):
     return zero if v <= zero else v  # NaN stays NaN, as in torch
 
 
-@jit
+@jit(inline="always")
 def _relu_grad1(g, v, zero):
     return zero if v <= zero else g
 
 
-@jit
+@jit(inline="always")
 def _leaky1(v, slope, zero):
     return v if v > zero else v * slope
 
 
-@jit
+@jit(inline="always")
 def _leaky_grad1(g, v, slope, zero):
     return g if v > zero else g * slope
 
 
-@jit
+@jit(inline="always")
 def _elu1(v, alpha, zero):
-    return v if v > zero else alpha * math.expm1(v)
+    e = alpha * vexpm1(min(v, zero))  # unconditional (and bounded), so the loop vectorises
+    return v if v > zero else e
 
 
-@jit
+@jit(inline="always")
 def _elu_grad1(g, v, alpha, zero):
-    return g if v > zero else g * alpha * math.exp(v)
+    e = g * alpha * vexp(min(v, zero))
+    return g if v > zero else e
 
 
-@jit
+@jit(inline="always")
 def _sigmoid1(v, one, zero):
     # exp of a non-positive number never overflows; the two halves of the logistic meet at 0.
-    e = math.exp(-abs(v))
+    e = vexp(-abs(v))
     s = one / (one + e)
     return s if v >= zero else e * s
 
 
-@jit
+@jit(inline="always")
 def _sigmoid_grad1(g, v, one, zero):
     s = _sigmoid1(v, one, zero)
     return g * s * (one - s)
 
 
-@jit
+@jit(inline="always")
 def _tanh_grad1(g, v, one):
-    t = math.tanh(v)
+    t = vtanh(v)
     return g * (one - t * t)
 
 
-@jit
+@jit(inline="always")
 def _gelu1(v, half, one, rsqrt2):
-    return half * v * (one + math.erf(v * rsqrt2))
+    return half * v * (one + verf(v * rsqrt2))
 
 
-@jit
+@jit(inline="always")
 def _gelu_grad1(g, v, half, one, rsqrt2, rsqrt2pi):
-    cdf = half * (one + math.erf(v * rsqrt2))
-    pdf = rsqrt2pi * math.exp(-half * v * v)
+    cdf = half * (one + verf(v * rsqrt2))
+    pdf = rsqrt2pi * vexp(-half * v * v)
     return g * (cdf + v * pdf)
 
 
@@ -201,10 +415,10 @@ def _sigmoid_backward_kernel(dy, x, out, parallel):
 def _tanh_kernel(x, out, parallel):
     if parallel:
         for i in prange(x.size):
-            out[i] = math.tanh(x[i])
+            out[i] = vtanh(x[i])
     else:
         for i in range(x.size):
-            out[i] = math.tanh(x[i])
+            out[i] = vtanh(x[i])
 
 
 @pjit
@@ -278,32 +492,26 @@ def _prelu_channels_kernel(x, w, out, parallel):
                     out[i, j, k] = _leaky1(x[i, j, k], a, zero)
 
 
-@jit
+@jit(inline="always")
 def _prelu_rows_block(dy, x, w, dx, partial, b, lo, hi):
     zero = x.dtype.type(0)
     for i in range(lo, hi):
         for j in range(x.shape[1]):
             v = x[i, j]
             g = dy[i, j]
-            if v > zero:
-                dx[i, j] = g
-            else:
-                dx[i, j] = g * w[j]
-                partial[b, j] += g * v
+            dx[i, j] = _leaky_grad1(g, v, w[j], zero)
+            partial[b, j] += g * min(v, zero)  # branch-free: x > 0 adds 0
 
 
-@jit
+@jit(inline="always")
 def _prelu_plane(dy, x, dx, a, i, j):
     zero = x.dtype.type(0)
     acc = 0.0
     for k in range(x.shape[2]):
         v = x[i, j, k]
         g = dy[i, j, k]
-        if v > zero:
-            dx[i, j, k] = g
-        else:
-            dx[i, j, k] = g * a
-            acc += g * v
+        dx[i, j, k] = _leaky_grad1(g, v, a, zero)
+        acc += g * min(v, zero)
     return acc
 
 
@@ -335,18 +543,15 @@ def _prelu_channels_backward_kernel(dy, x, w, dx, partial, parallel):
                 partial[i, j] = _prelu_plane(dy, x, dx, w[j], i, j)
 
 
-@jit
-def _prelu_flat_block(dy, x, a, dx, lo, hi):
+@jit(inline="always")
+def _prelu_flat_block(dy, x, a, dx):
     zero = x.dtype.type(0)
     acc = 0.0
-    for i in range(lo, hi):
+    for i in range(x.size):
         v = x[i]
         g = dy[i]
-        if v > zero:
-            dx[i] = g
-        else:
-            dx[i] = g * a
-            acc += g * v
+        dx[i] = _leaky_grad1(g, v, a, zero)
+        acc += g * min(v, zero)
     return acc
 
 
@@ -357,28 +562,68 @@ def _prelu_single_backward_kernel(dy, x, slope, dx, partial, parallel):
     nb = partial.size
     size = x.size
     step = (size + nb - 1) // nb
+    # slices, so that the element loops start at 0: numba's negative-index handling of an
+    # offset index (range(lo, hi)) stops them from vectorising
     if parallel:
         for b in prange(nb):
-            partial[b] = _prelu_flat_block(dy, x, a, dx, b * step, min(size, (b + 1) * step))
+            lo = b * step
+            hi = min(size, lo + step)
+            partial[b] = _prelu_flat_block(dy[lo:hi], x[lo:hi], a, dx[lo:hi])
     else:
         for b in range(nb):
-            partial[b] = _prelu_flat_block(dy, x, a, dx, b * step, min(size, (b + 1) * step))
+            lo = b * step
+            hi = min(size, lo + step)
+            partial[b] = _prelu_flat_block(dy[lo:hi], x[lo:hi], a, dx[lo:hi])
 
 
 # ----------------------------------------------------------------------------- softmax
 # x, out: (outer, n, inner) views. mode 0: softmax, 1: log_softmax.
 
 @jit
+def max1d(v):
+    """Maximum of a 1-D array (-inf when empty). Eight running maxima: a single one is a chain of
+    dependent selects that does not vectorise without fastmath's 'nnan'. A NaN may be skipped
+    here; softmax and the losses still return NaN for it (exp(NaN - m) is NaN)."""
+    n = v.size
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = v.dtype.type(-np.inf)
+    for b in range(n // 8):
+        k = b * 8
+        a = v[k]
+        m0 = a if a > m0 else m0
+        a = v[k + 1]
+        m1 = a if a > m1 else m1
+        a = v[k + 2]
+        m2 = a if a > m2 else m2
+        a = v[k + 3]
+        m3 = a if a > m3 else m3
+        a = v[k + 4]
+        m4 = a if a > m4 else m4
+        a = v[k + 5]
+        m5 = a if a > m5 else m5
+        a = v[k + 6]
+        m6 = a if a > m6 else m6
+        a = v[k + 7]
+        m7 = a if a > m7 else m7
+    for k in range(n - n % 8, n):
+        a = v[k]
+        m0 = a if a > m0 else m0
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m4 = m5 if m5 > m4 else m4
+    m6 = m7 if m7 > m6 else m6
+    m0 = m2 if m2 > m0 else m0
+    m4 = m6 if m6 > m4 else m4
+    return m4 if m4 > m0 else m0
+
+
+@jit
 def _softmax_row(x, out, r, mode):
     n = x.shape[1]
-    mx = x.dtype.type(-np.inf)
-    for k in range(n):
-        v = x[r, k]
-        mx = v if v > mx else mx
+    mx = max1d(x[r])
     total = x.dtype.type(0)
     if mode == 0:
         for k in range(n):
-            e = math.exp(x[r, k] - mx)
+            e = vexp(x[r, k] - mx)
             out[r, k] = e
             total += e
         inv = x.dtype.type(1) / total
@@ -386,7 +631,7 @@ def _softmax_row(x, out, r, mode):
             out[r, k] *= inv
     else:
         for k in range(n):
-            total += math.exp(x[r, k] - mx)
+            total += vexp(x[r, k] - mx)
         lse = math.log(total)
         for k in range(n):
             out[r, k] = (x[r, k] - mx) - lse
@@ -432,33 +677,39 @@ def _softmax_rows_backward_kernel(dy, x, dx, mode, parallel):
 
 @jit
 def _softmax_block(x, out, o, lo, hi, mode):
-    """Softmax over axis 1 of x[o, :, lo:hi], vectorised along the inner positions."""
+    """Softmax over axis 1 of x[o, :, lo:hi], vectorised along the inner positions.
+
+    Columns are indexed with an unsigned lo + j: numba's negative-index handling of a signed
+    offset index would stop the loops from vectorising."""
     n = x.shape[1]
     w = hi - lo
     m = np.full(w, -np.inf, dtype=x.dtype)
     total = np.zeros(w, dtype=x.dtype)
     for k in range(n):
         for j in range(w):
-            v = x[o, k, lo + j]
+            c = np.uint64(lo + j)
+            v = x[o, k, c]
             m[j] = v if v > m[j] else m[j]
     for k in range(n):
         for j in range(w):
-            e = math.exp(x[o, k, lo + j] - m[j])
-            if mode == 0:
-                out[o, k, lo + j] = e
+            c = np.uint64(lo + j)
+            e = vexp(x[o, k, c] - m[j])
+            out[o, k, c] = e  # log_softmax overwrites it below
             total[j] += e
     if mode == 0:
         for j in range(w):
             total[j] = x.dtype.type(1) / total[j]
         for k in range(n):
             for j in range(w):
-                out[o, k, lo + j] *= total[j]
+                c = np.uint64(lo + j)
+                out[o, k, c] *= total[j]
     else:
         for j in range(w):
             total[j] = math.log(total[j])
         for k in range(n):
             for j in range(w):
-                out[o, k, lo + j] = (x[o, k, lo + j] - m[j]) - total[j]
+                c = np.uint64(lo + j)
+                out[o, k, c] = (x[o, k, c] - m[j]) - total[j]
 
 
 @jit
@@ -470,17 +721,21 @@ def _softmax_block_backward(dy, x, dx, o, lo, hi, mode):
     if mode == 0:
         for k in range(n):
             for j in range(w):
-                acc[j] += dy[o, k, lo + j] * dx[o, k, lo + j]
+                c = np.uint64(lo + j)
+                acc[j] += dy[o, k, c] * dx[o, k, c]
         for k in range(n):
             for j in range(w):
-                dx[o, k, lo + j] = dx[o, k, lo + j] * (dy[o, k, lo + j] - acc[j])
+                c = np.uint64(lo + j)
+                dx[o, k, c] = dx[o, k, c] * (dy[o, k, c] - acc[j])
     else:
         for k in range(n):
             for j in range(w):
-                acc[j] += dy[o, k, lo + j]
+                c = np.uint64(lo + j)
+                acc[j] += dy[o, k, c]
         for k in range(n):
             for j in range(w):
-                dx[o, k, lo + j] = dy[o, k, lo + j] - dx[o, k, lo + j] * acc[j]
+                c = np.uint64(lo + j)
+                dx[o, k, c] = dy[o, k, c] - dx[o, k, c] * acc[j]
 
 
 @pjit

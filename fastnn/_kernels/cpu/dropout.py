@@ -2,7 +2,9 @@
 
 Element i (flat, C order) is kept iff ``uniform_f32(seed, i) >= float32(p)`` (the counter-based
 generator of ``fastnn._kernels._random``), so a seed gives the same mask for any thread count and
-on the GPU. Kept elements are scaled by ``1 / (1 - p)``.
+on the GPU. Kept elements are scaled by ``1 / (1 - p)``. (``uniform_f32`` is inlined from
+``_random.py``: Numba's cache keys on this file's content only, so change this file too, or clear
+its cache, after changing the generator.)
 
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
 C-contiguous and of one float dtype:

@@ -4,6 +4,8 @@ Row r of the batch carries the weight ``scale[r]``: ``1 / (N * K)`` without samp
 ``w[r] / (sum(w) * K)`` (K = elements per row), so that the loss is ``sum_r scale[r] * loss[r]``
 (``loss[r]`` summed over the row) and the gradient is ``scale[r]`` times the elementwise derivative.
 Arithmetic is in the input dtype. The loss comes back as a NumPy scalar of that dtype.
+The kernels use ``activation.vexp`` and ``activation.max1d`` (vectorisable). Numba's cache keys
+on this file's content only: after a change to those, change this file too (or clear its cache).
 
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
 C-contiguous and of one float dtype (labels int64):
@@ -19,7 +21,8 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import pjit, jit
+from ._jit import jit, pjit
+from .activation import max1d, vexp
 
 SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
 
@@ -27,13 +30,10 @@ SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
 @jit
 def _ce_row(x, t, scale, losses, dx, r):
     n = x.shape[1]
-    mx = x.dtype.type(-np.inf)
-    for k in range(n):
-        v = x[r, k]
-        mx = v if v > mx else mx
+    mx = max1d(x[r])
     total = x.dtype.type(0)
     for k in range(n):
-        e = math.exp(x[r, k] - mx)
+        e = vexp(x[r, k] - mx)
         dx[r, k] = e
         total += e
     c = t[r]
@@ -63,7 +63,7 @@ def _bce_row(x, y, scale, losses, dx, r):
     for k in range(x.shape[1]):
         v = x[r, k]
         target = y[r, k]
-        e = math.exp(-abs(v))  # never overflows
+        e = vexp(-abs(v))  # never overflows
         acc += (v if v > zero else zero) - v * target + math.log1p(e)
         p = one / (one + e)
         sig = p if v >= zero else e * p
