@@ -23,6 +23,16 @@ def is_cuda_array(a):
     return hasattr(a, "__cuda_array_interface__") or type(a).__name__ == "FakeCUDAArray"
 
 
+def to_host(a):
+    """A NumPy array with the values of ``a`` (a copy from the GPU for CUDA arrays)."""
+    if not is_cuda_array(a):
+        return np.asarray(a)
+    if hasattr(a, "copy_to_host"):
+        return a.copy_to_host()
+    from numba import cuda
+    return cuda.as_cuda_array(a).copy_to_host()
+
+
 @contextlib.contextmanager
 def forced_backend(name):
     if name not in ("cpu", "cuda"):
@@ -43,10 +53,7 @@ class CPUBackend:
 
     @staticmethod
     def _host(a):
-        if is_cuda_array(a):
-            from numba import cuda
-            return cuda.as_cuda_array(a).copy_to_host()
-        return np.asarray(a)
+        return to_host(a)
 
     def float_array(self, a, name, ndim=None, dtype=None, layout=None):
         """C-contiguous float32/float64 copy-if-needed of ``a``; dtype must match ``dtype`` if given."""

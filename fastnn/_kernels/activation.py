@@ -13,8 +13,7 @@ from ._validate import check_scalar, check_shape
 
 
 def _float(be, a, name, dtype=None):
-    out = be.float_array(a, name, dtype=dtype)
-    return out.reshape(()) if np.ndim(a) == 0 else out  # a 0-d input stays 0-d
+    return be.float_array(a, name, dtype=dtype)
 
 
 def _input(x):

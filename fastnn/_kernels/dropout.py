@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from ._dispatch import backend
+from ._dispatch import backend, to_host
 from ._validate import check_scalar, check_shape
 
 
@@ -25,7 +25,7 @@ def _seed(seed):
 def _mask(be, mask, shape):
     """The mask as a C-contiguous uint8 array of ``shape`` (bool masks are viewed as uint8)."""
     if be.name == "cpu":
-        m = np.asarray(be._host(mask), order="C")
+        m = np.asarray(to_host(mask), order="C")
     else:
         m = be._device(mask, "mask")
     dt = np.dtype(m.dtype)

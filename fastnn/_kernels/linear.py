@@ -10,14 +10,15 @@ def _inputs(be, x, w):
         raise ValueError("x must be at least 1-D (..., in_features), got a 0-d array")
     x = be.float_array(x, "x")
     w = be.float_array(w, "w", ndim=2, dtype=x.dtype, layout="(out_features, in_features)")
-    if w.shape[1] != x.shape[-1]:
-        raise ValueError(f"w must have shape (out_features, {x.shape[-1]}) to match the last axis "
-                         f"of x (in_features={x.shape[-1]}), got {tuple(w.shape)}")
+    in_features = x.shape[x.ndim - 1]
+    if w.shape[1] != in_features:
+        raise ValueError(f"w must have shape (out_features, {in_features}) to match the last axis "
+                         f"of x (in_features={in_features}), got {tuple(w.shape)}")
     lead = tuple(x.shape[:-1])
     m = 1
     for d in lead:
         m *= d
-    return x.reshape((m, x.shape[-1])), w, lead
+    return x.reshape((m, in_features)), w, lead
 
 
 def linear(x, w, b=None):

@@ -10,16 +10,12 @@ sum) each sample's loss (its mean over non-batch elements) is weighted:
 import numpy as np
 
 from ._dispatch import backend, is_cuda_array
+from ._dispatch import to_host as _host
 from ._validate import check_shape
 
 
 def _on_device(a):
     return is_cuda_array(a) or bool(getattr(a, "__cuda_ndarray__", False))
-
-
-def _host(a):
-    """The values of a (small) normalised array, on the host, for checks that read them."""
-    return a if isinstance(a, np.ndarray) else a.copy_to_host()
 
 
 def _float_like(be, a, name, dtype, shape):

@@ -6,6 +6,7 @@ trains on either device.
 import numpy as np
 
 from .._kernels._dispatch import is_cuda_array
+from .._kernels._dispatch import to_host as _to_host
 
 
 def accumulate(dst, src):
@@ -25,10 +26,7 @@ def reshape(a, shape):
 
 def to_host(a):
     """A NumPy array with the values of ``a`` (no copy for NumPy input)."""
-    if is_cuda_array(a):
-        from numba import cuda
-        return cuda.as_cuda_array(a).copy_to_host()
-    return np.asarray(a)
+    return _to_host(a)
 
 
 def to_device(a, device):
@@ -36,4 +34,6 @@ def to_device(a, device):
     if device == "cpu":
         return to_host(a)
     from numba import cuda
-    return cuda.as_cuda_array(a) if is_cuda_array(a) else cuda.to_device(np.ascontiguousarray(a))
+
+    from .._kernels.cuda._arrays import _as_device
+    return _as_device(a) if is_cuda_array(a) else cuda.to_device(np.ascontiguousarray(a))

@@ -24,6 +24,12 @@ def _gpu_missing():
         return True
 
 
+def pytest_configure(config):
+    # tiny test shapes launch tiny grids on purpose
+    config.addinivalue_line("filterwarnings",
+                            "ignore:Grid size:numba.core.errors.NumbaPerformanceWarning")
+
+
 def pytest_collection_modifyitems(config, items):
     if _gpu_missing():
         skip = pytest.mark.skip(reason="FASTNN_REAL_GPU=1 but no CUDA device is available")

@@ -44,8 +44,6 @@ def test_elementwise_losses(rng, dtype, weighted, name):
     np.testing.assert_allclose(to_host(gg), g, **tol(dtype))
 
 
-@pytest.mark.skipif(SIMULATOR, reason="the loss wrappers read labels through cuda.as_cuda_array, "
-                                      "which the simulator lacks")
 def test_public_losses_on_device(rng):
     x = rng.standard_normal((8, 4)).astype(np.float32)
     t = rng.integers(0, 4, 8)

@@ -19,7 +19,10 @@ from ._jit import blas_single_thread, jit, pjit
 
 _SIMD = 16            # reduction lengths are zero-padded to a multiple of this (16 float32 lanes)
 _BLOCK_BYTES = 1 << 18  # target size of one im2row / im2col block (stays in L2)
+_KBLOCK = 512         # reduction block of _gemm_nt (8 + 3 rows of it fit in L1)
 _SMALL_K = 48          # shorter reductions use the position-vectorised product
+_SEGMENT = 512        # positions per weight-gradient product (its reduction length)
+_FEW_OUT = 4          # fewer output channels per group: unit stride uses the shift path
 
 
 # --------------------------------------------------------------------------------------------
@@ -46,16 +49,24 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
     """out[off + m*sa + n*sb] (+)= dot(A[m, :kk], B[n, :kk]) for m < ma, n < nb; ``acc`` adds.
 
     An 8x3 tile keeps 24 accumulators, each vectorised over k (kk a multiple of the SIMD width).
-    Put the operand with more rows in A.
+    Put the operand with more rows in A. The reduction runs in blocks of _KBLOCK so that a tile's
+    rows stay in L1.
     """
+    for k0 in range(0, kk, _KBLOCK):
+        _gemm_nt_block(A, ma, B, nb, k0, min(_KBLOCK, kk - k0), out, off, sa, sb, acc or k0 > 0)
+
+
+@jit
+def _gemm_nt_block(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
+    """``_gemm_nt`` over reduction indices [k0, k0 + kk)."""
     z = A.dtype.type(0)
     m = 0
     while m + 8 <= ma:
-        a0 = A[m]; a1 = A[m + 1]; a2 = A[m + 2]; a3 = A[m + 3]  # noqa: E702
-        a4 = A[m + 4]; a5 = A[m + 5]; a6 = A[m + 6]; a7 = A[m + 7]  # noqa: E702
+        a0 = A[m, k0:]; a1 = A[m + 1, k0:]; a2 = A[m + 2, k0:]; a3 = A[m + 3, k0:]  # noqa: E702
+        a4 = A[m + 4, k0:]; a5 = A[m + 5, k0:]; a6 = A[m + 6, k0:]; a7 = A[m + 7, k0:]  # noqa: E702
         n = 0
         while n + 3 <= nb:
-            b0 = B[n]; b1 = B[n + 1]; b2 = B[n + 2]  # noqa: E702
+            b0 = B[n, k0:]; b1 = B[n + 1, k0:]; b2 = B[n + 2, k0:]  # noqa: E702
             s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = z
             s22 = s30 = s31 = s32 = s40 = s41 = s42 = s50 = z
             s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = z
@@ -80,7 +91,7 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
             _put3(out, o + 7 * sa, sb, s70, s71, s72, acc)
             n += 3
         while n < nb:
-            b0 = B[n]
+            b0 = B[n, k0:]
             s00 = s10 = s20 = s30 = s40 = s50 = s60 = s70 = z
             for k in range(kk):
                 y0 = b0[k]
@@ -98,10 +109,10 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
             n += 1
         m += 8
     while m < ma:
-        a0 = A[m]
+        a0 = A[m, k0:]
         n = 0
         while n + 3 <= nb:
-            b0 = B[n]; b1 = B[n + 1]; b2 = B[n + 2]  # noqa: E702
+            b0 = B[n, k0:]; b1 = B[n + 1, k0:]; b2 = B[n + 2, k0:]  # noqa: E702
             s00 = s01 = s02 = z
             for k in range(kk):
                 x0 = a0[k]
@@ -109,7 +120,7 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
             _put3(out, off + m * sa + n * sb, sb, s00, s01, s02, acc)
             n += 3
         while n < nb:
-            b0 = B[n]
+            b0 = B[n, k0:]
             s00 = z
             for k in range(kk):
                 s00 += a0[k] * b0[k]
@@ -121,53 +132,248 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
 @jit
 def _gemm_rows(A, col, kk, npos, out, off, so):
     """out[off + m*so + p] = sum_k A[m, k] * col[k, p] for p < npos: vectorised over positions,
-    for short reductions (kk) where ``_gemm_nt``'s horizontal sums would dominate."""
-    for m in range(A.shape[0]):
-        y = out[off + m * so:off + m * so + npos]
-        y[:] = 0
+    for short reductions where ``_gemm_nt``'s horizontal sums would dominate.
+
+    Two output rows share each loaded col row; three k per pass keeps LLVM's runtime alias checks
+    under its limit (with more pointers it stops vectorising).
+    """
+    M = A.shape[0]
+    for m in range(0, M - 1, 2):
+        y0 = out[off + m * so:off + m * so + npos]
+        y1 = out[off + (m + 1) * so:off + (m + 1) * so + npos]
         a = A[m]
+        b = A[m + 1]
+        for p in range(npos):
+            y0[p] = 0
+            y1[p] = 0
+        k = 0
+        while k + 3 <= kk:
+            c0 = col[k]; c1 = col[k + 1]; c2 = col[k + 2]  # noqa: E702
+            a0 = a[k]; a1 = a[k + 1]; a2 = a[k + 2]  # noqa: E702
+            b0 = b[k]; b1 = b[k + 1]; b2 = b[k + 2]  # noqa: E702
+            for p in range(npos):
+                x0 = c0[p]; x1 = c1[p]; x2 = c2[p]  # noqa: E702
+                y0[p] += a0 * x0 + a1 * x1 + a2 * x2
+                y1[p] += b0 * x0 + b1 * x1 + b2 * x2
+            k += 3
+        while k < kk:
+            c0 = col[k]
+            a0 = a[k]
+            b0 = b[k]
+            for p in range(npos):
+                x0 = c0[p]
+                y0[p] += a0 * x0
+                y1[p] += b0 * x0
+            k += 1
+    if M % 2:
+        y0 = out[off + (M - 1) * so:off + (M - 1) * so + npos]
+        a = A[M - 1]
+        for p in range(npos):
+            y0[p] = 0
         k = 0
         while k + 4 <= kk:
-            w0 = a[k]; w1 = a[k + 1]; w2 = a[k + 2]; w3 = a[k + 3]  # noqa: E702
-            c0 = col[k, :npos]; c1 = col[k + 1, :npos]; c2 = col[k + 2, :npos]; c3 = col[k + 3, :npos]  # noqa: E702,E501
+            a0 = a[k]; a1 = a[k + 1]; a2 = a[k + 2]; a3 = a[k + 3]  # noqa: E702
+            c0 = col[k]; c1 = col[k + 1]; c2 = col[k + 2]; c3 = col[k + 3]  # noqa: E702
             for p in range(npos):
-                y[p] += w0 * c0[p] + w1 * c1[p] + w2 * c2[p] + w3 * c3[p]
+                y0[p] += a0 * c0[p] + a1 * c1[p] + a2 * c2[p] + a3 * c3[p]
             k += 4
         while k < kk:
-            w0 = a[k]
-            c0 = col[k, :npos]
+            a0 = a[k]
+            c0 = col[k]
             for p in range(npos):
-                y[p] += w0 * c0[p]
+                y0[p] += a0 * c0[p]
             k += 1
 
 
+@jit
+def _tap(k, c0, r0, kh, kw, dh, dw, Hp, Wp):
+    """Flat offset in a padded (C, Hp, Wp) image of reduction index k = (c*kh + i)*kw + j."""
+    c = k // (kh * kw)
+    i = (k - c * kh * kw) // kw
+    j = k - (c * kh + i) * kw
+    return max(((c0 + c) * Hp + r0 + i * dh) * Wp + j * dw, 0)
+
+
+@jit
+def _gemm_shift(A, xpad, c0, r0, kh, kw, dh, dw, npos, wide):
+    """wide[m, p] = sum_k A[m, k] * xpad.flat[tap(k) + p] for p < npos, k = (c*kh + i)*kw + j.
+
+    A unit-stride convolution of rows r0.. of the padded image with no unrolled copy: output rows
+    are Wp apart in ``wide`` (the caller crops the Wp - Wo junk columns of each). Vectorised over
+    positions; two output rows share the loads, as in ``_gemm_rows``.
+    """
+    C, Hp, Wp = xpad.shape
+    xf = xpad.reshape(C * Hp * Wp)
+    kk = A.shape[1]
+    M = A.shape[0]
+    for m in range(0, M, 2):
+        pair = m + 1 < M
+        y0 = wide[m]
+        y1 = wide[m + 1 if pair else m]
+        a = A[m]
+        b = A[m + 1 if pair else m]
+        for p in range(npos):
+            y0[p] = 0
+        if pair:
+            for p in range(npos):
+                y1[p] = 0
+        k = 0
+        while k < kk:
+            o0 = _tap(k, c0, r0, kh, kw, dh, dw, Hp, Wp)
+            if pair and k + 3 <= kk:
+                o1 = _tap(k + 1, c0, r0, kh, kw, dh, dw, Hp, Wp)
+                o2 = _tap(k + 2, c0, r0, kh, kw, dh, dw, Hp, Wp)
+                a0 = a[k]; a1 = a[k + 1]; a2 = a[k + 2]  # noqa: E702
+                b0 = b[k]; b1 = b[k + 1]; b2 = b[k + 2]  # noqa: E702
+                for p in range(npos):
+                    x0 = xf[o0 + p]; x1 = xf[o1 + p]; x2 = xf[o2 + p]  # noqa: E702
+                    y0[p] += a0 * x0 + a1 * x1 + a2 * x2
+                    y1[p] += b0 * x0 + b1 * x1 + b2 * x2
+                k += 3
+            elif pair:
+                a0 = a[k]
+                b0 = b[k]
+                for p in range(npos):
+                    x0 = xf[o0 + p]
+                    y0[p] += a0 * x0
+                    y1[p] += b0 * x0
+                k += 1
+            elif k + 4 <= kk:
+                o1 = _tap(k + 1, c0, r0, kh, kw, dh, dw, Hp, Wp)
+                o2 = _tap(k + 2, c0, r0, kh, kw, dh, dw, Hp, Wp)
+                o3 = _tap(k + 3, c0, r0, kh, kw, dh, dw, Hp, Wp)
+                a0 = a[k]; a1 = a[k + 1]; a2 = a[k + 2]; a3 = a[k + 3]  # noqa: E702
+                for p in range(npos):
+                    y0[p] += a0 * xf[o0 + p] + a1 * xf[o1 + p] + a2 * xf[o2 + p] + a3 * xf[o3 + p]
+                k += 4
+            else:
+                a0 = a[k]
+                for p in range(npos):
+                    y0[p] += a0 * xf[o0 + p]
+                k += 1
+
+
 # --------------------------------------------------------------------------------------------
-# unrolling helpers (one image, one channel group)
+# unrolling helpers (one image). Indices are written as max(base, 0) + range variable: LLVM then
+# knows them non-negative, drops Numba's negative-index wraparound and vectorises the copies.
 # --------------------------------------------------------------------------------------------
 
 @jit
+def _pad(x, n, ph, pw, xpad):
+    """xpad[c, r, s] = x[n, c, r - ph, s - pw], 0 outside x (ph, pw may be negative: crop)."""
+    C, Hp, Wp = xpad.shape
+    H = x.shape[2]
+    W = x.shape[3]
+    s_lo = min(max(pw, 0), Wp)
+    s_hi = max(min(W + pw, Wp), s_lo)
+    src0 = max(s_lo - pw, 0)
+    for c in range(C):
+        for r in range(Hp):
+            dst = xpad[c, r]
+            h = r - ph
+            if h < 0 or h >= H:
+                for q in range(Wp):
+                    dst[q] = 0
+                continue
+            src = x[n, c, h]
+            for q in range(s_lo):
+                dst[q] = 0
+            for q in range(s_hi - s_lo):
+                dst[s_lo + q] = src[src0 + q]
+            for q in range(Wp - s_hi):
+                dst[s_hi + q] = 0
+
+
+@jit
+def _unpad(xpad, n, ph, pw, b, has_bias, dx):
+    """dx[n, c, h, w] = xpad[c, h + ph, w + pw] (+ b[c]), 0 where that lies outside xpad."""
+    C, Hp, Wp = xpad.shape
+    H = dx.shape[2]
+    W = dx.shape[3]
+    w_lo = min(max(-pw, 0), W)
+    w_hi = max(min(Wp - pw, W), w_lo)
+    src0 = max(w_lo + pw, 0)
+    for c in range(C):
+        bc = b[c] if has_bias else dx.dtype.type(0)
+        for h in range(H):
+            dst = dx[n, c, h]
+            r = h + ph
+            if r < 0 or r >= Hp:
+                for q in range(W):
+                    dst[q] = bc
+                continue
+            src = xpad[c, r]
+            for q in range(w_lo):
+                dst[q] = bc
+            for q in range(w_hi - w_lo):
+                dst[w_lo + q] = src[src0 + q] + bc
+            for q in range(W - w_hi):
+                dst[w_hi + q] = bc
+
+
+@jit
+def _im2col(xpad, c0, nc, oh0, oh1, kh, kw, sh, sw, dh, dw, Wo, col, q0):
+    """col[(c*kh + i)*kw + j, q0 + (oh - oh0)*Wo + ow] = xpad[c0 + c, oh*sh + i*dh, ow*sw + j*dw]
+    for c < nc and output rows oh in [oh0, oh1)."""
+    for c in range(nc):
+        for i in range(kh):
+            for j in range(kw):
+                row = col[(c * kh + i) * kw + j]
+                s = max(j * dw, 0)
+                for oh in range(oh0, oh1):
+                    xr = xpad[c0 + c, oh * sh + i * dh]
+                    d = max(q0 + (oh - oh0) * Wo, 0)
+                    if sw == 1:
+                        for q in range(Wo):
+                            row[d + q] = xr[s + q]
+                    else:
+                        for q in range(Wo):
+                            row[d + q] = xr[s + q * sw]
+
+
+@jit
+def _col2im(col, c0, nc, kh, kw, sh, sw, dh, dw, Ho, Wo, xpad):
+    """The adjoint of ``_im2col`` over whole images: xpad[...] += every col entry read from it."""
+    for c in range(nc):
+        for i in range(kh):
+            for j in range(kw):
+                row = col[(c * kh + i) * kw + j]
+                s = max(j * dw, 0)
+                for oh in range(Ho):
+                    xr = xpad[c0 + c, oh * sh + i * dh]
+                    d = max(oh * Wo, 0)
+                    for q in range(Wo):
+                        xr[s + q * sw] += row[d + q]
+
+
+@jit
 def _pack(x, n, ph, pw, xp):
-    """xp[g, r, s, c] = x[n, g*Cg + c, r - ph, s - pw], 0 outside x (ph, pw may be negative)."""
+    """xp[g, r, s, c] = x[n, g*Cg + c, r - ph, s - pw], 0 outside x (channels last, per group).
+
+    Blocks of 16 channels: few read streams, and each written line is filled while in L1."""
     G, Hp, Wp, Cg = xp.shape
     H = x.shape[2]
     W = x.shape[3]
     s_lo = min(max(pw, 0), Wp)
     s_hi = max(min(W + pw, Wp), s_lo)
-    width = s_hi - s_lo
+    src0 = max(s_lo - pw, 0)
+    h_lo = min(max(ph, 0), Hp)
+    h_hi = max(min(H + ph, Hp), h_lo)
     for g in range(G):
         for r in range(Hp):
-            h = r - ph
             dst = xp[g, r]
-            if h < 0 or h >= H:
+            if r < h_lo or r >= h_hi:
                 dst[:, :] = 0
-                continue
-            dst[:s_lo, :] = 0
-            dst[s_hi:, :] = 0
-            inner = dst[s_lo:s_hi]
-            for c in range(Cg):
-                src = x[n, g * Cg + c, h, s_lo - pw:s_hi - pw]
-                for q in range(width):
-                    inner[q, c] = src[q]
+            else:
+                dst[:s_lo, :] = 0
+                dst[s_hi:, :] = 0
+        for c0 in range(0, Cg, 16):
+            for r in range(h_lo, h_hi):
+                dst = xp[g, r]
+                for c in range(c0, min(Cg, c0 + 16)):
+                    src = x[n, g * Cg + c, r - ph]
+                    for q in range(s_hi - s_lo):
+                        dst[s_lo + q, c] = src[src0 + q]
 
 
 @jit
@@ -185,89 +391,40 @@ def _im2row(xp, g, p0, pb, Wo, kh, kw, sh, sw, dh, dw, rows):
         for tap in range(taps):
             i = tap if dw == 1 else tap // kw
             j = 0 if dw == 1 else tap - i * kw
-            start = ((oh * sh + i * dh) * Wp + ow * sw + j * dw) * Cg
-            src = xf[start:start + run]
-            dst = row[tap * run:(tap + 1) * run]
+            src = max(((oh * sh + i * dh) * Wp + ow * sw + j * dw) * Cg, 0)
+            dst = max(tap * run, 0)
             for q in range(run):
-                dst[q] = src[q]
-
-
-@jit
-def _valid_range(j, sw, pw, dw, W, Wo):
-    """Output columns ``[lo, hi)`` whose input column ``ow*sw - pw + j*dw`` lies inside ``[0, W)``."""
-    off = j * dw - pw
-    lo = min(max(0, -(off // sw)), Wo)
-    hi = min(Wo, (W - 1 - off) // sw + 1)
-    return off, lo, max(lo, hi)
-
-
-@jit
-def _im2col(x, n, c0, p0, p1, kh, kw, sh, sw, ph, pw, dh, dw, Wo, col, q0):
-    """col[(c*kh + i)*kw + j, q0 + p - p0] = x[n, c0 + c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
-    (0 outside x) for positions p = oh*Wo + ow in [p0, p1)."""
-    H = x.shape[2]
-    W = x.shape[3]
-    Cg = col.shape[0] // (kh * kw)
-    for c in range(Cg):
-        for i in range(kh):
-            for j in range(kw):
-                row = col[(c * kh + i) * kw + j]
-                off, lo, hi = _valid_range(j, sw, pw, dw, W, Wo)
-                oh = p0 // Wo
-                while oh * Wo < p1:
-                    a = max(p0 - oh * Wo, 0)
-                    b = min(p1 - oh * Wo, Wo)
-                    seg = row[q0 + oh * Wo - p0 + a:q0 + oh * Wo - p0 + b]
-                    ih = oh * sh - ph + i * dh
-                    if ih < 0 or ih >= H:
-                        seg[:] = 0
-                    else:
-                        va = min(max(lo, a), b)
-                        vb = max(min(hi, b), va)
-                        seg[:va - a] = 0
-                        seg[vb - a:] = 0
-                        src = x[n, c0 + c, ih, va * sw + off:(vb - 1) * sw + off + 1:sw]
-                        inner = seg[va - a:vb - a]
-                        for q in range(vb - va):
-                            inner[q] = src[q]
-                    oh += 1
-
-
-@jit
-def _col2im(col, n, c0, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx):
-    """The adjoint of a whole-image ``_im2col``: dx[n, c0 + c, ih, iw] += each col entry that read it."""
-    H = dx.shape[2]
-    W = dx.shape[3]
-    Cg = col.shape[0] // (kh * kw)
-    for c in range(Cg):
-        for i in range(kh):
-            for j in range(kw):
-                row = col[(c * kh + i) * kw + j]
-                off, lo, hi = _valid_range(j, sw, pw, dw, W, Wo)
-                if hi <= lo:
-                    continue
-                for oh in range(Ho):
-                    ih = oh * sh - ph + i * dh
-                    if ih >= 0 and ih < H:
-                        dst = dx[n, c0 + c, ih, lo * sw + off:(hi - 1) * sw + off + 1:sw]
-                        src = row[oh * Wo + lo:oh * Wo + hi]
-                        for q in range(hi - lo):
-                            dst[q] += src[q]
+                row[dst + q] = xf[src + q]
 
 
 # --------------------------------------------------------------------------------------------
 # parallel kernels
 # --------------------------------------------------------------------------------------------
 
-@pjit
-def _forward(x, wr, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, pblock, w_rows, small,
-             nchunks):
-    """y = conv2d(x, w) (+ b) for y's spatial size; ph, pw may be negative (crop).
+@jit
+def _items(t, nchunks, N, nblk):
+    """Chunk t's range of work items (image, block of output rows)."""
+    items = N * nblk
+    return (np.int64(t) * items) // nchunks, ((np.int64(t) + 1) * items) // nchunks
 
-    Work items are (image, block of pblock output positions). Default path: wr is w as (C_out, kp)
-    in (i, j, c) order, zero-padded to kp (a multiple of the SIMD width); im2row + ``_gemm_nt``, with
-    the weights in A if w_rows. ``small`` (short reductions): wr is w as (C_out, Cg*kh*kw) in
-    (c, i, j) order; im2col + ``_gemm_rows``.
+
+@jit
+def _add_bias(yf, b, n, Co, P, p0, pb):
+    for co in range(Co):
+        bc = b[co]
+        o = max((n * Co + co) * P + p0, 0)
+        for p in range(pb):
+            yf[o + p] += bc
+
+
+@pjit
+def _forward_nt(x, wr, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock, w_rows,
+                nchunks):
+    """y = conv2d(x, w) (+ b) for y's spatial size (ph, pw may be negative: crop), by blocks of
+    rblock output rows: channels-last copy of the image, im2row, ``_gemm_nt``.
+
+    wr is w as (C_out, kp) in (i, j, c) order, zero-padded to kp (a multiple of the SIMD width);
+    w_rows puts the weights in A.
     """
     N, C, H, W = x.shape
     Co, kp = wr.shape
@@ -276,51 +433,124 @@ def _forward(x, wr, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, pblo
     P = Ho * Wo
     Cg = C // groups
     Cog = Co // groups
-    K = Cg * kh * kw
-    Hp = 0 if small else (Ho - 1) * sh + (kh - 1) * dh + 1
-    Wp = 0 if small else (Wo - 1) * sw + (kw - 1) * dw + 1
-    nblk = (P + pblock - 1) // pblock
-    items = N * nblk
+    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
+    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
+    nblk = (Ho + rblock - 1) // rblock
     yf = y.reshape(N * Co * P)
     for t in prange(nchunks):
-        i0 = (np.int64(t) * items) // nchunks
-        i1 = ((np.int64(t) + 1) * items) // nchunks
+        i0, i1 = _items(t, nchunks, N, nblk)
         xp = np.empty((groups, Hp, Wp, Cg), dtype=x.dtype)
-        buf = np.zeros((K, pblock) if small else (pblock, kp), dtype=x.dtype)
+        rows = np.zeros((rblock * Wo, kp), dtype=x.dtype)
         cur = -1
         for it in range(i0, i1):
             n = it // nblk
-            p0 = (it - n * nblk) * pblock
-            pb = min(pblock, P - p0)
-            if n != cur and not small:
+            oh0 = (it - n * nblk) * rblock
+            p0 = oh0 * Wo
+            pb = (min(Ho, oh0 + rblock) - oh0) * Wo
+            if n != cur:
                 _pack(x, n, ph, pw, xp)
                 cur = n
             for g in range(groups):
+                _im2row(xp, g, p0, pb, Wo, kh, kw, sh, sw, dh, dw, rows)
                 wg = wr[g * Cog:(g + 1) * Cog]
                 off = (n * Co + g * Cog) * P + p0
-                if small:
-                    _im2col(x, n, g * Cg, p0, p0 + pb, kh, kw, sh, sw, ph, pw, dh, dw, Wo, buf, 0)
-                    _gemm_rows(wg, buf, K, pb, yf, off, P)
+                if w_rows:
+                    A, ma, B, nb, sa, sb = wg, Cog, rows, pb, P, 1
                 else:
-                    _im2row(xp, g, p0, pb, Wo, kh, kw, sh, sw, dh, dw, buf)
-                    if w_rows:
-                        _gemm_nt(wg, Cog, buf, pb, kp, yf, off, P, 1, False)
-                    else:
-                        _gemm_nt(buf, pb, wg, Cog, kp, yf, off, 1, P, False)
+                    A, ma, B, nb, sa, sb = rows, pb, wg, Cog, 1, P
+                _gemm_nt(A, ma, B, nb, kp, yf, off, sa, sb, False)
             if has_bias:
-                for co in range(Co):
-                    bc = b[co]
-                    yb = yf[(n * Co + co) * P + p0:(n * Co + co) * P + p0 + pb]
-                    for p in range(pb):
-                        yb[p] += bc
+                _add_bias(yf, b, n, Co, P, p0, pb)
 
 
 @pjit
-def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg, col_rows, nchunks):
-    """part[t] = sum over chunk t of the flattened (image, position) axis of dy (x) im2col(x).
+def _forward_rows(x, w2, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock, nchunks):
+    """As ``_forward_nt`` for short reductions: padded copy, im2col, ``_gemm_rows``.
 
-    part: (nchunks, C_out, Cg*kh*kw) in (c, i, j) order; seg: positions per product (a multiple of
-    the SIMD width); col_rows puts the unrolled input in A.
+    w2 is w as (C_out, Cg*kh*kw) in (c, i, j) order.
+    """
+    N, C, H, W = x.shape
+    Co, K = w2.shape
+    Ho = y.shape[2]
+    Wo = y.shape[3]
+    P = Ho * Wo
+    Cg = C // groups
+    Cog = Co // groups
+    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
+    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
+    nblk = (Ho + rblock - 1) // rblock
+    yf = y.reshape(N * Co * P)
+    for t in prange(nchunks):
+        i0, i1 = _items(t, nchunks, N, nblk)
+        xpad = np.empty((C, Hp, Wp), dtype=x.dtype)
+        col = np.empty((K, rblock * Wo), dtype=x.dtype)
+        cur = -1
+        for it in range(i0, i1):
+            n = it // nblk
+            oh0 = (it - n * nblk) * rblock
+            oh1 = min(Ho, oh0 + rblock)
+            p0 = oh0 * Wo
+            if n != cur:
+                _pad(x, n, ph, pw, xpad)
+                cur = n
+            for g in range(groups):
+                _im2col(xpad, g * Cg, Cg, oh0, oh1, kh, kw, sh, sw, dh, dw, Wo, col, 0)
+                _gemm_rows(w2[g * Cog:(g + 1) * Cog], col, K, (oh1 - oh0) * Wo, yf,
+                           (n * Co + g * Cog) * P + p0, P)
+            if has_bias:
+                _add_bias(yf, b, n, Co, P, p0, (oh1 - oh0) * Wo)
+
+
+@pjit
+def _forward_shift(x, w2, b, has_bias, y, groups, kh, kw, ph, pw, dh, dw, rblock, nchunks):
+    """As ``_forward_rows`` for unit stride, with no unrolled copy: padded copy, ``_gemm_shift``
+    (output rows Wp apart), crop into y.
+
+    w2 is w as (C_out, Cg*kh*kw) in (c, i, j) order.
+    """
+    N, C, H, W = x.shape
+    Co = w2.shape[0]
+    Ho = y.shape[2]
+    Wo = y.shape[3]
+    P = Ho * Wo
+    Cg = C // groups
+    Cog = Co // groups
+    Hp = Ho + (kh - 1) * dh
+    Wp = Wo + (kw - 1) * dw
+    nblk = (Ho + rblock - 1) // rblock
+    yf = y.reshape(N * Co * P)
+    zero = y.dtype.type(0)
+    for t in prange(nchunks):
+        i0, i1 = _items(t, nchunks, N, nblk)
+        xpad = np.empty((C, Hp, Wp), dtype=x.dtype)
+        wide = np.empty((Cog, rblock * Wp), dtype=x.dtype)
+        cur = -1
+        for it in range(i0, i1):
+            n = it // nblk
+            oh0 = (it - n * nblk) * rblock
+            nr = min(Ho, oh0 + rblock) - oh0
+            if n != cur:
+                _pad(x, n, ph, pw, xpad)
+                cur = n
+            for g in range(groups):
+                _gemm_shift(w2[g * Cog:(g + 1) * Cog], xpad, g * Cg, oh0, kh, kw, dh, dw,
+                            (nr - 1) * Wp + Wo, wide)
+                for m in range(Cog):
+                    bc = b[g * Cog + m] if has_bias else zero
+                    src = wide[m]
+                    for r in range(nr):
+                        d = max(((n * Co + g * Cog + m) * Ho + oh0 + r) * Wo, 0)
+                        s0 = max(r * Wp, 0)
+                        for q in range(Wo):
+                            yf[d + q] = src[s0 + q] + bc
+
+
+@pjit
+def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, cblock, nchunks):
+    """part[t] = sum over chunk t of the output rows (all images) of dy (x) im2col(x).
+
+    part: (nchunks, C_out, Cg*kh*kw) in (c, i, j) order. Each product covers a segment of seg_rows
+    output rows (possibly spanning images) and cblock input channels.
     """
     N, C, H, W = x.shape
     Co = dy.shape[1]
@@ -330,43 +560,73 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg, col_r
     Cg = C // groups
     Cog = Co // groups
     K = Cg * kh * kw
-    total = N * P
+    kk2 = kh * kw
+    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
+    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
+    total = N * Ho
+    segp = ((seg_rows * Wo + _SIMD - 1) // _SIMD) * _SIMD
+    maxb = (seg_rows + Ho - 1) // Ho + 1
     for t in prange(nchunks):
-        q0 = (np.int64(t) * total) // nchunks
-        q1 = ((np.int64(t) + 1) * total) // nchunks
-        col = np.empty((K, seg), dtype=x.dtype)
-        dyc = np.empty((Cog, seg), dtype=x.dtype)
+        r0 = (np.int64(t) * total) // nchunks
+        r1 = ((np.int64(t) + 1) * total) // nchunks
+        xpad = np.empty((maxb, C, Hp, Wp), dtype=x.dtype)
+        col = np.empty((cblock * kk2, segp), dtype=x.dtype)
+        dyc = np.empty((Cog, segp), dtype=x.dtype)
         acc = part[t].reshape(Co * K)
         acc[:] = 0
-        q = q0
-        while q < q1:
-            ln = min(seg, q1 - q)
+        r = r0
+        while r < r1:
+            nr = min(seg_rows, r1 - r)
+            ln = nr * Wo
             kk = ((ln + _SIMD - 1) // _SIMD) * _SIMD
+            n_first = r // Ho
+            n_last = (r + nr - 1) // Ho
+            for n in range(n_first, n_last + 1):
+                _pad(x, n, ph, pw, xpad[n - n_first])
             for g in range(groups):
-                done = 0
-                while done < ln:
-                    n = (q + done) // P
-                    p = q + done - n * P
-                    pe = min(P, p + ln - done)
-                    _im2col(x, n, g * Cg, p, pe, kh, kw, sh, sw, ph, pw, dh, dw, Wo, col, done)
+                q = 0
+                rr = r
+                while rr < r + nr:
+                    n = rr // Ho
+                    oh0 = rr - n * Ho
+                    oh1 = min(Ho, oh0 + r + nr - rr)
                     for co in range(Cog):
-                        src = dy[n, g * Cog + co].reshape(P)[p:pe]
-                        dst = dyc[co, done:done + pe - p]
-                        for r in range(pe - p):
-                            dst[r] = src[r]
-                    done += pe - p
-                col[:, ln:kk] = 0
+                        src = dy[n, g * Cog + co].reshape(P)
+                        dst = dyc[co]
+                        s0 = max(oh0 * Wo, 0)
+                        d0 = max(q, 0)
+                        for e in range((oh1 - oh0) * Wo):
+                            dst[d0 + e] = src[s0 + e]
+                    q += (oh1 - oh0) * Wo
+                    rr += oh1 - oh0
                 dyc[:, ln:kk] = 0
-                if col_rows:
-                    _gemm_nt(col, K, dyc, Cog, kk, acc, g * Cog * K, 1, K, True)
-                else:
-                    _gemm_nt(dyc, Cog, col, K, kk, acc, g * Cog * K, K, 1, True)
-            q += ln
+                for c0 in range(0, Cg, cblock):
+                    nc = min(cblock, Cg - c0)
+                    q = 0
+                    rr = r
+                    while rr < r + nr:
+                        n = rr // Ho
+                        oh0 = rr - n * Ho
+                        oh1 = min(Ho, oh0 + r + nr - rr)
+                        _im2col(xpad[n - n_first], g * Cg + c0, nc, oh0, oh1, kh, kw, sh, sw, dh,
+                                dw, Wo, col, q)
+                        q += (oh1 - oh0) * Wo
+                        rr += oh1 - oh0
+                    rows = nc * kk2
+                    col[:rows, ln:kk] = 0
+                    off = g * Cog * K + c0 * kk2
+                    if rows >= Cog:
+                        A, ma, B, nb, sa, sb = col, rows, dyc, Cog, 1, K
+                    else:
+                        A, ma, B, nb, sa, sb = dyc, Cog, col, rows, K, 1
+                    _gemm_nt(A, ma, B, nb, kk, acc, off, sa, sb, True)
+            r += nr
 
 
 @pjit
 def _data_grad_strided(dy, w2, dx, b, has_bias, groups, kh, kw, sh, sw, ph, pw, dh, dw, nchunks):
-    """dx[n] = conv's input gradient of dy[n] (+ b per channel of dx): BLAS ``w.T @ dy`` + col2im."""
+    """dx[n] = conv's input gradient of dy[n] (+ b per channel of dx): BLAS ``w.T @ dy``, then
+    col2im into a padded copy of the image, cropped into dx[n] (each image owns its slice)."""
     N, C, H, W = dx.shape
     Co, K = w2.shape
     Ho = dy.shape[2]
@@ -374,33 +634,32 @@ def _data_grad_strided(dy, w2, dx, b, has_bias, groups, kh, kw, sh, sw, ph, pw, 
     P = Ho * Wo
     Cg = C // groups
     Cog = Co // groups
+    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
+    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
     for t in prange(nchunks):
         lo = (np.int64(t) * N) // nchunks
         hi = ((np.int64(t) + 1) * N) // nchunks
         col = np.empty((K, P), dtype=dx.dtype)
+        xpad = np.empty((C, Hp, Wp), dtype=dx.dtype)
         for n in range(lo, hi):
             dyn = dy[n].reshape(Co, P)
-            dxn = dx[n]
-            dxn[:] = 0
+            xpad[:] = 0
             for g in range(groups):
                 np.dot(w2[g * Cog:(g + 1) * Cog].T, dyn[g * Cog:(g + 1) * Cog], col)
-                _col2im(col, n, g * Cg, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx)
-            if has_bias:
-                for c in range(C):
-                    bc = b[c]
-                    for ih in range(H):
-                        for iw in range(W):
-                            dxn[c, ih, iw] += bc
+                _col2im(col, g * Cg, Cg, kh, kw, sh, sw, dh, dw, Ho, Wo, xpad)
+            _unpad(xpad, n, ph, pw, b, has_bias, dx)
 
 
 @pjit
 def _channel_sum(a, out):
-    """out[c] = sum of a[:, c] (a is (N, C, P)); each row summed in a's dtype, rows in float64."""
-    N, C, _ = a.shape
+    """out[c] = sum of a[:, c] (a is (N, C, P)), accumulated in float64."""
+    N, C, P = a.shape
     for c in prange(C):
         s = 0.0
         for n in range(N):
-            s += np.float64(np.sum(a[n, c]))
+            row = a[n, c]
+            for p in range(P):
+                s += np.float64(row[p])
         out[c] = s
 
 
@@ -416,6 +675,14 @@ def _nchunks(items):
     return min(items, numba.get_num_threads())
 
 
+def _forward_path(K, cog, stride):
+    """0: im2row + ``_gemm_nt``; 1: im2col + ``_gemm_rows`` (short reductions); 2: ``_gemm_shift``
+    (unit stride with short reductions or few output channels per group)."""
+    if stride == (1, 1) and (K < _SMALL_K or cog < _FEW_OUT):
+        return 2
+    return 1 if K < _SMALL_K else 0
+
+
 def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
     """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b); Ho, Wo may be below the natural size and
     padding may be negative (used by the input gradient)."""
@@ -425,21 +692,24 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
     if N == 0 or P == 0 or Co == 0:
         return y
     K = kh * kw * Cg
-    small = K < _SMALL_K
-    if small:
-        kp = K
-        wr = w.reshape(Co, K)
-    else:
-        kp = _round_up(K, _SIMD)
+    cog = Co // groups
+    path = _forward_path(K, cog, stride)
+    bias = b if b is not None else np.zeros(0, x.dtype)
+    Ho, Wo = y.shape[2], y.shape[3]
+    kp = K if path > 0 else _round_up(K, _SIMD)
+    rblock = min(Ho, max(1, min(_BLOCK_BYTES // (kp * x.itemsize), 1024) // Wo))
+    nchunks = _nchunks(N * -(-Ho // rblock))
+    if path == 0:
         wr = np.zeros((Co, kp), x.dtype)
         wr[:, :K] = w.transpose(0, 2, 3, 1).reshape(Co, K)
-    pblock = max(24, min(1024, _BLOCK_BYTES // (kp * x.itemsize)) // 24 * 24)
-    pblock = min(pblock, _round_up(P, 8))
-    w_rows = (Co // groups) % 8 == 0
-    nblk = -(-P // pblock)
-    bias = b if b is not None else np.zeros(0, x.dtype)
-    _forward(x, wr, bias, b is not None, y, groups, kh, kw, *stride, *padding, *dilation,
-             pblock, w_rows, small, _nchunks(N * nblk))
+        _forward_nt(x, wr, bias, b is not None, y, groups, kh, kw, *stride, *padding, *dilation,
+                    rblock, cog % 8 == 0, nchunks)
+    elif path == 1:
+        _forward_rows(x, w.reshape(Co, K), bias, b is not None, y, groups, kh, kw, *stride,
+                      *padding, *dilation, rblock, nchunks)
+    else:
+        _forward_shift(x, w.reshape(Co, K), bias, b is not None, y, groups, kh, kw, *padding,
+                       *dilation, rblock, nchunks)
     return y
 
 
@@ -473,14 +743,17 @@ def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     N = x.shape[0]
     P = dy.shape[2] * dy.shape[3]
     K = Cg * kh * kw
-    nchunks = _nchunks(N * P)
-    if nchunks == 0 or Co == 0 or K == 0:
+    nchunks = _nchunks(N * dy.shape[2])
+    if nchunks == 0 or P == 0 or Co == 0 or K == 0:
         return np.zeros(w_shape, x.dtype)
-    seg = max(_SIMD, min(1024, _BLOCK_BYTES // (K * x.itemsize)) // _SIMD * _SIMD)
-    seg = min(seg, _round_up(N * P, _SIMD))
+    Ho, Wo = dy.shape[2], dy.shape[3]
+    seg_rows = max(1, min(_SEGMENT // Wo, N * Ho))
+    cblock = max(1, min(Cg, _BLOCK_BYTES // (kh * kw * _round_up(seg_rows * Wo, _SIMD) * x.itemsize)))
+    if cblock > 8:
+        cblock -= cblock % 8
     part = np.empty((nchunks, Co, K), x.dtype)
-    col_rows = K >= Co // groups
-    _weight_grad(x, dy, part, groups, kh, kw, *stride, *padding, *dilation, seg, col_rows, nchunks)
+    _weight_grad(x, dy, part, groups, kh, kw, *stride, *padding, *dilation, seg_rows, cblock,
+                 nchunks)
     dw = part[0]
     for t in range(1, nchunks):
         dw += part[t]

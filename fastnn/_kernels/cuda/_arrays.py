@@ -54,9 +54,12 @@ def contiguous(d):
 
 class CUDABackend:
     name = "cuda"
+    _device_checked = False
 
     def __init__(self):
-        resolve_device("cuda")
+        if not CUDABackend._device_checked:     # once per process: raises without a usable GPU
+            resolve_device("cuda")
+            CUDABackend._device_checked = True
 
     @staticmethod
     def impl(family):

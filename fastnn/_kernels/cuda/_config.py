@@ -6,7 +6,13 @@ results do not depend on these numbers.
 """
 import functools
 
+import numpy as _np
 from numba import config as _numba_config
+
+# numba-cuda 0.30 registers an overload of np.row_stack when it compiles its first kernel; NumPy 2.5
+# removed that alias of np.vstack. Restore the alias so kernels compile with either NumPy.
+if not hasattr(_np, "row_stack"):
+    _np.row_stack = _np.vstack
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 
@@ -25,7 +31,7 @@ else:
     REDUCE_TPB = 256
     MAX_BLOCKS = None       # derived from the device: 32 blocks per multiprocessor
     GEMM_TILES = (128, 128, 8, 8, 8)
-    GEMM_TILES_SMALL_M = (64, 128, 8, 4, 8)
+    GEMM_TILES_SMALL_M = (64, 256, 8, 8, 8)
     GEMM_PAD = 4            # breaks bank conflicts of the transposed shared-memory stores
     SPLIT_K_TARGET_BLOCKS = None   # derived: 2 blocks per multiprocessor
     SPLIT_K_MIN_K = 512

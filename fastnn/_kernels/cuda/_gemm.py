@@ -269,7 +269,7 @@ def launch(A, B, C, M, N, K, G=1, *, amode=A_ROW, bmode=B_ROW, cmode=C_ROW, bias
     the device). With more than one chunk, partial products go to a scratch buffer and a second
     kernel sums them in a fixed order (deterministic).
     """
-    from ._util import dummy
+    from ._util import dummy, flat
     dtype = np.dtype(C.dtype)
     if M == 0 or N == 0 or G == 0:
         return C
@@ -308,13 +308,14 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, bias=None, bias_axis=1,
 
     ``bias_axis`` 1 adds ``bias[n]`` to each row, 0 adds ``bias[m]`` to each column.
     """
+    from ._util import flat
     M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
     K2, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     assert K == K2
     if out is None:
         out = cuda.device_array((M, N), dtype=a.dtype)
     bias_mode = BIAS_NONE if bias is None else (BIAS_N if bias_axis == 1 else BIAS_M)
-    launch(a.reshape(-1), b.reshape(-1), out.reshape(-1), M, N, K,
+    launch(flat(a), flat(b), flat(out), M, N, K,
            amode=A_COL if trans_a else A_ROW, bmode=B_COL if trans_b else B_ROW,
            bias=bias, bias_mode=bias_mode,
            pa=(0, a.shape[1], 0, 0), pb=(0, b.shape[1], 0, 0, 1, 1, 1, 1),

@@ -17,6 +17,12 @@ def dummy(dtype):
     return _dummy(np.dtype(dtype))
 
 
+def flat(a):
+    """1-D view of the C-contiguous device array ``a`` (``a`` itself when already 1-D: building a
+    new device array object costs tens of microseconds of host time)."""
+    return a if len(a.shape) == 1 else a.reshape(a.size)
+
+
 def empty(shape, dtype):
     return cuda.device_array(shape, dtype=np.dtype(dtype))
 
@@ -31,9 +37,9 @@ def _fill(a, value):
 
 def fill(a, value):
     """Set every element of the device array ``a`` to ``value`` (cast to its dtype)."""
-    flat = a.reshape(-1)
-    if flat.size:
-        _fill[cfg.grid(flat.size), cfg.TPB](flat, np.dtype(a.dtype).type(value))
+    f = flat(a)
+    if f.size:
+        _fill[cfg.grid(f.size), cfg.TPB](f, np.dtype(a.dtype).type(value))
     return a
 
 
@@ -53,7 +59,7 @@ def copy(a):
     """A new device array equal to ``a`` (contiguous)."""
     out = empty(a.shape, a.dtype)
     if a.size:
-        _copy[cfg.grid(a.size), cfg.TPB](a.reshape(-1), out.reshape(-1))
+        _copy[cfg.grid(a.size), cfg.TPB](flat(a), flat(out))
     return out
 
 
@@ -84,7 +90,7 @@ def cast(a, dtype):
     """A device copy of ``a`` (C-contiguous) converted to ``dtype``."""
     out = empty(a.shape, dtype)
     if a.size:
-        _cast_kernel[cfg.grid(a.size), cfg.TPB](a.reshape(a.size), out.reshape(a.size))
+        _cast_kernel[cfg.grid(a.size), cfg.TPB](flat(a), flat(out))
     return out
 
 
@@ -107,7 +113,7 @@ def strided_copy(base, shape, strides, dtype):
     out = empty(tuple(shape), dtype)
     if out.size:
         _gather_strided_kernel[cfg.grid(out.size), cfg.TPB](
-            base, out.reshape(out.size), tuple(int(s) for s in shape),
+            base, flat(out), tuple(int(s) for s in shape),
             tuple(int(s) for s in strides))
     return out
 

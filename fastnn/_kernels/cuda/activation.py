@@ -11,7 +11,7 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from ._util import empty
+from ._util import empty, flat
 
 # ----------------------------------------------------------------------------- elementwise maps
 
@@ -108,7 +108,7 @@ def _gelu_backward_kernel(dy, x, out, half, one, rsqrt2, rsqrt2pi):
 
 
 def _flat(a):
-    return a.reshape(a.size)
+    return flat(a)
 
 
 def _map(kernel, x, *scalars):

@@ -2,6 +2,7 @@
 from numba import cuda
 
 from . import _config as cfg
+from ._arrays import _as_device
 
 
 @cuda.jit
@@ -14,8 +15,7 @@ def _accumulate(dst, src):
 
 def accumulate(dst, src):
     """``dst += src`` for device arrays of the same size and dtype."""
-    dst = cuda.as_cuda_array(dst)
-    src = cuda.as_cuda_array(src)
+    dst, src = _as_device(dst), _as_device(src)
     if dst.size != src.size:
         raise ValueError(f"cannot accumulate {tuple(src.shape)} into {tuple(dst.shape)}")
     if dst.size:

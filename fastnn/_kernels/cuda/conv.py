@@ -16,7 +16,7 @@ from numba import cuda
 
 from . import _config as cfg
 from . import _gemm
-from ._util import empty, table, zeros
+from ._util import empty, flat, table, zeros
 
 
 def _grid_n(N, H, W, Cstride):
@@ -62,7 +62,7 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
         return y
     tab, (bn, bk, cm, cn) = _forward_tables(tuple(x.shape), tuple(w.shape), tuple(y.shape),
                                             tuple(stride), tuple(padding), tuple(dilation), groups)
-    _gemm.launch(w.reshape(-1), x.reshape(-1), y.reshape(-1), M, Ncols, K, groups,
+    _gemm.launch(flat(w), flat(x), flat(y), M, Ncols, K, groups,
                  amode=_gemm.A_ROW, bmode=_gemm.B_GATHER, cmode=_gemm.C_TAB, tab=tab,
                  bias=b, bias_mode=_gemm.BIAS_NONE if b is None else _gemm.BIAS_M,
                  pa=(Cog * K, K, 0, 0), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
@@ -111,7 +111,7 @@ def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
         tuple(dy.shape), tuple(w.shape), tuple(dx.shape), tuple(stride), tuple(padding),
         tuple(dilation), groups)
     strided = stride[0] > 1 or stride[1] > 1
-    _gemm.launch(w.reshape(-1), dy.reshape(-1), dx.reshape(-1), M, Ncols, K, groups,
+    _gemm.launch(flat(w), flat(dy), flat(dx), M, Ncols, K, groups,
                  amode=_gemm.A_TAB,
                  bmode=_gemm.B_GATHER_STRIDED if strided else _gemm.B_GATHER,
                  cmode=_gemm.C_TAB, tab=tab,
@@ -161,7 +161,7 @@ def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
         return zeros(tuple(w_shape), x.dtype)
     tab, (bn, bk, am, ak) = _weight_tables(tuple(dy.shape), tuple(x.shape), tuple(w_shape),
                                            tuple(stride), tuple(padding), tuple(dilation), groups)
-    _gemm.launch(dy.reshape(-1), x.reshape(-1), dw.reshape(-1), M, Ncols, K, groups,
+    _gemm.launch(flat(dy), flat(x), flat(dw), M, Ncols, K, groups,
                  amode=_gemm.A_TAB, bmode=_gemm.B_GATHER, cmode=_gemm.C_ROW, tab=tab,
                  pa=(Cog * Ho * Wo, 0, am, ak), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
                  pc=(Cog * Ncols, Ncols, 0, 0, 0, 0))
@@ -201,7 +201,7 @@ def _bias_grad(dy):
     out = empty(C, dy.dtype)
     if C:
         P = int(np.prod(dy.shape[2:], dtype=np.int64))
-        _channel_sum_kernel[min(C, cfg.max_blocks()), _RT](dy.reshape(-1), out, dy.shape[0], C, P)
+        _channel_sum_kernel[min(C, cfg.max_blocks()), _RT](flat(dy), out, dy.shape[0], C, P)
     return out
 
 

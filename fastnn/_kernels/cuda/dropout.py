@@ -12,7 +12,7 @@ from numba import cuda
 
 from . import _config as cfg
 from ._random import uniform_f32
-from ._util import empty
+from ._util import empty, flat
 
 
 @cuda.jit
@@ -35,8 +35,8 @@ def dropout(x, p, seed):
     if x.size:
         t = np.dtype(x.dtype).type
         _dropout_kernel[cfg.grid(x.size), cfg.TPB](
-            x.reshape(x.size), np.float32(p), t(1.0 / (1.0 - p)), np.uint64(seed),
-            y.reshape(x.size), mask.reshape(x.size), t(0))
+            flat(x), np.float32(p), t(1.0 / (1.0 - p)), np.uint64(seed),
+            flat(y), flat(mask), t(0))
     return y, mask
 
 
@@ -45,6 +45,6 @@ def dropout_backward(dy, mask, p):
     if dy.size:
         t = np.dtype(dy.dtype).type
         _dropout_backward_kernel[cfg.grid(dy.size), cfg.TPB](
-            dy.reshape(dy.size), mask.reshape(dy.size), t(1.0 / (1.0 - p)), dx.reshape(dy.size),
+            flat(dy), flat(mask), t(1.0 / (1.0 - p)), flat(dx),
             t(0))
     return dx

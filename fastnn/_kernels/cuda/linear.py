@@ -14,7 +14,7 @@ from numba import cuda
 
 from . import _config as cfg
 from ._gemm import matmul
-from ._util import empty
+from ._util import empty, flat
 
 _RT = cfg.REDUCE_TPB
 
@@ -59,7 +59,7 @@ def column_sum(a):
     gx = max(1, min((N + cfg.TPB - 1) // cfg.TPB, cfg.max_blocks()))
     nsplit = max(1, min(M, cfg.max_blocks() // gx, 64))
     part = empty(nsplit * N, np.float64)
-    partial[(gx, nsplit), cfg.TPB](a.reshape(M * N), part, M, N, nsplit)
+    partial[(gx, nsplit), cfg.TPB](flat(a), part, M, N, nsplit)
     finish[cfg.grid(N), cfg.TPB](part, out, N, nsplit)
     return out
 

@@ -17,7 +17,7 @@ from numba import cuda
 
 from . import _config as cfg
 from .activation import row_threads
-from ._util import dummy, empty
+from ._util import dummy, empty, flat
 
 _RT = cfg.REDUCE_TPB
 
@@ -179,7 +179,7 @@ def softmax_cross_entropy(logits, target, sample_weight):
     nt = row_threads(c)
     blocks = max(1, min(n, cfg.max_blocks()))
     part = empty(blocks, np.float64)
-    ce[blocks, nt](logits.reshape(n * c), target, scale, has_scale, uniform, dx.reshape(n * c),
+    ce[blocks, nt](flat(logits), target, scale, has_scale, uniform, flat(dx),
                    part, n, c)
     return _finish(part, blocks, logits.dtype), dx
 
@@ -191,8 +191,8 @@ def _elementwise(x, y, sample_weight, mode):
     _, ew = _kernels(np.dtype(x.dtype))
     blocks = cfg.grid(x.size, _RT)
     part = empty(blocks, np.float64)
-    ew[blocks, _RT](x.reshape(x.size), y.reshape(x.size), scale, has_scale, uniform,
-                    dx.reshape(x.size), part, k, mode)
+    ew[blocks, _RT](flat(x), flat(y), scale, has_scale, uniform,
+                    flat(dx), part, k, mode)
     return _finish(part, blocks, x.dtype), dx
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from ._util import dummy, empty
+from ._util import dummy, empty, flat
 
 _RT = cfg.REDUCE_TPB
 
@@ -174,20 +174,20 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
         return y, mean, invstd
     nsplit = _splits(c, count) if training else 1
     part = empty(2 * c * nsplit, np.float64)
-    flat = x.reshape(x.size)
+    xf = flat(x)
     if training and count:
-        _moments_partial[(c, nsplit), _RT](flat, part, n, c, s, nsplit)
+        _moments_partial[(c, nsplit), _RT](xf, part, n, c, s, nsplit)
     stats, _ = _finish_kernels(dt)
     has_running = running_mean is not None
     unbias = count / (count - 1) if count > 1 else math.inf
     stats[cfg.grid(c), cfg.TPB](
-        flat, part, nsplit, c, s, float(count), bool(training), has_running,
+        xf, part, nsplit, c, s, float(count), bool(training), has_running,
         running_mean if has_running else dummy(dt), running_var if has_running else dummy(dt),
         gamma if gamma is not None else dummy(dt), gamma is not None,
         beta if beta is not None else dummy(dt), beta is not None,
         float(momentum), float(unbias), float(eps), mean, invstd, scale, shift)
     if x.size:
-        _affine_kernel[cfg.grid(x.size), cfg.TPB](flat, mean, scale, shift, y.reshape(x.size), c, s)
+        _affine_kernel[cfg.grid(x.size), cfg.TPB](xf, mean, scale, shift, flat(y), c, s)
     return y, mean, invstd
 
 
@@ -203,7 +203,7 @@ def batch_norm_backward(dy, x, mean, invstd, gamma, training):
     nsplit = _splits(c, count)
     part = empty(2 * c * nsplit, np.float64)
     if count:
-        _grad_partial[(c, nsplit), _RT](dy.reshape(dy.size), x.reshape(x.size), mean, invstd,
+        _grad_partial[(c, nsplit), _RT](flat(dy), flat(x), mean, invstd,
                                         part, n, c, s, nsplit)
     else:
         from ._util import fill
@@ -214,6 +214,6 @@ def batch_norm_backward(dy, x, mean, invstd, gamma, training):
                                       gamma if gamma is not None else dummy(dt), gamma is not None,
                                       bool(training), float(max(count, 1)), a, b, d, dgamma, dbeta)
     if x.size:
-        _dx_kernel[cfg.grid(x.size), cfg.TPB](dy.reshape(dy.size), x.reshape(x.size), mean, a, b,
-                                              d, dx.reshape(x.size), c, s)
+        _dx_kernel[cfg.grid(x.size), cfg.TPB](flat(dy), flat(x), mean, a, b,
+                                              d, flat(dx), c, s)
     return dx, dgamma, dbeta

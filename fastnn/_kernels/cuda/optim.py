@@ -13,11 +13,11 @@ from numba import cuda
 
 from . import _config as cfg
 from ..optim import adagrad_constants, adam_constants, rmsprop_constants, sgd_constants
-from ._util import zeros
+from ._util import flat, zeros
 
 
 def _flat(a):
-    return a.reshape(a.size)
+    return flat(a)
 
 
 def _typed(dtype, values):

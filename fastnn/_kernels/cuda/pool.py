@@ -13,7 +13,7 @@ from numba import cuda
 
 from . import _config as cfg
 from ._random import uniform_f32, uniform_f64
-from ._util import empty, fill, zeros
+from ._util import empty, flat, zeros
 
 
 def _out_size(size, k, s, p):
@@ -21,7 +21,7 @@ def _out_size(size, k, s, p):
 
 
 def _flat(a):
-    return a.reshape(a.size)
+    return flat(a)
 
 
 # ------------------------------------------------------------------------------------- max pool
