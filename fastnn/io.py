@@ -49,7 +49,7 @@ class _Invalid(ValueError):
     """Raised inside ``load`` for anything wrong with the file; re-raised as ValueError."""
 
 
-# --- registries ------------------------------------------------------------------------------------
+# --- registries ----------------------------------------------------------------------------------
 
 def _layer_registry():
     from .nn.base import Layer
@@ -60,8 +60,8 @@ def _layer_registry():
         except ImportError:
             continue
         for name, obj in vars(module).items():
-            if (isinstance(obj, type) and issubclass(obj, Layer) and not name.startswith("_")
-                    and obj.__module__ == modname):
+            if (isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer
+                    and not name.startswith("_") and obj.__module__ == modname):
                 registry[name] = obj
     registry.update(_EXTRA_LAYERS)
     return registry
@@ -104,7 +104,7 @@ def _object_class(path):
     return cls
 
 
-# --- config values <-> JSON ------------------------------------------------------------------------
+# --- config values <-> JSON ----------------------------------------------------------------------
 
 def _encode(value, where):
     from .nn.base import Layer
@@ -189,7 +189,7 @@ def _rebuild(spec, registry):
         raise _Invalid(f"invalid configuration for {name}: {err}") from None
 
 
-# --- model state ------------------------------------------------------------------------------------
+# --- model state ---------------------------------------------------------------------------------
 
 def model_buffers(model):
     """Non-trainable state arrays of every layer, by path (``"3/running_mean"``), in model order."""
@@ -320,7 +320,7 @@ def _copy_into(dst, src, what):
     dst[...] = src
 
 
-# --- optimizer state -------------------------------------------------------------------------------
+# --- optimizer state -----------------------------------------------------------------------------
 
 def _optimizer_state(optimizer):
     state = optimizer.state_dict()
@@ -350,7 +350,7 @@ def _optimizer_from_state(model, scalars, arrays):
         raise _Invalid(f"invalid optimizer state: {err}") from None
 
 
-# --- files --------------------------------------------------------------------------------------------
+# --- files ---------------------------------------------------------------------------------------
 
 def save(obj, path, optimizer=None):
     """Write a fastnn model (or an object with ``_fastnn_state``) to ``path`` (a file name or a

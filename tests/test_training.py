@@ -300,3 +300,27 @@ def test_sequential_fit_method_delegates():
     model = mlp(seed=0)
     h = model.fit(x, y, epochs=2, seed=0)
     assert len(h["loss"]) == 2
+
+
+def test_blas_threads_limits_blas_while_training():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen = []
+
+    class Probe(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(blas_threads())
+
+    x, y = blobs(n=40)
+    before = blas_threads()
+    a, b = mlp(seed=0), mlp(seed=0)
+    fit(a, x, y, epochs=2, seed=0, blas_threads=1, callbacks=[Probe()])
+    fit(b, x, y, epochs=2, seed=0)
+    assert seen and all(n == 1 for threads in seen for n in threads)
+    assert blas_threads() == before
+    np.testing.assert_allclose(a.flat.data, b.flat.data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="blas_threads"):
+        fit(mlp(), x, y, blas_threads=0)

@@ -44,12 +44,14 @@ def _check_channels(c_in, w_shape, groups, transposed):
 
 def _check_bias(b, c_out):
     if b is not None and tuple(b.shape) != (c_out,):
-        raise ValueError(f"b must have shape ({c_out},) (one per output channel), got {tuple(b.shape)}")
+        raise ValueError(f"b must have shape ({c_out},) (one per output channel), "
+                         f"got {tuple(b.shape)}")
 
 
 def _check_dy(dy, shape):
     if tuple(dy.shape) != tuple(shape):
-        raise ValueError(f"dy must have the forward output's shape {tuple(shape)}, got {tuple(dy.shape)}")
+        raise ValueError(f"dy must have the forward output's shape {tuple(shape)}, "
+                         f"got {tuple(dy.shape)}")
 
 
 def _conv_out_shape(x_shape, w_shape, stride, padding, dilation, groups):
@@ -81,8 +83,8 @@ def _transposed_out_shape(x_shape, w_shape, stride, padding, output_padding, dil
 def _arrays(be, x, w, b=None, dy=None, nd=2):
     layout = "(N, C, H, W)" if nd == 2 else "(N, C, L)"
     x = be.float_array(x, "x", ndim=nd + 2, layout=layout)
-    w = be.float_array(w, "w", ndim=nd + 2, dtype=x.dtype,
-                       layout="(C_out, C_in/groups, kh, kw)" if nd == 2 else "(C_out, C_in/groups, k)")
+    w_layout = "(C_out, C_in/groups, kh, kw)" if nd == 2 else "(C_out, C_in/groups, k)"
+    w = be.float_array(w, "w", ndim=nd + 2, dtype=x.dtype, layout=w_layout)
     if b is not None:
         b = be.float_array(b, "b", ndim=1, dtype=x.dtype)
     if dy is not None:
@@ -154,9 +156,9 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-D transposed convolution as ``torch.nn.functional.conv_transpose2d``.
 
-    x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None. Returns y (N, C_out, Ho, Wo)
-    with Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1; output_padding must be
-    smaller than stride or dilation.
+    x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None. Returns
+    y (N, C_out, Ho, Wo) with Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1;
+    output_padding must be smaller than stride or dilation.
     """
     be = backend(x, w, b)
     x, w, b, _ = _arrays(be, x, w, b)
@@ -168,8 +170,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
                                             dilation)
 
 
-def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """Gradients of ``conv_transpose2d``: returns ``(dx, dw, db)``; db is dy summed over N, Ho, Wo."""
+def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """Gradients of ``conv_transpose2d``: returns ``(dx, dw, db)``; db is dy summed over N, Ho
+    and Wo."""
     be = backend(dy, x, w)
     x, w, _, dy = _arrays(be, x, w, dy=dy)
     stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)

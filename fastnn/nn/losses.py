@@ -136,7 +136,7 @@ _LOSSES = {
 
 
 def get(name):
-    """A loss object from its name ("cross_entropy", "binary_cross_entropy", "mse"), or a loss as is.
+    """A loss from its name ("cross_entropy", "binary_cross_entropy", "mse"), or a loss as is.
 
     Any callable ``f(output, target, sample_weight=None) -> (loss, doutput)`` is accepted as is.
     """

@@ -1,4 +1,4 @@
-"""Optimizers: ``torch.optim``-like objects that update a whole model with one fused kernel per step.
+"""Optimizers like ``torch.optim``'s that update a whole model with one fused kernel per step.
 
 An optimizer takes a model (or its ``parameters()``, or a ``FlatBuffer``), packs the parameters
 with ``FlatBuffer.of`` (a built ``Sequential`` already shares one buffer, which is reused) and keeps
@@ -89,7 +89,7 @@ def masked_scale(dst, mask, f):
 
 
 class Optimizer:
-    """Base class. Subclasses name their flat state buffers in ``_buffers`` and implement ``_update``."""
+    """Base class: subclasses name their flat state buffers (``_buffers``), define ``_update``."""
 
     _buffers = ()
     _hyper = ("lr", "weight_decay")
@@ -142,7 +142,10 @@ class Optimizer:
         return {name: getattr(self, name) for name in self._hyper}
 
     def state_dict(self):
-        """Plain numbers and copies of the flat state arrays: ``{"type", "step", hyper..., buffers...}``."""
+        """Plain numbers and copies of the flat state arrays.
+
+        Keys: ``type`` (class name), ``step``, the hyperparameters and the state buffers.
+        """
         out = {"type": type(self).__name__, "step": int(self.t)}
         for k, v in self.get_config().items():
             out[k] = list(v) if isinstance(v, tuple) else v
@@ -190,7 +193,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """``torch.optim.SGD``: momentum, dampening, Nesterov, coupled weight decay (decay params only)."""
+    """``torch.optim.SGD``: momentum, dampening, Nesterov, coupled weight decay (decay params)."""
 
     _hyper = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
 
@@ -266,7 +269,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """``torch.optim.AdamW``: decoupled weight decay ``W *= 1 - lr * weight_decay`` (decay params)."""
+    """``torch.optim.AdamW``: decoupled decay ``W *= 1 - lr * weight_decay`` (decay params)."""
 
     _decoupled = True
 

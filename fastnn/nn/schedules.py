@@ -1,4 +1,4 @@
-"""Learning-rate schedules: objects whose ``step(metric=None)`` sets ``optimizer.lr`` once per epoch.
+"""Learning-rate schedules: objects whose ``step(metric=None)`` sets ``optimizer.lr`` per epoch.
 
 A schedule remembers the optimizer's learning rate when it is bound (``base_lr``) and counts
 ``step()`` calls (``epoch``). The formulas are those of ``torch.optim.lr_scheduler`` (``StepLR``,

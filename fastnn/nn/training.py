@@ -330,7 +330,8 @@ def _augmenter(augment):
     if isinstance(augment, (list, tuple)):
         return Compose(augment) if augment else None
     if not callable(augment):
-        raise TypeError(f"augment must be a callable f(batch, rng) or a list of them, got {augment!r}")
+        raise TypeError(f"augment must be a callable f(batch, rng) or a list of them, "
+                        f"got {augment!r}")
     return augment
 
 
@@ -401,7 +402,7 @@ def _metric_list(metrics, loss_fn):
     return out
 
 
-# --- data ------------------------------------------------------------------------------------------
+# --- data ----------------------------------------------------------------------------------------
 
 def _float_dtype(model, x):
     dtype = getattr(model, "dtype", None) if getattr(model, "built", False) else None
@@ -477,7 +478,7 @@ class _ProgressBar:
         self.stream.flush()
 
 
-# --- fit / evaluate / predict ---------------------------------------------------------------------
+# --- fit / evaluate / predict --------------------------------------------------------------------
 
 class _Trainer:
     """What callbacks see: the model, the optimizer, the history and the stop flag."""
@@ -534,7 +535,7 @@ def _callbacks(callbacks):
 def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size=32, epochs=10,
         validation_data=None, validation_split=0.0, shuffle=True, seed=None, schedule=None,
         weight_decay=0.0, alpha=0.0, clip_norm=None, callbacks=(), augment=None, metrics=None,
-        verbose=0, sample_weight=None, optimizer_options=None):
+        verbose=0, sample_weight=None, optimizer_options=None, blas_threads=None):
     """Train ``model`` on ``(x, y)`` with mini-batches; returns a ``History``.
 
     - ``loss``: "cross_entropy" (integer class targets), "binary_cross_entropy" (0/1 targets of
@@ -561,6 +562,9 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
     - ``verbose``: 0 silent, 1 one line per epoch (stdout), 2 a progress bar (stderr).
     - ``seed``: drives weight initialisation (for an unbuilt model without a seed of its own),
       shuffling, the validation split, augmentation and the layers' dropout draws.
+    - ``blas_threads``: limit the BLAS thread pools to this many threads while training
+      (threadpoolctl). Small models make many small matrix products, which a second BLAS thread
+      slows down, badly so on a busy machine; None leaves BLAS as configured.
     """
     epochs = _check_int(epochs, "epochs", 0)
     batch_size = _check_int(batch_size, "batch_size", 1)
@@ -570,6 +574,17 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if validation_data is not None and validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
+    if blas_threads is not None:
+        blas_threads = _check_int(blas_threads, "blas_threads", 1)
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            return fit(model, x, y, loss=loss, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                       epochs=epochs, validation_data=validation_data,
+                       validation_split=validation_split, shuffle=shuffle, seed=seed,
+                       schedule=schedule, weight_decay=weight_decay, alpha=alpha,
+                       clip_norm=clip_norm, callbacks=callbacks, augment=augment,
+                       metrics=metrics, verbose=verbose, sample_weight=sample_weight,
+                       optimizer_options=optimizer_options)
     if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
     alpha = float(alpha)
@@ -675,7 +690,8 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
             batch_loss, dout = loss_fn(out, yb, wb)
             model.backward(dout)
             if alpha:
-                batch_loss += _losses.l2_penalty(flat, alpha, m_b if wb is None else float(wb.sum()))
+                n_b = m_b if wb is None else float(wb.sum())
+                batch_loss += _losses.l2_penalty(flat, alpha, n_b)
             if clip_norm is not None:
                 clip_grad_norm(flat, clip_norm)
             opt.step()

@@ -1,15 +1,20 @@
 """Convolution kernels (CPU), parallel over blocks of the batch.
 
-Forward: each image is copied once into a zero-padded channels-last buffer, from which blocks of
-output positions are unrolled into rows (``im2row``, long contiguous copies), then multiplied with
-the weights by ``_gemm_nt``: a register-tiled product (8x3 outputs, reduction vectorised over k) that
-uses the full SIMD width, where the BLAS Numba links may not.
-Weight gradient: im2col of segments of the flattened (image, position) axis, multiplied with the
-matching segment of dy; each thread sums into its own partial dW, reduced afterwards.
-Input gradient: for unit stride it is a forward convolution of dy with the flipped, transposed
-kernel; for larger strides ``w.T @ dy`` per image (BLAS) scattered back by col2im into that image's
-slice of dx (race-free). Transposed convolution is the input gradient; its backward uses the forward
-and weight-gradient kernels.
+Forward, by blocks of output rows of one image (``_conv_forward`` picks the path):
+- long reductions: the image is copied once into a zero-padded channels-last buffer, each block is
+  unrolled into rows (``_im2row``, long contiguous copies) and multiplied with the weights by
+  ``_gemm_nt``, a register-tiled product (8x3 outputs, reduction vectorised over k) that uses the
+  full SIMD width, where the BLAS Numba links may not;
+- unit stride with short reductions or few output channels: ``_gemm_shift`` reads shifted rows of a
+  zero-padded copy of the image directly (no unrolled copy), vectorised over positions;
+- other short reductions: im2col from the padded copy, then ``_gemm_rows`` (vectorised over
+  positions).
+Weight gradient: im2col of segments of whole output rows (possibly spanning images) times the same
+segment of dy, by ``_gemm_nt``; each thread sums into its own partial dW, reduced afterwards.
+Input gradient: for unit stride a forward convolution of dy with the flipped kernel (channel axes
+swapped per group); otherwise ``w.T @ dy`` per image (BLAS) scattered back by col2im into a padded
+copy of that image, which the image owns (race-free). Transposed convolution is the input gradient;
+its backward uses the forward and weight-gradient kernels.
 """
 import numba
 import numpy as np
@@ -17,12 +22,12 @@ from numba import prange
 
 from ._jit import blas_single_thread, jit, pjit
 
-_SIMD = 16            # reduction lengths are zero-padded to a multiple of this (16 float32 lanes)
-_BLOCK_BYTES = 1 << 18  # target size of one im2row / im2col block (stays in L2)
-_KBLOCK = 512         # reduction block of _gemm_nt (8 + 3 rows of it fit in L1)
-_SMALL_K = 48          # shorter reductions use the position-vectorised product
-_SEGMENT = 512        # positions per weight-gradient product (its reduction length)
-_FEW_OUT = 4          # fewer output channels per group: unit stride uses the shift path
+_SIMD = 16              # reductions are zero-padded to a multiple of this (16 float32 lanes)
+_BLOCK_BYTES = 1 << 19  # target size of one im2row / im2col block (stays in L2)
+_KBLOCK = 640           # longest reduction block of _gemm_nt
+_SMALL_K = 48           # shorter reductions use the position-vectorised products
+_SEGMENT = 512          # positions per weight-gradient product (its reduction length)
+_FEW_OUT = 4            # fewer output channels per group: unit stride uses the shift path
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,11 +54,13 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
     """out[off + m*sa + n*sb] (+)= dot(A[m, :kk], B[n, :kk]) for m < ma, n < nb; ``acc`` adds.
 
     An 8x3 tile keeps 24 accumulators, each vectorised over k (kk a multiple of the SIMD width).
-    Put the operand with more rows in A. The reduction runs in blocks of _KBLOCK so that a tile's
-    rows stay in L1.
+    Put the operand with more rows in A. Long reductions are split into equal blocks of at most
+    _KBLOCK so that the 11 rows of a tile stay in L1.
     """
-    for k0 in range(0, kk, _KBLOCK):
-        _gemm_nt_block(A, ma, B, nb, k0, min(_KBLOCK, kk - k0), out, off, sa, sb, acc or k0 > 0)
+    nkb = (kk + _KBLOCK - 1) // _KBLOCK
+    kb = ((kk + nkb - 1) // nkb + _SIMD - 1) // _SIMD * _SIMD
+    for k0 in range(0, kk, kb):
+        _gemm_nt_block(A, ma, B, nb, k0, min(kb, kk - k0), out, off, sa, sb, acc or k0 > 0)
 
 
 @jit
@@ -95,8 +102,9 @@ def _gemm_nt_block(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
             s00 = s10 = s20 = s30 = s40 = s50 = s60 = s70 = z
             for k in range(kk):
                 y0 = b0[k]
-                s00 += a0[k] * y0; s10 += a1[k] * y0; s20 += a2[k] * y0; s30 += a3[k] * y0  # noqa: E702
-                s40 += a4[k] * y0; s50 += a5[k] * y0; s60 += a6[k] * y0; s70 += a7[k] * y0  # noqa: E702
+                s00 += a0[k] * y0; s10 += a1[k] * y0; s20 += a2[k] * y0  # noqa: E702
+                s30 += a3[k] * y0; s40 += a4[k] * y0; s50 += a5[k] * y0  # noqa: E702
+                s60 += a6[k] * y0; s70 += a7[k] * y0  # noqa: E702
             o = off + m * sa + n * sb
             _put(out, o, s00, acc)
             _put(out, o + sa, s10, acc)
@@ -127,6 +135,17 @@ def _gemm_nt_block(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
             _put(out, off + m * sa + n * sb, s00, acc)
             n += 1
         m += 1
+
+
+@jit
+def _first_in_a(r1, r2):
+    """Whether an r1-row operand should be ``_gemm_nt``'s A (8-row tiles) against an r2-row B
+    (3-row tiles): fewer partial tiles first, then the larger operand in A."""
+    waste_first = (r1 % 8 != 0) + (r2 % 3 != 0)
+    waste_second = (r2 % 8 != 0) + (r1 % 3 != 0)
+    if waste_first != waste_second:
+        return waste_first < waste_second
+    return r1 >= r2
 
 
 @jit
@@ -260,28 +279,23 @@ def _gemm_shift(A, xpad, c0, r0, kh, kw, dh, dw, npos, wide):
 
 @jit
 def _pad(x, n, ph, pw, xpad):
-    """xpad[c, r, s] = x[n, c, r - ph, s - pw], 0 outside x (ph, pw may be negative: crop)."""
+    """xpad[c, r, s] = x[n, c, r - ph, s - pw] where that lies inside x (ph, pw may be negative:
+    crop). Writes only those entries: allocate xpad zeroed and its border stays zero."""
     C, Hp, Wp = xpad.shape
     H = x.shape[2]
     W = x.shape[3]
     s_lo = min(max(pw, 0), Wp)
-    s_hi = max(min(W + pw, Wp), s_lo)
+    width = max(min(W + pw, Wp), s_lo) - s_lo
     src0 = max(s_lo - pw, 0)
+    r_lo = min(max(ph, 0), Hp)
+    rows = max(min(H + ph, Hp), r_lo) - r_lo
+    h0 = max(r_lo - ph, 0)
     for c in range(C):
-        for r in range(Hp):
-            dst = xpad[c, r]
-            h = r - ph
-            if h < 0 or h >= H:
-                for q in range(Wp):
-                    dst[q] = 0
-                continue
-            src = x[n, c, h]
-            for q in range(s_lo):
-                dst[q] = 0
-            for q in range(s_hi - s_lo):
+        for r in range(rows):
+            dst = xpad[c, r_lo + r]
+            src = x[n, c, h0 + r]
+            for q in range(width):
                 dst[s_lo + q] = src[src0 + q]
-            for q in range(Wp - s_hi):
-                dst[s_hi + q] = 0
 
 
 @jit
@@ -348,31 +362,26 @@ def _col2im(col, c0, nc, kh, kw, sh, sw, dh, dw, Ho, Wo, xpad):
 
 @jit
 def _pack(x, n, ph, pw, xp):
-    """xp[g, r, s, c] = x[n, g*Cg + c, r - ph, s - pw], 0 outside x (channels last, per group).
+    """xp[g, r, s, c] = x[n, g*Cg + c, r - ph, s - pw] where that lies inside x (channels last,
+    per group). Writes only those entries: allocate xp zeroed and its border stays zero.
 
     Blocks of 16 channels: few read streams, and each written line is filled while in L1."""
     G, Hp, Wp, Cg = xp.shape
     H = x.shape[2]
     W = x.shape[3]
     s_lo = min(max(pw, 0), Wp)
-    s_hi = max(min(W + pw, Wp), s_lo)
+    width = max(min(W + pw, Wp), s_lo) - s_lo
     src0 = max(s_lo - pw, 0)
-    h_lo = min(max(ph, 0), Hp)
-    h_hi = max(min(H + ph, Hp), h_lo)
+    r_lo = min(max(ph, 0), Hp)
+    rows = max(min(H + ph, Hp), r_lo) - r_lo
+    h0 = max(r_lo - ph, 0)
     for g in range(G):
-        for r in range(Hp):
-            dst = xp[g, r]
-            if r < h_lo or r >= h_hi:
-                dst[:, :] = 0
-            else:
-                dst[:s_lo, :] = 0
-                dst[s_hi:, :] = 0
         for c0 in range(0, Cg, 16):
-            for r in range(h_lo, h_hi):
-                dst = xp[g, r]
+            for r in range(rows):
+                dst = xp[g, r_lo + r]
                 for c in range(c0, min(Cg, c0 + 16)):
-                    src = x[n, g * Cg + c, r - ph]
-                    for q in range(s_hi - s_lo):
+                    src = x[n, g * Cg + c, h0 + r]
+                    for q in range(width):
                         dst[s_lo + q, c] = src[src0 + q]
 
 
@@ -439,7 +448,7 @@ def _forward_nt(x, wr, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, r
     yf = y.reshape(N * Co * P)
     for t in prange(nchunks):
         i0, i1 = _items(t, nchunks, N, nblk)
-        xp = np.empty((groups, Hp, Wp, Cg), dtype=x.dtype)
+        xp = np.zeros((groups, Hp, Wp, Cg), dtype=x.dtype)
         rows = np.zeros((rblock * Wo, kp), dtype=x.dtype)
         cur = -1
         for it in range(i0, i1):
@@ -482,7 +491,7 @@ def _forward_rows(x, w2, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw,
     yf = y.reshape(N * Co * P)
     for t in prange(nchunks):
         i0, i1 = _items(t, nchunks, N, nblk)
-        xpad = np.empty((C, Hp, Wp), dtype=x.dtype)
+        xpad = np.zeros((C, Hp, Wp), dtype=x.dtype)
         col = np.empty((K, rblock * Wo), dtype=x.dtype)
         cur = -1
         for it in range(i0, i1):
@@ -522,7 +531,7 @@ def _forward_shift(x, w2, b, has_bias, y, groups, kh, kw, ph, pw, dh, dw, rblock
     zero = y.dtype.type(0)
     for t in prange(nchunks):
         i0, i1 = _items(t, nchunks, N, nblk)
-        xpad = np.empty((C, Hp, Wp), dtype=x.dtype)
+        xpad = np.zeros((C, Hp, Wp), dtype=x.dtype)
         wide = np.empty((Cog, rblock * Wp), dtype=x.dtype)
         cur = -1
         for it in range(i0, i1):
@@ -569,7 +578,8 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
     for t in prange(nchunks):
         r0 = (np.int64(t) * total) // nchunks
         r1 = ((np.int64(t) + 1) * total) // nchunks
-        xpad = np.empty((maxb, C, Hp, Wp), dtype=x.dtype)
+        xpad = np.zeros((maxb, C, Hp, Wp), dtype=x.dtype)
+        slot_of = np.full(maxb, -1, dtype=np.int64)
         col = np.empty((cblock * kk2, segp), dtype=x.dtype)
         dyc = np.empty((Cog, segp), dtype=x.dtype)
         acc = part[t].reshape(Co * K)
@@ -579,10 +589,10 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
             nr = min(seg_rows, r1 - r)
             ln = nr * Wo
             kk = ((ln + _SIMD - 1) // _SIMD) * _SIMD
-            n_first = r // Ho
-            n_last = (r + nr - 1) // Ho
-            for n in range(n_first, n_last + 1):
-                _pad(x, n, ph, pw, xpad[n - n_first])
+            for n in range(r // Ho, (r + nr - 1) // Ho + 1):
+                if slot_of[n % maxb] != n:
+                    _pad(x, n, ph, pw, xpad[n % maxb])
+                    slot_of[n % maxb] = n
             for g in range(groups):
                 q = 0
                 rr = r
@@ -608,14 +618,14 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
                         n = rr // Ho
                         oh0 = rr - n * Ho
                         oh1 = min(Ho, oh0 + r + nr - rr)
-                        _im2col(xpad[n - n_first], g * Cg + c0, nc, oh0, oh1, kh, kw, sh, sw, dh,
+                        _im2col(xpad[n % maxb], g * Cg + c0, nc, oh0, oh1, kh, kw, sh, sw, dh,
                                 dw, Wo, col, q)
                         q += (oh1 - oh0) * Wo
                         rr += oh1 - oh0
                     rows = nc * kk2
                     col[:rows, ln:kk] = 0
                     off = g * Cog * K + c0 * kk2
-                    if rows >= Cog:
+                    if _first_in_a(rows, Cog):
                         A, ma, B, nb, sa, sb = col, rows, dyc, Cog, 1, K
                     else:
                         A, ma, B, nb, sa, sb = dyc, Cog, col, rows, K, 1
@@ -703,7 +713,7 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
         wr = np.zeros((Co, kp), x.dtype)
         wr[:, :K] = w.transpose(0, 2, 3, 1).reshape(Co, K)
         _forward_nt(x, wr, bias, b is not None, y, groups, kh, kw, *stride, *padding, *dilation,
-                    rblock, cog % 8 == 0, nchunks)
+                    rblock, _first_in_a.py_func(cog, rblock * Wo), nchunks)
     elif path == 1:
         _forward_rows(x, w.reshape(Co, K), bias, b is not None, y, groups, kh, kw, *stride,
                       *padding, *dilation, rblock, nchunks)
@@ -721,8 +731,8 @@ def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
         return dx
     if stride == (1, 1):
         # a convolution of dy with the kernel flipped and its channel axes swapped per group
-        wf = (w.reshape(groups, Co // groups, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
-              .reshape(C, Co // groups, kh, kw))
+        wf = w.reshape(groups, Co // groups, Cg, kh, kw).transpose(0, 2, 1, 3, 4)
+        wf = wf[:, :, :, ::-1, ::-1].reshape(C, Co // groups, kh, kw)
         pad = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
         return _conv_forward(dy, wf, b, dx, (1, 1), pad, dilation, groups)
     w2 = w.reshape(Co, -1)
@@ -748,7 +758,8 @@ def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
         return np.zeros(w_shape, x.dtype)
     Ho, Wo = dy.shape[2], dy.shape[3]
     seg_rows = max(1, min(_SEGMENT // Wo, N * Ho))
-    cblock = max(1, min(Cg, _BLOCK_BYTES // (kh * kw * _round_up(seg_rows * Wo, _SIMD) * x.itemsize)))
+    seg_bytes = _round_up(seg_rows * Wo, _SIMD) * x.itemsize
+    cblock = max(1, min(Cg, _BLOCK_BYTES // (kh * kw * seg_bytes)))
     if cblock > 8:
         cblock -= cblock % 8
     part = np.empty((nchunks, Co, K), x.dtype)
@@ -780,7 +791,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     """y = conv2d(x, w, b).
 
     x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None, all C-contiguous of one
-    float dtype; stride, padding, dilation: (h, w) int pairs; groups: int. Returns y (N, C_out, Ho, Wo).
+    float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
+    Returns y (N, C_out, Ho, Wo).
     """
     N, _, H, W = x.shape
     Co, _, kh, kw = w.shape
@@ -793,8 +805,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
 def conv2d_backward(dy, x, w, stride, padding, dilation, groups):
     """Gradients of conv2d: returns (dx, dw, db) shaped like x, w and (C_out,).
 
-    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw): C-contiguous, one float
-    dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
+    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw): C-contiguous, one
+    float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
     """
     dx = np.empty(x.shape, x.dtype)
     _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
@@ -807,7 +819,8 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)
 
     x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None: C-contiguous, one float
     dtype; stride, padding, output_padding, dilation: (h, w) int pairs; groups: int.
-    Returns y (N, C_out, Ho, Wo) with Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1.
+    Returns y (N, C_out, Ho, Wo) with
+    Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1.
     """
     N, _, H, W = x.shape
     _, Cog, kh, kw = w.shape
@@ -820,8 +833,8 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)
 def conv_transpose2d_backward(dy, x, w, stride, padding, output_padding, groups, dilation):
     """Gradients of conv_transpose2d: returns (dx, dw, db) shaped like x, w and (C_out,).
 
-    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous, one float
-    dtype; stride, padding, output_padding, dilation: (h, w) int pairs; groups: int.
+    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous, one
+    float dtype; stride, padding, output_padding, dilation: (h, w) int pairs; groups: int.
     """
     dx = np.empty(x.shape, x.dtype)
     _conv_forward(dy, w, None, dx, stride, padding, dilation, groups)
