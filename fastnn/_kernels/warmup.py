@@ -29,6 +29,9 @@ def _conv(k, r):
     y1 = k.conv1d(x1, w1, r(3), padding=1)
     k.conv1d(x1, w1)
     k.conv1d_backward(y1, x1, w1, padding=1)
+    xl, wl = r(1, 64, 5, 5), r(32, 64, 3, 3)  # long reductions, many outputs: the im2row path
+    k.conv2d(xl, wl, padding=1)
+    k.conv2d(xl, wl, stride=2)
     wt = r(2, 3, 3, 3)
     yt = k.conv_transpose2d(x, wt, b, stride=2, padding=1, output_padding=1)
     k.conv_transpose2d(x, wt)

@@ -7,11 +7,13 @@ from .base import FlatBuffer, Layer, Parameter, Sequential, parameter_count
 from .layers import (ELU, GELU, PReLU, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D,
                      Conv2DTranspose, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
                      MaxPool1D, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, StochasticPool2D, Tanh)
-from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, MSELoss
-from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
+from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss, Loss, MSELoss, l2_penalty
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm
+from .schedules import (Constant, CosineAnnealing, ExponentialDecay, InverseScaling,
+                        ReduceOnPlateau, StepDecay)
 from .recurrent import GRU, LSTM, SimpleRNN
-from .training import (Callback, EarlyStopping, History, ModelCheckpoint, RandomFlip, RandomShift,
-                       evaluate, fit, predict)
+from .training import (Callback, Compose, EarlyStopping, History, LambdaCallback, ModelCheckpoint,
+                       RandomFlip, RandomShift, evaluate, fit, predict)
 
 __all__ = [
     "FlatBuffer", "Layer", "Parameter", "Sequential", "parameter_count",
@@ -19,9 +21,11 @@ __all__ = [
     "AvgPool2D", "StochasticPool2D", "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout",
     "BatchNorm", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "Softmax",
     "SimpleRNN", "LSTM", "GRU",
-    "CrossEntropyLoss", "BinaryCrossEntropyLoss", "MSELoss",
-    "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
-    "fit", "evaluate", "predict", "History", "Callback", "EarlyStopping", "ModelCheckpoint",
-    "RandomShift", "RandomFlip",
+    "Loss", "CrossEntropyLoss", "BinaryCrossEntropyLoss", "MSELoss", "l2_penalty",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
+    "Constant", "StepDecay", "ExponentialDecay", "InverseScaling", "CosineAnnealing",
+    "ReduceOnPlateau",
+    "fit", "evaluate", "predict", "History", "Callback", "LambdaCallback", "EarlyStopping",
+    "ModelCheckpoint", "RandomShift", "RandomFlip", "Compose",
     "init", "losses", "optimizers", "schedules",
 ]
