@@ -7,7 +7,6 @@ train a whole epoch per call. Extra parameters: ``dtype`` (float32 by default; f
 scikit-learn to rounding), ``device`` and, for the classifier, ``class_weight``; validation loss
 is recorded beside the validation score.
 """
-import contextlib
 import numbers
 import warnings
 
@@ -36,11 +35,6 @@ _PREDICT_CHUNK = 4096
 def _kernels():
     from ._kernels.cpu import mlp
     return mlp
-
-
-def _blas_one_thread():
-    from ._kernels.cpu._jit import blas_single_thread
-    return blas_single_thread(always=True)
 
 
 def _check_param(name, value, kind, low=None, high=None, low_open=False, high_open=False,
@@ -267,11 +261,9 @@ class _BaseMLP(BaseEstimator):
 
         def fun(packed):
             params[:] = packed
-            small = n * int(units.sum()) < 2_000_000
-            with _blas_one_thread() if small else contextlib.nullcontext():
-                loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
-                                     w_off, b_off, hidden, output, loss_code,
-                                     float(self.alpha), acts, deltas)
+            loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
+                                 w_off, b_off, hidden, output, loss_code,
+                                 float(self.alpha), acts, deltas)
             return loss, grad.astype(np.float64)
 
         iprint = 1 if self.verbose else -1
@@ -354,14 +346,13 @@ class _BaseMLP(BaseEstimator):
         for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
-            with _blas_one_thread():
-                total, t = mlp.train_epoch(
-                    xd, data, indices, indptr, sparse, y_train, sw, has_sw, sample_idx,
-                    batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code,
-                    float(self.alpha), solver, opt["lr"], float(self.momentum),
-                    bool(self.nesterovs_momentum), float(self.beta_1), float(self.beta_2),
-                    float(self.epsilon), opt["t"], opt["m"], opt["v"] if solver == mlp.ADAM else opt["m"],
-                    xb, yb, swb, acts, deltas)
+            total, t = mlp.train_epoch(
+                xd, data, indices, indptr, sparse, y_train, sw, has_sw, sample_idx,
+                batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code,
+                float(self.alpha), solver, opt["lr"], float(self.momentum),
+                bool(self.nesterovs_momentum), float(self.beta_1), float(self.beta_2),
+                float(self.epsilon), opt["t"], opt["m"], opt["v"] if solver == mlp.ADAM else opt["m"],
+                xb, yb, swb, acts, deltas)
             opt["t"] = t
             state["n_iter"] += 1
             state["loss"] = total / n_samples
