@@ -12,6 +12,7 @@ and then every ``intercepts_[i]``. ``units`` is ``[n_features, *hidden, n_output
 import numpy as np
 
 from ._jit import jit
+from .optim import _adam_serial
 
 # activation codes (hidden and output)
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -261,18 +262,12 @@ def _sgd_update(params, grad, velocity, lr, momentum, nesterov):
 
 @jit
 def _adam_update(params, grad, m, v, t, lr, beta1, beta2, eps):
-    """scikit-learn's Adam: bias correction folded into the step size, then m / (sqrt(v) + eps)."""
+    """scikit-learn's Adam (bias correction folded into the step size, then m / (sqrt(v) + eps)),
+    run by the PyTorch-form Adam kernel with ``eps / sqrt(1 - beta2**t)``."""
     dt = params.dtype.type
-    step = dt(lr * np.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t))
-    b1, b2, e = dt(beta1), dt(beta2), dt(eps)
-    c1, c2 = dt(1.0 - beta1), dt(1.0 - beta2)
-    for q in range(params.size):
-        g = grad[q]
-        mq = b1 * m[q] + c1 * g
-        vq = b2 * v[q] + c2 * g * g
-        m[q] = mq
-        v[q] = vq
-        params[q] -= step * mq / (np.sqrt(vq) + e)
+    bc2_sqrt = np.sqrt(1.0 - beta2 ** t)
+    _adam_serial(params, grad, m, v, False, dt(0), dt(1), dt(beta1), dt(1.0 - beta1), dt(beta2),
+                 dt(1.0 - beta2), dt(bc2_sqrt), dt(lr / (1.0 - beta1 ** t)), dt(eps / bc2_sqrt))
 
 
 @jit
