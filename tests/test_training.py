@@ -324,3 +324,23 @@ def test_blas_threads_limits_blas_while_training():
     np.testing.assert_allclose(a.flat.data, b.flat.data, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="blas_threads"):
         fit(mlp(), x, y, blas_threads=0)
+
+
+def test_unpickled_model_keeps_its_flat_buffer_shared():
+    import pickle
+
+    import fastnn.nn as nn
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 3)).astype(np.float32), rng.integers(0, 2, 20)
+    model = nn.Sequential(nn.Dense(4), nn.ReLU(), nn.Dense(2), seed=0)
+    opt = nn.Adam(model.build((3,)), lr=0.05)
+    nn.fit(model, x, y, optimizer=opt, epochs=1, seed=0)
+    copy = pickle.loads(pickle.dumps((model, opt)))
+    model2, opt2 = copy
+    assert opt2.flat is model2.flat
+    assert all(np.shares_memory(model2.flat.data, p.data) for p in model2.parameters())
+    assert all(np.shares_memory(model2.flat.grad, p.grad) for p in model2.parameters())
+    assert model2[1]._cache is None  # forward caches are not pickled
+    nn.fit(model, x, y, optimizer=opt, epochs=1, seed=1)
+    nn.fit(model2, x, y, optimizer=opt2, epochs=1, seed=1)
+    np.testing.assert_array_equal(model2.flat.data, model.flat.data)

@@ -3,6 +3,7 @@
 Importing ``fastnn.nn`` loads no Numba code; kernels compile when a layer first runs.
 """
 from . import init, losses, optimizers, schedules
+from ._array import to_device, to_host
 from .base import FlatBuffer, Layer, Parameter, Sequential, parameter_count
 from .layers import (ELU, GELU, PReLU, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D,
                      Conv2DTranspose, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
@@ -27,5 +28,5 @@ __all__ = [
     "ReduceOnPlateau",
     "fit", "evaluate", "predict", "History", "Callback", "LambdaCallback", "EarlyStopping",
     "ModelCheckpoint", "RandomShift", "RandomFlip", "Compose",
-    "init", "losses", "optimizers", "schedules",
+    "init", "losses", "optimizers", "schedules", "to_device", "to_host",
 ]

@@ -3,12 +3,18 @@
 A model's parameters live in one flat buffer (and their gradients in a matching one); each
 ``Parameter`` holds views into them, so one fused optimizer kernel updates the whole model.
 Layers build lazily: input sizes are inferred at the first forward.
+
+Devices: ``model.to("cuda")`` moves the flat buffers and the layers' state arrays to the GPU
+(``"cpu"`` brings them back; ``"auto"`` picks the GPU when a real one is present). Layers then
+take and return CUDA device arrays. Pickling (and ``copy.deepcopy``) always stores host arrays,
+so a model trained on a GPU unpickles on a machine without one, on the CPU.
 """
 import inspect
 
 import numpy as np
 
-from .._kernels._dispatch import is_cuda_array
+from .._kernels._dispatch import is_cuda_array, resolve_device
+from . import _array
 
 
 class Parameter:
@@ -37,9 +43,25 @@ class Parameter:
     def __repr__(self):
         return f"Parameter({self.name}, shape={self.shape}, dtype={np.dtype(self.data.dtype)})"
 
+    def __getstate__(self):
+        # Views into a flat buffer are re-linked by the buffer when it is unpickled.
+        state = {"name": self.name, "decay": self.decay, "_flat": self._flat}
+        if self._flat is None:
+            state.update(data=_array.to_host(self.data), grad=_array.to_host(self.grad))
+        return state
+
+    def __setstate__(self, state):
+        self.name, self.decay, self._flat = state["name"], state["decay"], state["_flat"]
+        if "data" in state:
+            self.data, self.grad = state["data"], state["grad"]
+
 
 class FlatBuffer:
-    """One contiguous buffer for the values and one for the gradients of a list of parameters."""
+    """One contiguous buffer for the values and one for the gradients of a list of parameters.
+
+    ``device`` says where ``data`` and ``grad`` live; ``decay_mask`` (bool, one per element) stays
+    on the host, ``device_mask()`` gives it on the buffer's device.
+    """
 
     def __init__(self, params, dtype=None):
         self.params = list(params)
@@ -47,20 +69,60 @@ class FlatBuffer:
             raise ValueError("cannot pack an empty list of parameters")
         dtype = np.dtype(dtype or self.params[0].data.dtype)
         self.sizes = [p.size for p in self.params]
+        self.shapes = [p.shape for p in self.params]
         total = int(sum(self.sizes))
         self.data = np.empty(total, dtype=dtype)
         self.grad = np.zeros(total, dtype=dtype)
         self.decay_mask = np.empty(total, dtype=bool)
+        self.device = "cpu"
+        self._mask_on_device = None
         offset = 0
         for p, n in zip(self.params, self.sizes):
-            shape = p.shape
-            self.data[offset:offset + n] = np.asarray(p.data, dtype=dtype).reshape(-1)
-            self.grad[offset:offset + n] = np.asarray(p.grad, dtype=dtype).reshape(-1)
+            self.data[offset:offset + n] = _array.to_host(p.data).astype(dtype).reshape(-1)
+            self.grad[offset:offset + n] = _array.to_host(p.grad).astype(dtype).reshape(-1)
             self.decay_mask[offset:offset + n] = p.decay
+            offset += n
+        self._link()
+
+    def _link(self):
+        """Point every parameter's ``data``/``grad`` at its slice of the buffers."""
+        offset = 0
+        for p, n, shape in zip(self.params, self.sizes, self.shapes):
             p.data = self.data[offset:offset + n].reshape(shape)
             p.grad = self.grad[offset:offset + n].reshape(shape)
             p._flat = (self, offset)
             offset += n
+
+    def to(self, device):
+        """Move values and gradients to ``device`` ('cpu', 'cuda', 'auto'); views follow."""
+        device = resolve_device(device)
+        if device != self.device:
+            self.data = _array.to_device(self.data, device)
+            self.grad = _array.to_device(self.grad, device)
+            self.device = device
+            self._mask_on_device = None
+            self._link()
+        return self
+
+    def device_mask(self):
+        """``decay_mask`` on the buffer's device (cached)."""
+        if self.device == "cpu":
+            return self.decay_mask
+        if self._mask_on_device is None:
+            self._mask_on_device = _array.to_device(self.decay_mask, self.device)
+        return self._mask_on_device
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(data=_array.to_host(self.data), grad=_array.to_host(self.grad),
+                     device="cpu", _mask_on_device=None)
+        return state
+
+    def __setstate__(self, state):
+        # The parameters may not be unpickled yet (they refer back to this buffer): only their
+        # data/grad slots are set here, which their own state never overwrites.
+        self.__dict__.update(state)
+        self._link()
 
     @classmethod
     def of(cls, params):
@@ -94,11 +156,15 @@ class Layer:
     ``get_config``, ``clone`` and ``fastnn.save`` rely on).
     """
 
+    supports_cuda = True  # False for layers that only run on the CPU
+    device = "cpu"        # where the parameters and state arrays live
+
     def __init__(self):
         self.built = False
         self.input_shape = None
         self._params = []
         self._rng = None
+        self.device = "cpu"
 
     # -- building ---------------------------------------------------------------------------
     def build(self, input_shape, rng=None, dtype=np.float32):
@@ -123,6 +189,50 @@ class Layer:
             self._rng = np.random.default_rng()
         return self._rng
 
+    # -- devices ----------------------------------------------------------------------------
+    def to(self, device):
+        """Move parameters, gradients and state arrays to ``device`` ('cpu', 'cuda', 'auto').
+
+        Returns the layer. An unbuilt layer records the device and moves when it builds.
+        """
+        device = resolve_device(device)
+        if device == "cuda" and not self.supports_cuda:
+            raise ValueError(f"{type(self).__name__} runs on the CPU only; it cannot move to "
+                             "'cuda'")
+        if self.built:
+            params = self.parameters()
+            if params:
+                FlatBuffer.of(params).to(device)
+            self._move_buffers(device)
+        self.device = device
+        return self
+
+    def _move_buffers(self, device):
+        for name, value in self.buffers().items():
+            setattr(self, name, _array.to_device(value, device))
+        if hasattr(self, "_cache"):
+            self._cache = None
+
+    def _check_device(self, x):
+        """Parameters and input must share a device (no silent copies of either)."""
+        if self._params and is_cuda_array(x) != (self.device == "cuda"):
+            where = "a CUDA array" if is_cuda_array(x) else "a NumPy array"
+            raise ValueError(
+                f"{type(self).__name__} has its parameters on '{self.device}' but got {where}; "
+                f"move the model with .to(...) or the input with "
+                f"fastnn.nn.to_device(x, '{self.device}')")
+
+    def __getstate__(self):
+        """Host copies of every array (a GPU model unpickles on the CPU); no forward cache."""
+        state = self.__dict__.copy()
+        if "_cache" in state:
+            state["_cache"] = None
+        if state.get("device") == "cuda":
+            for name in self.buffers():
+                state[name] = _array.to_host(state[name])
+            state["device"] = "cpu"
+        return state
+
     def _check_input(self, x):
         """Build at the first call; afterwards the per-sample shape must match the built one."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
@@ -132,7 +242,11 @@ class Layer:
                 raise TypeError(f"{self!r}: expected a float array, got dtype {x.dtype}")
             self.build(tuple(x.shape[1:]), self._init_rng(), np.dtype(x.dtype))
             self.built = True
-        elif not _shape_matches(self.input_shape, tuple(x.shape[1:])):
+            if self.device == "cuda" or is_cuda_array(x):
+                self.to("cuda")
+        else:
+            self._check_device(x)
+        if self.built and not _shape_matches(self.input_shape, tuple(x.shape[1:])):
             want = "(N, " + ", ".join("*" if s is None else str(s) for s in self.input_shape) + ")"
             raise ValueError(
                 f"{self!r} was built for input of shape {want}, got {tuple(x.shape)}")
@@ -210,34 +324,72 @@ class Sequential(Layer):
         return self.layers[i]
 
     def build(self, input_shape, rng=None, dtype=np.float32):
-        """Build every layer for per-sample ``input_shape`` (a forward pass on one zero sample)."""
+        """Build every layer for per-sample ``input_shape`` (a forward pass on one zero sample
+        on the host), then move to the model's device."""
         if rng is not None:
             self._rng = rng
-        self.forward(np.zeros((1,) + tuple(input_shape), dtype=dtype))
+        if not self.built:
+            self._build_forward(np.zeros((1,) + tuple(input_shape), dtype=dtype), False)
+        if self.device != "cpu":
+            self.to(self.device)
+        return self
+
+    def to(self, device):
+        """Move every layer's parameters (one flat buffer) and state arrays to ``device``."""
+        device = resolve_device(device)
+        for layer in self.layers:
+            if device == "cuda" and not layer.supports_cuda:
+                raise ValueError(f"{type(layer).__name__} runs on the CPU only; this model "
+                                 "cannot move to 'cuda'")
+        if self.built:
+            if self.flat is not None:
+                self.flat.to(device)
+            for layer in self.layers:
+                layer._move_buffers(device)
+                layer.device = device
+        self.device = device  # an unbuilt model moves when it builds
         return self
 
     def _check_input(self, x):
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             x = np.asarray(x)
-        if self.built and not _shape_matches(self.input_shape, tuple(x.shape[1:])):
-            want = "(N, " + ", ".join("*" if s is None else str(s) for s in self.input_shape) + ")"
-            raise ValueError(f"Sequential was built for input of shape {want}, got {tuple(x.shape)}")
+        if self.built:
+            if not _shape_matches(self.input_shape, tuple(x.shape[1:])):
+                want = "(N, " + ", ".join("*" if s is None else str(s)
+                                          for s in self.input_shape) + ")"
+                raise ValueError(f"Sequential was built for input of shape {want}, "
+                                 f"got {tuple(x.shape)}")
+            if self.flat is not None and is_cuda_array(x) != (self.device == "cuda"):
+                where = "a CUDA array" if is_cuda_array(x) else "a NumPy array"
+                raise ValueError(
+                    f"the model's parameters are on '{self.device}' but the input is {where}; "
+                    f"move the model with .to(...), the input with "
+                    f"fastnn.nn.to_device(x, '{self.device}'), or use predict()")
         return x
 
     def forward(self, x, training=False):
         x = self._check_input(x)
-        first = not self.built
-        if first:
-            input_shape = tuple(x.shape[1:])
-            rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
-            for layer in self.layers:
-                layer._rng = rng
+        if not self.built:
+            if self.device == "cpu" and not is_cuda_array(x):
+                return self._build_forward(x, training)
+            self.to("cuda")  # builds on the host, then moves (the input stays where it is)
+            self.build(tuple(x.shape[1:]), dtype=np.dtype(x.dtype))
+            self._check_input(x)
         for layer in self.layers:
             x = layer.forward(x, training)
-        if first:
-            self.input_shape = input_shape
-            self.built = True
-            self.pack()
+        return x
+
+    def _build_forward(self, x, training):
+        """The first forward pass on the host: every layer builds from what it receives."""
+        input_shape = tuple(x.shape[1:])
+        rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer._rng = rng
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        self.input_shape = input_shape
+        self.built = True
+        self.pack()
         return x
 
     def pack(self):
@@ -262,12 +414,13 @@ class Sequential(Layer):
                 p.grad[...] = 0
 
     def predict(self, x, batch_size=1024):
-        """Forward pass in inference mode, in batches; returns the stacked outputs."""
-        n = len(x)
-        if n == 0:
-            raise ValueError("predict needs at least one sample")
-        outs = [self.forward(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
-        return outs[0] if len(outs) == 1 else np.concatenate([np.asarray(o) for o in outs])
+        """Forward pass in inference mode, in batches; returns a NumPy array of the outputs.
+
+        A model on the GPU takes NumPy or CUDA input: the input moves to the device once and the
+        outputs come back once.
+        """
+        from .training import predict
+        return predict(self, x, batch_size=batch_size)
 
     def fit(self, x, y, **kwargs):
         """Train this model; see ``fastnn.nn.fit`` for the arguments. Returns the history."""

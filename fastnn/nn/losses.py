@@ -9,11 +9,10 @@
 ``l2_penalty`` adds scikit-learn's L2 term to the gradients of a flat parameter buffer.
 Decoupled weight decay lives in the optimizers (``AdamW``, ``weight_decay=``).
 """
-import functools
-
 import numpy as np
 
 from .. import kernels
+from . import _array
 
 __all__ = ["Loss", "CrossEntropyLoss", "BinaryCrossEntropyLoss", "MSELoss", "l2_penalty", "get"]
 
@@ -155,27 +154,6 @@ def get(name):
 
 # --- L2 regularisation (scikit-learn's alpha) -------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _l2_kernels():
-    """The jitted one-pass L2 update (serial, parallel), compiled or loaded at first use."""
-    from numba import prange
-    from .._kernels.cpu._jit import jit, pjit
-
-    def l2_masked(data, grad, mask, c):
-        acc = 0.0
-        for i in prange(data.size):
-            if mask[i]:
-                w = data[i]
-                w64 = float(w)
-                acc += w64 * w64
-                grad[i] += c * w
-        return acc
-    return jit(l2_masked), pjit(l2_masked)
-
-
-_PARALLEL_MIN = 32768
-
-
 def l2_penalty(flat, alpha, n):
     """Add scikit-learn's L2 term for the parameters with ``decay=True``; return the loss term.
 
@@ -191,7 +169,5 @@ def l2_penalty(flat, alpha, n):
         raise ValueError(f"n must be positive, got {n!r}")
     if alpha == 0 or flat is None:
         return 0.0
-    data, grad = flat.data, flat.grad
-    c = data.dtype.type(alpha / n)
-    total = _l2_kernels()[data.size >= _PARALLEL_MIN](data, grad, flat.decay_mask, c)
-    return 0.5 * alpha * float(total) / n
+    total = _array.l2_masked(flat.data, flat.grad, flat.device_mask(), alpha / n)
+    return 0.5 * alpha * total / n

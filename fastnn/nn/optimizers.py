@@ -14,20 +14,20 @@ biases or normalisation parameters). ``SGD``, ``Adam``, ``RMSprop`` and ``Adagra
 parameter decays the kernel applies the decay itself; otherwise one masked pass applies it first
 (the gradient buffer then holds the decayed gradient) and the kernel runs with no decay. Either way
 the result equals torch's with the decaying parameters in a group of their own.
+
+State arrays live on the parameters' device and follow the model when it moves (``model.to``);
+``state_dict()`` returns host copies, and pickling stores host arrays.
 """
-import functools
 import math
 import numbers
 
 import numpy as np
 
 from .. import kernels
+from . import _array
 from .base import FlatBuffer, Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm", "get"]
-
-_PARALLEL_MIN = 32768
-
 
 def _flat_of(params):
     """The ``FlatBuffer`` holding these parameters (a model, a list of Parameters, or a buffer)."""
@@ -57,37 +57,6 @@ def _nonneg(value, name):
     return value
 
 
-@functools.lru_cache(maxsize=None)
-def _masked_ops():
-    """Jitted masked updates (serial for small buffers, parallel for large ones)."""
-    from numba import prange
-    from .._kernels.cpu._jit import jit, pjit
-
-    def axpy(dst, src, mask, c):  # dst += c * src where mask
-        for i in prange(dst.size):
-            if mask[i]:
-                dst[i] += c * src[i]
-
-    def scale(dst, mask, f):  # dst *= f where mask
-        for i in prange(dst.size):
-            if mask[i]:
-                dst[i] *= f
-
-    return {"axpy": (jit(axpy), pjit(axpy)), "scale": (jit(scale), pjit(scale))}
-
-
-def masked_axpy(dst, src, mask, c):
-    """``dst[mask] += c * src[mask]`` in one pass, in place (flat arrays of one dtype)."""
-    fn = _masked_ops()["axpy"][dst.size >= _PARALLEL_MIN]
-    fn(dst, src, mask, dst.dtype.type(c))
-
-
-def masked_scale(dst, mask, f):
-    """``dst[mask] *= f`` in one pass, in place."""
-    fn = _masked_ops()["scale"][dst.size >= _PARALLEL_MIN]
-    fn(dst, mask, dst.dtype.type(f))
-
-
 class Optimizer:
     """Base class: subclasses name their flat state buffers (``_buffers``), define ``_update``."""
 
@@ -99,7 +68,8 @@ class Optimizer:
         self.lr = lr
         self.weight_decay = _nonneg(weight_decay, "weight_decay")
         self.t = 0  # steps taken
-        self.state = {name: np.zeros_like(self.flat.data) for name in self._buffers}
+        self.state = {name: _array.zeros_like(self.flat.data) for name in self._buffers}
+        self._state_device = self.flat.device
         mask = self.flat.decay_mask
         self._decay_all = bool(mask.all())
         self._decay_none = not bool(mask.any())
@@ -121,8 +91,21 @@ class Optimizer:
 
     def step(self):
         """Update every parameter from its gradient (one fused kernel over the flat buffer)."""
+        self._follow_parameters()
         self.t += 1
         self._update()
+
+    def _follow_parameters(self):
+        """Move the state arrays to the parameters' device if the model moved."""
+        if self._state_device != self.flat.device:
+            self.state = {k: _array.to_device(v, self.flat.device) for k, v in self.state.items()}
+            self._state_device = self.flat.device
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["state"] = {k: _array.to_host(v) for k, v in self.state.items()}
+        state["_state_device"] = "cpu"
+        return state
 
     def _update(self):
         raise NotImplementedError
@@ -134,7 +117,7 @@ class Optimizer:
             return 0.0
         if self._decay_all:
             return wd
-        masked_axpy(self.flat.grad, self.flat.data, self.flat.decay_mask, wd)
+        _array.masked_axpy(self.flat.grad, self.flat.data, self.flat.device_mask(), wd)
         return 0.0
 
     # -- state ----------------------------------------------------------------------------
@@ -150,7 +133,7 @@ class Optimizer:
         for k, v in self.get_config().items():
             out[k] = list(v) if isinstance(v, tuple) else v
         for name, buf in self.state.items():
-            out[name] = buf.copy()
+            out[name] = _array.to_host(buf).copy()
         return out
 
     def load_state_dict(self, state):
@@ -179,8 +162,9 @@ class Optimizer:
         for name, value in config.items():
             setattr(self, name, value)
         self._check_hyper()
+        self._follow_parameters()
         for name, a in arrays.items():
-            self.state[name][...] = a
+            _array.assign(self.state[name], a.astype(self.flat.data.dtype, copy=False))
         self.t = int(step)
         return self
 
@@ -257,7 +241,7 @@ class Adam(Optimizer):
         if self._decoupled:
             wd = self.weight_decay
             if wd != 0 and not self._decay_all and not self._decay_none:
-                masked_scale(f.data, f.decay_mask, 1.0 - self.lr * wd)
+                _array.masked_scale(f.data, f.device_mask(), 1.0 - self.lr * wd)
                 wd = 0.0
             elif self._decay_none:
                 wd = 0.0
@@ -317,7 +301,7 @@ class Adagrad(Optimizer):
         self.eps = eps
         super().__init__(params, lr, weight_decay)
         self._check_hyper()
-        self.state["state_sum"].fill(self.initial_accumulator_value)
+        _array.fill(self.state["state_sum"], self.initial_accumulator_value)
 
     def _check_hyper(self):
         super()._check_hyper()
@@ -358,15 +342,11 @@ def clip_grad_norm(params_or_flat, max_norm, eps=1e-6):
     """
     max_norm = _nonneg(max_norm, "max_norm")
     grads = _grads(params_or_flat)
-    total = 0.0
-    for g in grads:
-        v = g.reshape(-1)
-        total += float(np.dot(v, v))
-    norm = math.sqrt(total)
+    norm = math.sqrt(sum(_array.sum_squares(g) for g in grads))
     coef = max_norm / (norm + eps)
     if coef < 1.0:
         for g in grads:
-            g *= g.dtype.type(coef)
+            _array.scale(g, coef)
     return norm
 
 

@@ -35,6 +35,7 @@ class _Recurrent(Layer):
     """Shared shape checks, parameter creation and gradient accumulation of the three cells."""
 
     _gates = 1  # gate blocks stacked in weight_ih / weight_hh
+    supports_cuda = False
 
     def __init__(self, units, return_sequences=False):
         super().__init__()

@@ -6,6 +6,12 @@ penalty (``alpha``), decoupled or coupled weight decay (``weight_decay``), gradi
 callbacks. One ``seed`` drives everything random (weight initialisation of an unbuilt model without
 a seed of its own, dropout, shuffling, the validation split, augmentation): the same seed twice
 gives bitwise-identical weights.
+
+Devices: ``fit(..., device="cuda")`` (or a model already moved with ``model.to("cuda")``) trains
+on the GPU. The training and validation data move to the device once per fit (per mini-batch when
+they would take more than half of the free device memory, or when ``augment`` runs, which works on
+host batches); mini-batches are gathered on the device; the loss and the accuracy counts come back
+as one number each per batch. ``predict`` returns NumPy arrays.
 """
 import math
 import numbers
@@ -14,6 +20,7 @@ import time
 
 import numpy as np
 
+from . import _array
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import schedules as _schedules
@@ -230,20 +237,20 @@ def _snapshot(model, flat, into=None):
     from ..io import model_buffers
     bufs = model_buffers(model)
     if into is None:
-        return flat.data.copy(), {k: v.copy() for k, v in bufs.items()}
+        return _array.copy(flat.data), {k: _array.copy(v) for k, v in bufs.items()}
     data, saved = into
-    data[...] = flat.data
+    _array.assign(data, flat.data)
     for k, v in bufs.items():
-        saved[k][...] = v
+        _array.assign(saved[k], v)
     return into
 
 
 def _restore(model, flat, state):
     from ..io import model_buffers
     data, saved = state
-    flat.data[...] = data
+    _array.assign(flat.data, data)
     for k, v in model_buffers(model).items():
-        v[...] = saved[k]
+        _array.assign(v, saved[k])
 
 
 # --- augmentation --------------------------------------------------------------------------------
@@ -338,13 +345,11 @@ def _augmenter(augment):
 # --- metrics -------------------------------------------------------------------------------------
 
 def _accuracy_counts(output, target, loss_fn):
-    """Number of correct predictions and number of predictions in a batch."""
-    out = np.asarray(output)
+    """Number of correct predictions and number of predictions in a batch (on its device)."""
     if isinstance(loss_fn, _losses.BinaryCrossEntropyLoss):
-        t = np.asarray(target).reshape(out.shape)
-        return int(np.count_nonzero((out > 0) == (t > 0.5))), out.size
-    if out.ndim == 2 and out.shape[1] > 1:
-        return int(np.count_nonzero(out.argmax(axis=1) == np.asarray(target))), out.shape[0]
+        return _array.count_binary_correct(output, target), int(output.size)
+    if len(output.shape) == 2 and output.shape[1] > 1:
+        return _array.count_argmax_correct(output, target), int(output.shape[0])
     raise ValueError("the accuracy metric needs class logits (N, C) with integer targets, "
                      "or binary cross-entropy outputs")
 
@@ -375,8 +380,8 @@ class _Metric:
             self.total += correct
             self.count += n
             return
-        out = np.asarray(output)
-        t = np.asarray(target)
+        out = _array.to_host(output)
+        t = _array.to_host(target)
         n = out.shape[0]
         if self.fn in ("mae", "mse"):
             diff = out.astype(np.float64) - t.reshape(out.shape)
@@ -407,12 +412,15 @@ def _metric_list(metrics, loss_fn):
 def _float_dtype(model, x):
     dtype = getattr(model, "dtype", None) if getattr(model, "built", False) else None
     if dtype is None:
-        dtype = np.float64 if np.asarray(x).dtype == np.float64 else np.float32
+        given = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+        dtype = np.float64 if given == np.float64 else np.float32
     return np.dtype(dtype)
 
 
 def _prepare(x, y, loss_fn, dtype, sample_weight, name="x"):
-    x = np.ascontiguousarray(x, dtype=dtype)
+    """Host arrays, checked: x (N, ...) of ``dtype``, targets, float64 sample weights."""
+    x = np.ascontiguousarray(_array.to_host(x), dtype=dtype)
+    y = _array.to_host(y)
     if x.ndim < 2:
         raise ValueError(f"{name} must be at least 2-D (N, features...), got shape {x.shape}")
     n = x.shape[0]
@@ -439,6 +447,44 @@ def _check_int(value, name, minimum):
 
 def _loss_of(loss):
     return _losses.get(loss) if isinstance(loss, (str, type)) else loss
+
+
+# --- devices -------------------------------------------------------------------------------------
+
+def _model_device(model):
+    return getattr(model, "device", "cpu")
+
+
+def _fits_on_device(nbytes):
+    """Whether ``nbytes`` of data may stay on the GPU: at most half of its free memory."""
+    try:
+        from numba import cuda
+        free, _ = cuda.current_context().get_memory_info()
+    except Exception:  # the simulator, or a driver without the query
+        return True
+    return nbytes <= free // 2
+
+
+def _on_device(device, *arrays):
+    """``arrays`` (host, or None) moved to ``device`` once, and whether they now live there.
+
+    On 'cuda' they move only when they fit (``_fits_on_device``); otherwise they stay on the
+    host and batches move one at a time (``_batch_to``).
+    """
+    if device == "cpu":
+        return arrays, True
+    nbytes = sum(a.nbytes for a in arrays if a is not None and not _array.is_cuda_array(a))
+    if not _fits_on_device(nbytes):
+        return arrays, False
+    return tuple(None if a is None else _array.to_device(a, device) for a in arrays), True
+
+
+def _batch_to(device, *arrays):
+    """Host batches moved to ``device`` (no copy when they are there already)."""
+    if device == "cpu":
+        return arrays
+    return tuple(a if a is None or _array.is_cuda_array(a) else _array.to_device(a, device)
+                 for a in arrays)
 
 
 # --- progress output -----------------------------------------------------------------------------
@@ -535,7 +581,7 @@ def _callbacks(callbacks):
 def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size=32, epochs=10,
         validation_data=None, validation_split=0.0, shuffle=True, seed=None, schedule=None,
         weight_decay=0.0, alpha=0.0, clip_norm=None, callbacks=(), augment=None, metrics=None,
-        verbose=0, sample_weight=None, optimizer_options=None, blas_threads=None):
+        verbose=0, sample_weight=None, optimizer_options=None, blas_threads=None, device=None):
     """Train ``model`` on ``(x, y)`` with mini-batches; returns a ``History``.
 
     - ``loss``: "cross_entropy" (integer class targets), "binary_cross_entropy" (0/1 targets of
@@ -565,6 +611,9 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
     - ``blas_threads``: limit the BLAS thread pools to this many threads while training
       (threadpoolctl). Small models make many small matrix products, which a second BLAS thread
       slows down, badly so on a busy machine; None leaves BLAS as configured.
+    - ``device``: "cpu", "cuda" or "auto" moves the model there (``model.to``) before training;
+      None trains where the model is. On "cuda" the data moves to the GPU once (see the module
+      docstring) and the model stays there afterwards.
     """
     epochs = _check_int(epochs, "epochs", 0)
     batch_size = _check_int(batch_size, "batch_size", 1)
@@ -584,7 +633,7 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
                        schedule=schedule, weight_decay=weight_decay, alpha=alpha,
                        clip_norm=clip_norm, callbacks=callbacks, augment=augment,
                        metrics=metrics, verbose=verbose, sample_weight=sample_weight,
-                       optimizer_options=optimizer_options)
+                       optimizer_options=optimizer_options, device=device)
     if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
     alpha = float(alpha)
@@ -615,6 +664,9 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
         sample_weight = None if sample_weight is None else sample_weight[ti]
 
     _build(model, x, dtype, None if seed is None else init_seed)
+    if device is not None:
+        model.to(device)
+    device = _model_device(model)
     if seed is not None:
         _reseed_layers(model, layer_seed)
 
@@ -648,10 +700,19 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
     n_batches = (n + batch_size - 1) // batch_size
     shuffle_rng = np.random.default_rng(shuffle_seed)
     aug_rng = np.random.default_rng(aug_seed)
-    gather = shuffle or augment is not None
     bsz = min(batch_size, n)
-    xbuf = np.empty((bsz,) + x.shape[1:], dtype=x.dtype) if gather else None
-    ybuf = np.empty((bsz,) + y.shape[1:], dtype=y.dtype) if gather else None
+    # Where batches come from: host arrays (CPU; or a GPU when augmenting or when the data does
+    # not fit), or arrays resident on the device, gathered there.
+    (x_dev, y_dev), resident = _on_device(device, x, y)
+    gather_on_device = device != "cpu" and resident and augment is None
+    if gather_on_device:
+        x, y = x_dev, y_dev
+    if val is not None:
+        (vx, vy), _ = _on_device(device, val[0], val[1])
+        val = (vx, vy, val[2])
+    gather = shuffle or augment is not None
+    xbuf = _array.empty_like(x, (bsz,) + tuple(x.shape[1:])) if gather else None
+    ybuf = _array.empty_like(y, (bsz,) + tuple(y.shape[1:])) if gather else None
     wbuf = np.empty(bsz, dtype=np.float64) if gather and sample_weight is not None else None
     monitor = getattr(sched, "monitor", None) or ("val_loss" if val is not None else "loss")
 
@@ -663,6 +724,7 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
         for cb in cbs:
             cb.on_epoch_begin(epoch, {})
         order = shuffle_rng.permutation(n) if shuffle else None
+        order_dev = _batch_to(device, order)[0] if gather_on_device and shuffle else order
         for m in metric_objs:
             m.reset()
         total_loss = 0.0
@@ -671,18 +733,20 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
             lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
             m_b = hi - lo
             if gather:
-                if order is None:
-                    idx = np.arange(lo, hi)
-                else:
-                    idx = order[lo:hi]
-                xb = np.take(x, idx, axis=0, out=xbuf[:m_b])
-                yb = np.take(y, idx, axis=0, out=ybuf[:m_b])
+                idx = np.arange(lo, hi) if order is None else order[lo:hi]
                 wb = None if wbuf is None else np.take(sample_weight, idx, out=wbuf[:m_b])
-                if augment is not None:
-                    xb = augment(xb, aug_rng)
+                if gather_on_device:
+                    xb = _array.take_rows(x, order_dev[lo:hi], xbuf[:m_b])
+                    yb = _array.take_rows(y, order_dev[lo:hi], ybuf[:m_b])
+                else:
+                    xb = _array.take_rows(x, idx, xbuf[:m_b])
+                    yb = _array.take_rows(y, idx, ybuf[:m_b])
+                    if augment is not None:
+                        xb = augment(xb, aug_rng)
             else:
                 xb, yb = x[lo:hi], y[lo:hi]
                 wb = None if sample_weight is None else sample_weight[lo:hi]
+            xb, yb = _batch_to(device, xb, yb)
             if wb is not None and not wb.sum() > 0:
                 continue  # a batch whose weights are all zero contributes nothing
             opt.zero_grad()
@@ -760,11 +824,13 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
         _metric_list(metrics, loss_fn)
     for m in metric_objs:
         m.reset()
+    device = _model_device(model)
+    (x, y), _ = _on_device(device, x, y)
     n = len(x)
     total, weight = 0.0, 0.0
     for lo in range(0, n, batch_size):
         hi = min(n, lo + batch_size)
-        xb, yb = x[lo:hi], y[lo:hi]
+        xb, yb = _batch_to(device, x[lo:hi], y[lo:hi])
         wb = None if sample_weight is None else sample_weight[lo:hi]
         out = model.forward(xb, training=False)
         if wb is None:
@@ -784,11 +850,26 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
 
 
 def predict(model, x, batch_size=256):
-    """Model outputs in inference mode, computed in batches (logits for classifiers)."""
+    """Model outputs in inference mode, computed in batches (logits for classifiers).
+
+    Returns a NumPy array. For a model on the GPU, ``x`` (NumPy or CUDA) moves to the device
+    once (per batch when it does not fit) and the outputs come back once.
+    """
     batch_size = _check_int(batch_size, "batch_size", 1)
-    x = np.ascontiguousarray(x, dtype=_float_dtype(model, x))
-    if hasattr(model, "predict"):
-        return model.predict(x, batch_size=batch_size)
-    outs = [np.asarray(model.forward(x[i:i + batch_size], training=False))
-            for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs)
+    n = len(x)
+    if n == 0:
+        raise ValueError("predict needs at least one sample")
+    dtype = _float_dtype(model, x)
+    device = _model_device(model)
+    if not (_array.is_cuda_array(x) and np.dtype(x.dtype) == dtype and device == "cuda"):
+        x = np.ascontiguousarray(_array.to_host(x), dtype=dtype)
+    (x,), _ = _on_device(device, x)
+    out = None
+    for lo in range(0, n, batch_size):
+        hi = min(n, lo + batch_size)
+        (xb,) = _batch_to(device, x[lo:hi])
+        yb = model.forward(xb, training=False)
+        if out is None:
+            out = _array.empty_like(yb, (n,) + tuple(yb.shape[1:]))
+        _array.assign(out[lo:hi], yb)
+    return _array.to_host(out)

@@ -1,8 +1,20 @@
-"""In-place array arithmetic the layers need on device arrays (gradient accumulation)."""
+"""Device array operations the layers and the training loop need on the GPU.
+
+Gradient accumulation, row gathers (mini-batches drawn from data kept on the device), masked
+updates over a flat parameter buffer (weight decay and scikit-learn's L2 term on the parameters
+that decay), sums of squares (gradient clipping) and correct-prediction counts (accuracy). Sums
+are accumulated in float64 per block and combined in a fixed order, so results do not depend on
+the launch configuration; each returns a Python number (one small copy to the host).
+"""
+import numpy as np
 from numba import cuda
 
 from . import _config as cfg
 from ._arrays import _as_device
+from ._util import empty, flat
+from .loss import _block_sum64, _sum_partials
+
+_RT = cfg.REDUCE_TPB
 
 
 @cuda.jit
@@ -19,6 +31,163 @@ def accumulate(dst, src):
     if dst.size != src.size:
         raise ValueError(f"cannot accumulate {tuple(src.shape)} into {tuple(dst.shape)}")
     if dst.size:
-        flat = dst.reshape(-1)
-        _accumulate[cfg.grid(flat.size), cfg.TPB](flat, src.reshape(-1))
+        _accumulate[cfg.grid(dst.size), cfg.TPB](flat(dst), flat(src))
     return dst
+
+
+@cuda.jit
+def _take_rows(src, idx, out, row):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        r = i // row
+        out[i] = src[idx[r] * row + (i - r * row)]
+
+
+def take_rows(src, idx, out):
+    """``out[i] = src[idx[i]]`` along axis 0 (device arrays; ``idx`` int64; ``out`` C-contiguous)."""
+    src, idx, out = _as_device(src), _as_device(idx), _as_device(out)
+    m = int(idx.shape[0])
+    if tuple(out.shape) != (m,) + tuple(src.shape[1:]):
+        raise ValueError(f"out must have shape {(m,) + tuple(src.shape[1:])}, got {tuple(out.shape)}")
+    if out.size:
+        row = out.size // m
+        _take_rows[cfg.grid(out.size), cfg.TPB](flat(src), idx, flat(out), row)
+    return out
+
+
+@cuda.jit
+def _masked_axpy(dst, src, mask, c):
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        if mask[i]:
+            dst[i] += c * src[i]
+
+
+@cuda.jit
+def _masked_scale(dst, mask, f):
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        if mask[i]:
+            dst[i] *= f
+
+
+def masked_axpy(dst, src, mask, c):
+    """``dst[mask] += c * src[mask]`` in place (flat device arrays; ``mask`` bool)."""
+    if dst.size:
+        _masked_axpy[cfg.grid(dst.size), cfg.TPB](dst, src, mask, np.dtype(dst.dtype).type(c))
+
+
+def masked_scale(dst, mask, f):
+    """``dst[mask] *= f`` in place."""
+    if dst.size:
+        _masked_scale[cfg.grid(dst.size), cfg.TPB](dst, mask, np.dtype(dst.dtype).type(f))
+
+
+def _partials(n):
+    blocks = max(1, min((n + _RT - 1) // _RT, cfg.max_blocks()))
+    return blocks, empty(blocks, np.float64)
+
+
+def _finish(part, blocks):
+    out = empty(1, np.float64)
+    _sum_partials[1, _RT](part, blocks, out)
+    return float(out.copy_to_host()[0])
+
+
+@cuda.jit
+def _l2_masked(data, grad, mask, c, part):
+    buf = cuda.shared.array(_RT, np.float64)
+    acc = np.float64(0)
+    for i in range(cuda.grid(1), data.size, cuda.gridsize(1)):
+        if mask[i]:
+            w = data[i]
+            acc += np.float64(w) * np.float64(w)
+            grad[i] += c * w
+    acc = _block_sum64(buf, acc)
+    if cuda.threadIdx.x == 0:
+        part[cuda.blockIdx.x] = acc
+
+
+def l2_masked(data, grad, mask, c):
+    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64)."""
+    blocks, part = _partials(data.size)
+    _l2_masked[blocks, _RT](data, grad, mask, np.dtype(data.dtype).type(c), part)
+    return _finish(part, blocks)
+
+
+@cuda.jit
+def _sum_squares(a, part):
+    buf = cuda.shared.array(_RT, np.float64)
+    acc = np.float64(0)
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        v = np.float64(a[i])
+        acc += v * v
+    acc = _block_sum64(buf, acc)
+    if cuda.threadIdx.x == 0:
+        part[cuda.blockIdx.x] = acc
+
+
+def sum_squares(a):
+    """``sum(a ** 2)`` in float64 for a device array."""
+    a = flat(_as_device(a))
+    blocks, part = _partials(a.size)
+    _sum_squares[blocks, _RT](a, part)
+    return _finish(part, blocks)
+
+
+@cuda.jit
+def _scale(a, f):
+    for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        a[i] *= f
+
+
+def scale(a, f):
+    """``a *= f`` in place."""
+    d = flat(_as_device(a))
+    if d.size:
+        _scale[cfg.grid(d.size), cfg.TPB](d, np.dtype(d.dtype).type(f))
+    return a
+
+
+@cuda.jit
+def _count_argmax(out, target, part, c):
+    buf = cuda.shared.array(_RT, np.float64)
+    acc = np.float64(0)
+    n = out.size // c
+    for r in range(cuda.grid(1), n, cuda.gridsize(1)):
+        best = 0
+        for j in range(1, c):
+            if out[r * c + j] > out[r * c + best]:
+                best = j
+        if best == target[r]:
+            acc += np.float64(1)
+    acc = _block_sum64(buf, acc)
+    if cuda.threadIdx.x == 0:
+        part[cuda.blockIdx.x] = acc
+
+
+def count_argmax_correct(output, target):
+    """Rows of the (N, C) ``output`` whose first maximum is at the int64 ``target`` index."""
+    output, target = _as_device(output), _as_device(target)
+    n, c = int(output.shape[0]), int(output.shape[1])
+    blocks, part = _partials(n)
+    _count_argmax[blocks, _RT](flat(output), target, part, c)
+    return int(round(_finish(part, blocks)))
+
+
+@cuda.jit
+def _count_binary(out, target, half, part):
+    buf = cuda.shared.array(_RT, np.float64)
+    acc = np.float64(0)
+    zero = half - half
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        if (out[i] > zero) == (target[i] > half):
+            acc += np.float64(1)
+    acc = _block_sum64(buf, acc)
+    if cuda.threadIdx.x == 0:
+        part[cuda.blockIdx.x] = acc
+
+
+def count_binary_correct(output, target):
+    """Elements where ``output > 0`` agrees with ``target > 0.5`` (same-size device arrays)."""
+    output, target = flat(_as_device(output)), flat(_as_device(target))
+    blocks, part = _partials(output.size)
+    _count_binary[blocks, _RT](output, target, np.dtype(target.dtype).type(0.5), part)
+    return int(round(_finish(part, blocks)))
