@@ -364,6 +364,78 @@ def profile_host(b):
             print("   ", ln[:150])
 
 
+def bench_lenet(b):
+    """LeNet-5 training (benchmarks/bench_training.py's network, SGD momentum 0.9, batch 64,
+    shuffled) for one epoch of synthetic 28x28 images: fastnn on the GPU (``device="cuda"``,
+    data moved once per fit) against the same training with fastnn on this machine's CPU, and
+    PyTorch CUDA as a reference. Medians over ``--lenet-repeats`` epochs, in images/s."""
+    import fastnn.nn as fnn
+    from bench_training import fastnn_lenet, torch_lenet
+    from numba import cuda
+    n, batch = b.args.lenet_images, 64
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+
+    def fastnn_epochs(device):
+        model = fastnn_lenet(0)
+        model.build(x.shape[1:])
+        model.to(device)
+        opt = fnn.SGD(model, lr=0.01, momentum=0.9)
+        fnn.fit(model, x[:2 * batch], y[:2 * batch], optimizer=opt, batch_size=batch,
+                epochs=1, metrics=(), seed=0)  # compile / load kernels
+        times = []
+        for r in range(b.args.lenet_repeats):
+            start = time.perf_counter()
+            fnn.fit(model, x, y, optimizer=opt, batch_size=batch, epochs=1, metrics=(),
+                    seed=r + 1)
+            if device == "cuda":
+                cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    def torch_epochs():
+        torch = b.torch
+        dev = torch.device("cuda")
+        model = torch_lenet(torch, 0).to(dev)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def epoch(seed):
+            order = torch.from_numpy(np.random.default_rng(seed).permutation(n)).to(dev)
+            for lo in range(0, n, batch):
+                idx = order[lo:lo + batch]
+                opt.zero_grad()
+                loss = loss_fn(model(xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+                loss.item()  # one readback per batch, as fastnn's fit
+            torch.cuda.synchronize()
+        epoch(0)
+        times = []
+        for r in range(b.args.lenet_repeats):
+            start = time.perf_counter()
+            epoch(r + 1)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    gpu_s = fastnn_epochs("cuda")
+    cpu_s = fastnn_epochs("cpu")
+    torch_s = torch_epochs()
+    import numba
+    row = {"kernel": f"lenet5 train epoch ({n} images, batch {batch})",
+           "fastnn_cuda_images_per_s": n / gpu_s, "fastnn_cpu_images_per_s": n / cpu_s,
+           "torch_cuda_images_per_s": n / torch_s, "speed_vs_fastnn_cpu": cpu_s / gpu_s,
+           "speed_vs_torch_cuda": torch_s / gpu_s, "cpu_threads": numba.get_num_threads(),
+           "target_vs_cpu": 3.0}
+    b.rows.append(row)
+    print(f"  {row['kernel']}: fastnn cuda {row['fastnn_cuda_images_per_s']:,.0f} img/s, "
+          f"fastnn cpu ({row['cpu_threads']} threads) {row['fastnn_cpu_images_per_s']:,.0f} "
+          f"img/s -> {row['speed_vs_fastnn_cpu']:.2f}x (target 3x); torch cuda "
+          f"{row['torch_cuda_images_per_s']:,.0f} img/s", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="write the results as JSON here")
@@ -375,8 +447,10 @@ def main(argv=None):
                     help="extra SGEMM tile shapes BM,BN,BK,TM,TN separated by ';'")
     ap.add_argument("--conv-tiles", default="64,128,8,4,8;128,128,8,8,8",
                     help="extra tile shapes for the 64->64 convolution, separated by ';'")
+    ap.add_argument("--lenet-images", type=int, default=12800)
+    ap.add_argument("--lenet-repeats", type=int, default=3)
     ap.add_argument("--only", default="",
-                    help="comma-separated groups: overhead,sgemm,conv,memory,linear "
+                    help="comma-separated groups: overhead,sgemm,conv,memory,linear,lenet "
                          "(and profile: cProfile of the host side of a call)")
     args = ap.parse_args(argv)
     args.tiles = [tuple(int(v) for v in t.split(",")) for t in args.tiles.split(";") if t]
@@ -410,7 +484,8 @@ def main(argv=None):
     if args.only != "profile":
         roofline(b)
     groups = {"overhead": bench_overhead, "sgemm": bench_sgemm, "conv": bench_conv,
-              "memory": bench_memory_bound, "linear": bench_linear, "profile": profile_host}
+              "memory": bench_memory_bound, "linear": bench_linear, "lenet": bench_lenet,
+              "profile": profile_host}
     only = [g for g in args.only.split(",") if g] or [g for g in groups if g != "profile"]
     for name in only:
         print(f"[{name}]", flush=True)
@@ -420,13 +495,6 @@ def main(argv=None):
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
     return result
-
-
-def lenet_step_hook(step_fn, batches, warmup=3):
-    """Median milliseconds of ``step_fn(batch)`` over ``batches`` (for whole training steps, e.g.
-    LeNet-5 on the GPU, once the layer API drives the CUDA kernels)."""
-    it = iter(batches)
-    return _timer(lambda: step_fn(next(it)), warmup, max(1, len(batches) - warmup))
 
 
 if __name__ == "__main__":
