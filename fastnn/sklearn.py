@@ -3,9 +3,9 @@
 ``MLPClassifier`` / ``MLPRegressor`` are drop-in replacements for scikit-learn's: the same
 parameters, defaults, fitted attributes and algorithm (initialisation, batch order, Adam and
 Nesterov-SGD updates, L-BFGS through SciPy, stopping rules), run by fused Numba kernels that
-train a whole epoch per call. Extra parameters: ``dtype`` (float32 by default; float64 reproduces
-scikit-learn to rounding), ``device`` and, for the classifier, ``class_weight``; validation loss
-is recorded beside the validation score.
+train a whole epoch per call, or by their numba.cuda twin on a GPU. Extra parameters: ``dtype``
+(float32 by default; float64 reproduces scikit-learn to rounding), ``device`` and, for the
+classifier, ``class_weight``; validation loss is recorded beside the validation score.
 """
 import numbers
 import warnings
@@ -30,6 +30,7 @@ _ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 _PREDICT_CHUNK = 4096
+_CUDA_PREDICT_CHUNK = 16384
 
 
 def _kernels():
@@ -251,20 +252,23 @@ class _BaseMLP(BaseEstimator):
         w_off, b_off, size = mlp.layout(units)
         hidden, output, loss_code = self._codes(state)
         dtype = np.dtype(self.dtype)
-        Xd = X.toarray() if sp.issparse(X) else X
-        Xd = np.ascontiguousarray(Xd, dtype=dtype)
+        Xd = _dense(X, dtype)
         n = Xd.shape[0]
         sw = np.ones(n, dtype) if sample_weight is None else sample_weight.astype(dtype)
-        acts, deltas = mlp.workspace(units, n, dtype)
-        params = np.empty(size, dtype)
-        grad = np.empty(size, dtype)
+        if resolve_device(self.device) == "cuda":
+            fun = _cuda_objective(Xd, y, None if sample_weight is None else sw, units, hidden,
+                                  output, loss_code, float(self.alpha))
+        else:
+            acts, deltas = mlp.workspace(units, n, dtype)
+            params = np.empty(size, dtype)
+            grad = np.empty(size, dtype)
 
-        def fun(packed):
-            params[:] = packed
-            loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
-                                 w_off, b_off, hidden, output, loss_code,
-                                 float(self.alpha), acts, deltas)
-            return loss, grad.astype(np.float64)
+            def fun(packed):
+                params[:] = packed
+                loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
+                                     w_off, b_off, hidden, output, loss_code,
+                                     float(self.alpha), acts, deltas)
+                return loss, grad.astype(np.float64)
 
         iprint = 1 if self.verbose else -1
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
@@ -282,12 +286,8 @@ class _BaseMLP(BaseEstimator):
         state["params"] = res.x.astype(dtype)
 
     def _fit_stochastic(self, state, X, y, sample_weight, rng, incremental):
-        mlp = _kernels()
-        units = state["units"]
-        w_off, b_off, size = mlp.layout(units)
-        hidden, output, loss_code = self._codes(state)
+        size = state["params"].size
         dtype = np.dtype(self.dtype)
-        params = state["params"]
         if not incremental or state["optimizer"] is None:
             if self.solver == "adam":
                 state["optimizer"] = dict(lr=float(self.learning_rate_init), t=0,
@@ -313,9 +313,10 @@ class _BaseMLP(BaseEstimator):
                                  "'validation_fraction' or the size of your dataset.")
             X_train = self._prepare_X(X_train)
             y_train = np.ascontiguousarray(y_train)
+            validation = (X_val, y_val, sw_val)
         else:
             X_train, y_train, sw_train = X, y, sample_weight
-            X_val = y_val = sw_val = None
+            validation = None
 
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
@@ -326,41 +327,21 @@ class _BaseMLP(BaseEstimator):
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        sparse = sp.issparse(X_train)
-        if sparse:
-            xd = np.zeros((1, 1), dtype)
-            data, indices, indptr = X_train.data, X_train.indices.astype(np.int64), X_train.indptr.astype(np.int64)
-        else:
-            xd = X_train
-            data, indices, indptr = np.zeros(0, dtype), np.zeros(0, np.int64), np.zeros(1, np.int64)
-        has_sw = sw_train is not None
-        sw = sw_train.astype(dtype) if has_sw else np.ones(1, dtype)
-        xb = np.empty((batch_size, units[0]), dtype)
-        yb = np.empty((batch_size, units[-1]), dtype)
-        swb = np.empty(batch_size, dtype)
-        acts, deltas = mlp.workspace(units, batch_size, dtype)
-        grad = np.empty(size, dtype)
-        solver = mlp.ADAM if self.solver == "adam" else mlp.SGD
+        runner = _CUDAEpochs if resolve_device(self.device) == "cuda" else _CPUEpochs
+        runner = runner(self, state, X_train, y_train, sw_train, validation, batch_size)
         sample_idx = np.arange(n_samples, dtype=np.int64)
 
         for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=rng)
-            total, t = mlp.train_epoch(
-                xd, data, indices, indptr, sparse, y_train, sw, has_sw, sample_idx,
-                batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code,
-                float(self.alpha), solver, opt["lr"], float(self.momentum),
-                bool(self.nesterovs_momentum), float(self.beta_1), float(self.beta_2),
-                float(self.epsilon), opt["t"], opt["m"], opt["v"] if solver == mlp.ADAM else opt["m"],
-                xb, yb, swb, acts, deltas)
-            opt["t"] = t
+            total = runner.epoch(sample_idx, opt)
             state["n_iter"] += 1
             state["loss"] = total / n_samples
             state["t"] += n_samples
             state["loss_curve"].append(state["loss"])
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (state["n_iter"], state["loss"]))
-            self._update_no_improvement(state, early_stopping, X_val, y_val, sw_val)
+            self._update_no_improvement(state, early_stopping, runner)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 opt["lr"] = float(self.learning_rate_init) / (state["t"] + 1) ** self.power_t
             if state["no_improvement"] > self.n_iter_no_change:
@@ -387,12 +368,11 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
-        if early_stopping:
-            params[:] = state["best_params"]
+        runner.finish(early_stopping)
 
-    def _update_no_improvement(self, state, early_stopping, X_val, y_val, sw_val):
+    def _update_no_improvement(self, state, early_stopping, runner):
         if early_stopping:
-            score, val_loss = self._validation_score(state, X_val, y_val, sw_val)
+            score, val_loss = runner.validation_score()
             state["validation_scores"].append(score)
             state["validation_losses"].append(val_loss)
             if self.verbose:
@@ -403,7 +383,7 @@ class _BaseMLP(BaseEstimator):
                 state["no_improvement"] = 0
             if score > state["best_validation_score"]:
                 state["best_validation_score"] = score
-                state["best_params"] = state["params"].copy()
+                runner.keep_best()
         else:
             last = state["loss_curve"][-1]
             if last > state["best_loss"] - self.tol:
@@ -460,17 +440,238 @@ class _BaseMLP(BaseEstimator):
                                 + [np.ravel(b) for b in self.intercepts_]).astype(dtype)
         return dict(params=params, units=units, out_activation=self.out_activation_)
 
+    def _forward_cuda(self, state, X):
+        """``_forward`` on the GPU: X copied to the device once (sparse X densified on the
+        host), the output copied back once."""
+        from numba import cuda
+        g = _cuda_kernels()
+        units = state["units"]
+        w_off, b_off, _ = g.layout(units)
+        hidden, output, _ = self._codes(state)
+        dtype = state["params"].dtype
+        x = cuda.to_device(_dense(X, dtype))
+        ws = g.workspace(units, min(X.shape[0], _CUDA_PREDICT_CHUNK), dtype,
+                          gather=False, train=False)
+        out = g.forward(x, cuda.to_device(state["params"]), units, w_off, b_off, hidden, output,
+                        ws)
+        return out.copy_to_host()
+
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=(np.float64, np.float32))
         X = self._prepare_X(X)
+        if resolve_device(self.device) == "cuda":
+            return self._forward_cuda(self._state_for_predict(), X)
         return self._forward(self._state_for_predict(), X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _dense(X, dtype):
+    """A C-contiguous dense array of ``dtype`` (sparse X densified on the host)."""
+    return np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=dtype)
+
+
+def _cuda_kernels():
+    from ._kernels.cuda import mlp
+    return mlp
+
+
+def _cuda_objective(X, y, sw, units, hidden, output, loss_code, alpha):
+    """L-BFGS objective on the GPU: X, y and the weights move to the device once; each call
+    uploads the parameters and reads back the loss and the gradient."""
+    from numba import cuda
+    g = _cuda_kernels()
+    w_off, b_off, size = g.layout(units)
+    dtype = X.dtype
+    x_d, y_d = cuda.to_device(X), cuda.to_device(y)
+    sw_d = None if sw is None else cuda.to_device(sw)
+    sw_sum = float(X.shape[0]) if sw is None else float(np.sum(sw, dtype=np.float64))
+    params, grad = cuda.device_array(size, dtype), cuda.device_array(size, dtype)
+    ws = g.workspace(units, X.shape[0], dtype, gather=False)
+    host = np.empty(size, dtype)
+
+    def fun(packed):
+        host[:] = packed
+        params.copy_to_device(host)
+        loss = g.loss_grad(x_d, y_d, sw_d, sw_sum, params, grad, units, w_off, b_off, hidden,
+                           output, loss_code, alpha, ws)
+        return loss, grad.copy_to_host().astype(np.float64)
+
+    return fun
+
+
+class _CPUEpochs:
+    """Training epochs on the CPU: the fused Numba kernels update ``state["params"]`` in place."""
+
+    def __init__(self, est, state, X_train, y_train, sw_train, validation, batch_size):
+        mlp = _kernels()
+        self.est, self.state, self.validation = est, state, validation
+        units = state["units"]
+        w_off, b_off, size = mlp.layout(units)
+        hidden, output, loss_code = est._codes(state)
+        dtype = np.dtype(est.dtype)
+        sparse = sp.issparse(X_train)
+        if sparse:
+            xd = np.zeros((1, 1), dtype)
+            data = X_train.data
+            indices, indptr = X_train.indices.astype(np.int64), X_train.indptr.astype(np.int64)
+        else:
+            xd = X_train
+            data, indices, indptr = np.zeros(0, dtype), np.zeros(0, np.int64), np.zeros(1, np.int64)
+        has_sw = sw_train is not None
+        sw = sw_train.astype(dtype) if has_sw else np.ones(1, dtype)
+        self.data_args = (xd, data, indices, indptr, sparse, y_train, sw, has_sw)
+        self.model_args = (units, w_off, b_off, hidden, output, loss_code)
+        self.batch_size = batch_size
+        self.solver = mlp.ADAM if est.solver == "adam" else mlp.SGD
+        self.grad = np.empty(size, dtype)
+        self.xb = np.empty((batch_size, units[0]), dtype)
+        self.yb = np.empty((batch_size, units[-1]), dtype)
+        self.swb = np.empty(batch_size, dtype)
+        self.acts, self.deltas = mlp.workspace(units, batch_size, dtype)
+
+    def epoch(self, sample_idx, opt):
+        """One epoch over ``sample_idx``; returns the sum of batch loss times batch rows."""
+        mlp, est = _kernels(), self.est
+        total, t = mlp.train_epoch(
+            *self.data_args, sample_idx, self.batch_size, self.state["params"], self.grad,
+            *self.model_args, float(est.alpha), self.solver, opt["lr"], float(est.momentum),
+            bool(est.nesterovs_momentum), float(est.beta_1), float(est.beta_2),
+            float(est.epsilon), opt["t"], opt["m"],
+            opt["v"] if self.solver == mlp.ADAM else opt["m"],
+            self.xb, self.yb, self.swb, self.acts, self.deltas)
+        opt["t"] = t
+        return total
+
+    def validation_score(self):
+        return self.est._validation_score(self.state, *self.validation)
+
+    def keep_best(self):
+        self.state["best_params"] = self.state["params"].copy()
+
+    def finish(self, early_stopping):
+        if early_stopping:
+            self.state["params"][:] = self.state["best_params"]
+
+
+class _CUDAEpochs:
+    """Training epochs on the GPU (``fastnn._kernels.cuda.mlp``).
+
+    The training and validation data, the parameters and the optimizer's moments move to the
+    device once; each epoch uploads the shuffled sample order and reads back one small vector
+    (the epoch's loss and, with early stopping, the validation sums computed on the device).
+    ``finish`` brings the parameters (the best ones with early stopping) and the moments back.
+    Sparse X is densified once on the host: the device keeps a dense copy.
+    """
+
+    def __init__(self, est, state, X_train, y_train, sw_train, validation, batch_size):
+        from numba import cuda
+        g = _cuda_kernels()
+        self.est, self.state = est, state
+        units = state["units"]
+        dtype = np.dtype(est.dtype)
+        w_off, b_off, size = g.layout(units)
+        hidden, output, loss_code = est._codes(state)
+        self.model_args = (units, w_off, b_off, hidden, output, loss_code)
+        self.batch_size = batch_size
+        self.solver = g.ADAM if est.solver == "adam" else g.SGD
+        n = X_train.shape[0]
+        self.x = cuda.to_device(_dense(X_train, dtype))
+        self.y = cuda.to_device(np.ascontiguousarray(y_train, dtype=dtype))
+        self.sw = None if sw_train is None else cuda.to_device(sw_train.astype(dtype))
+        # each batch's weight sum (float64 of the model-dtype weights, as on the CPU)
+        self.sw_host = None if sw_train is None else sw_train.astype(dtype).astype(np.float64)
+        self.starts = np.arange(0, n, batch_size)
+        self.order = cuda.device_array(n, np.int64)
+        self.params = cuda.to_device(state["params"])
+        self.grad = cuda.device_array(size, dtype)
+        opt = state["optimizer"]
+        self.m = cuda.to_device(opt["m"])
+        self.v = cuda.to_device(opt["v"]) if self.solver == g.ADAM else self.m
+        self.ws = g.workspace(units, batch_size, dtype)
+        self.stats = None
+        self.val = None
+        if validation is not None:
+            self._prepare_validation(validation, dtype)
+
+    def _prepare_validation(self, validation, dtype):
+        from numba import cuda
+        g = _cuda_kernels()
+        X_val, y_val, sw_val = validation
+        est, state = self.est, self.state
+        y_val = np.ascontiguousarray(y_val, dtype=dtype)
+        n_val = X_val.shape[0]
+        if is_classifier(est):
+            task = "multiclass" if state["out_activation"] == "softmax" else "labels"
+        else:
+            task = "regression"
+        sw = None if sw_val is None else sw_val.astype(dtype)
+        w64 = None if sw_val is None else np.asarray(sw_val, dtype=np.float64)
+        self.val = dict(
+            x=cuda.to_device(_dense(X_val, dtype)), y=cuda.to_device(y_val),
+            sw=None if sw is None else cuda.to_device(sw),
+            sw_sum=float(n_val) if sw is None else float(np.sum(sw, dtype=np.float64)),
+            sw64=None if w64 is None else cuda.to_device(w64),
+            w64_sum=float(n_val) if w64 is None else float(np.sum(w64)),
+            task=task,
+            ws=g.workspace(state["units"], n_val, dtype, gather=False, train=False),
+            best=cuda.to_device(state["best_params"]))
+        if task == "regression":   # the denominators of R^2 do not change during training
+            w = 1.0 if w64 is None else w64[:, None]
+            yv = y_val.astype(np.float64)
+            self.val["ss_tot"] = np.sum(w * (yv - np.average(yv, axis=0, weights=w64)) ** 2,
+                                        axis=0)
+
+    def epoch(self, sample_idx, opt):
+        """One epoch over ``sample_idx``; returns the sum of batch loss times batch rows."""
+        g, est = _cuda_kernels(), self.est
+        sample_idx = np.ascontiguousarray(sample_idx, dtype=np.int64)
+        self.order.copy_to_device(sample_idx)
+        sums = (None if self.sw is None
+                else np.add.reduceat(self.sw_host[sample_idx], self.starts))
+        opt["t"] = g.train_epoch(
+            self.x, self.y, self.sw, sums, self.order, self.batch_size, self.params, self.grad,
+            *self.model_args, float(est.alpha), self.solver, opt["lr"], float(est.momentum),
+            bool(est.nesterovs_momentum), float(est.beta_1), float(est.beta_2),
+            float(est.epsilon), opt["t"], self.m, self.v, self.ws)
+        if self.val is not None:
+            v = self.val
+            units, w_off, b_off, hidden, output, loss_code = self.model_args
+            g.validation(v["x"], v["y"], v["sw"], v["sw_sum"], v["sw64"], self.params, units,
+                         w_off, b_off, hidden, output, loss_code, v["task"], v["ws"],
+                         stats=self.ws.stats)
+        self.stats = g.read_stats(self.ws)
+        return float(self.stats[g.EPOCH_LOSS])
+
+    def validation_score(self):
+        """(score, loss) on the validation set after the last epoch, as ``_validation_score``."""
+        g, s, v = _cuda_kernels(), self.stats, self.val
+        val_loss = float(s[g.VAL_LOSS])
+        if s[g.VAL_BAD] > 0:
+            return np.nan, val_loss
+        if v["task"] != "regression":
+            return float(s[g.VAL_CORRECT] / v["w64_sum"]), val_loss
+        num, den = s[g.VAL_SSE:], v["ss_tot"]
+        scores = np.ones(num.size)     # r2_score's rules for constant targets
+        valid = (num != 0) & (den != 0)
+        scores[valid] = 1 - num[valid] / den[valid]
+        scores[(num != 0) & (den == 0)] = 0.0
+        return float(np.average(scores)), val_loss
+
+    def keep_best(self):
+        self.val["best"].copy_to_device(self.params)
+
+    def finish(self, early_stopping):
+        state, opt = self.state, self.state["optimizer"]
+        state["params"] = (self.val["best"] if early_stopping else self.params).copy_to_host()
+        opt["m"] = self.m.copy_to_host()
+        if self.solver == _cuda_kernels().ADAM:
+            opt["v"] = self.v.copy_to_host()
 
 
 _COMMON_DOC = """
@@ -480,7 +681,11 @@ _COMMON_DOC = """
     dtype : {np.float32, np.float64}, default=np.float32
         Precision of the computation and of ``coefs_``/``intercepts_``.
     device : {'auto', 'cpu', 'cuda'}, default='auto'
-        Where to train. The fused MLP kernels run on the CPU; 'cuda' requires a CUDA device.
+        Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their numba.cuda twin
+        (every solver; the data moves to the GPU once per fit and the results come back at
+        the end); raises RuntimeError without a CUDA device. 'auto': 'cuda' when a real GPU is
+        present, else 'cpu'. Fitted attributes are NumPy arrays whatever the device, so a model
+        fitted on a GPU pickles and, after ``set_params(device='cpu')``, predicts without one.
 
     Fitted attributes beyond scikit-learn's: ``validation_losses_`` (with early stopping,
     the loss on the validation set after each epoch).
@@ -665,9 +870,7 @@ class _BaseNeuralNet(BaseEstimator):
         _check_param("warm_start", self.warm_start, "bool")
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if resolve_device(self.device) == "cuda":
-            raise ValueError("NeuralNet estimators train on the CPU; device='cuda' is not "
-                             "supported by the layer-based training loop yet")
+        return resolve_device(self.device)
 
     def _shape_X(self, X, reset):
         """Validate X and reshape flat rows to ``input_shape``; returns a C-contiguous array."""
@@ -705,7 +908,7 @@ class _BaseNeuralNet(BaseEstimator):
 
         from .nn import fit as nn_fit
         from .nn.training import EarlyStopping
-        self._validate_params()
+        device = self._validate_params()
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
@@ -724,9 +927,10 @@ class _BaseNeuralNet(BaseEstimator):
             model.seed = seed
             model.build(X.shape[1:], dtype=X.dtype)
             optimizer, n_iter = None, 0
-        else:
+        else:  # a private copy (on the host): a failed fit leaves the fitted model as it was
             model, optimizer = copy.deepcopy((self.model_, self._optimizer))
             n_iter = self.n_iter_
+        model.to(device)  # the optimizer state follows the parameters
         if optimizer is None or not incremental:
             optimizer = get_optimizer(self.optimizer, model, lr=self.learning_rate_init)
         callbacks = []
@@ -750,7 +954,8 @@ class _BaseNeuralNet(BaseEstimator):
                              validation_split=split, shuffle=self.shuffle, seed=seed,
                              schedule=self.schedule, alpha=self.alpha, callbacks=callbacks,
                              metrics=(), verbose=int(self.verbose), sample_weight=sample_weight)
-        if not np.isfinite(model.flat.data).all():
+        from .nn import to_host
+        if not np.isfinite(to_host(model.flat.data)).all():
             raise ValueError("Training produced non-finite weights; scale the inputs or lower "
                              "learning_rate_init.")
         epochs_run = len(history.epoch)
@@ -778,6 +983,9 @@ class _BaseNeuralNet(BaseEstimator):
         X = self._shape_X(X, reset=False)
         if X.dtype != self.model_.dtype:
             X = X.astype(self.model_.dtype)
+        device = resolve_device(self.device)
+        if self.model_.device != device:  # e.g. unpickled on the host, or device changed
+            self.model_.to(device)
         return np.asarray(self.model_.predict(X, batch_size=1024))
 
     def __sklearn_tags__(self):
@@ -795,6 +1003,9 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
     for sequences; X may also arrive already shaped. Training stops after ``max_iter`` epochs,
     or when the training loss (validation loss with ``early_stopping``) has not improved by
     ``tol`` for ``n_iter_no_change`` epochs (with early stopping the best weights are restored).
+    ``device``: 'cpu', 'cuda' (the model, its optimizer state and the data live on the GPU during
+    fit and prediction; RuntimeError without a CUDA device) or 'auto' (a real GPU when present).
+    The fitted model pickles with host arrays, so it loads on a machine without a GPU.
     """
 
     _loss = "cross_entropy"

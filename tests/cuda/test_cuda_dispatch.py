@@ -75,7 +75,7 @@ def test_modules_import_without_gpu_or_simulator():
     """Importing every CUDA module compiles nothing and needs no driver."""
     code = ("import importlib\n"
             "for m in ('_config', '_util', '_random', '_gemm', '_arrays', 'conv', 'pool', "
-            "'activation', 'linear', 'loss', 'norm', 'dropout', 'optim'):\n"
+            "'activation', 'linear', 'loss', 'norm', 'dropout', 'optim', 'arrayops', 'mlp'):\n"
             "    importlib.import_module('fastnn._kernels.cuda.' + m)\n"
             "print('ok')\n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
