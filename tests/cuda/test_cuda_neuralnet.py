@@ -102,3 +102,40 @@ def test_cpu_only_layers_refuse_cuda_and_leave_the_model_unchanged():
         est.set_params(device="cuda", warm_start=True).fit(x, y)
     np.testing.assert_array_equal(est.model_.flat.data, before)
     assert est.model_.device == "cpu"
+
+
+def test_cuda_fitted_estimators_load_in_a_process_without_cuda(tmp_path):
+    """Unpickling needs neither a GPU nor the simulator: only host arrays are stored."""
+    import os
+    import subprocess
+    import sys
+
+    from fastnn.sklearn import MLPClassifier
+    x, y = _images()
+    path = tmp_path / "models.pkl"
+    models = [_cnn(device="cuda").fit(x, y),
+              MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0,
+                            device="cuda").fit(x, y)]
+    expected = [m.predict_proba(x) for m in models]
+    path.write_bytes(pickle.dumps((models, x, expected)))
+    code = ("import pickle, sys\n"
+            "import numpy as np\n"
+            "models, x, expected = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+            "for m, e in zip(models, expected):\n"
+            "    m.set_params(device='cpu')\n"
+            "    np.testing.assert_allclose(m.predict_proba(x), e, rtol=1e-4, atol=1e-6)\n"
+            "    m.set_params(device='cuda')\n"
+            "    try:\n"
+            "        m.fit(x[:6], ['a', 'b', 'c', 'a', 'b', 'c'])\n"
+            "    except RuntimeError as err:\n"
+            "        assert 'no CUDA device was found' in str(err), err\n"
+            "    else:\n"
+            "        raise AssertionError('device=cuda without a GPU must raise')\n"
+            "    m.set_params(device='auto')\n"
+            "    np.testing.assert_allclose(m.predict_proba(x), e, rtol=1e-4, atol=1e-6)\n"
+            "print('ok')\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
