@@ -47,7 +47,11 @@ def to_host(a):
 
 def to_device(a, device):
     """``a`` on ``device`` ('cpu', 'cuda' or 'auto'): no copy when it already is there."""
-    device = resolve_device(device)
+    return move(a, resolve_device(device))
+
+
+def move(a, device):
+    """``a`` on the resolved ``device`` ('cpu' or 'cuda'); ``a`` itself when already there."""
     if device == "cpu":
         return to_host(a)
     if is_cuda_array(a):
@@ -91,8 +95,8 @@ def copy(a):
 
 def assign(dst, src):
     """``dst[...] = src`` in place; ``src`` may live on either device (same shape)."""
-    if tuple(dst.shape) != tuple(np.shape(src) if not hasattr(src, "shape") else src.shape):
-        raise ValueError(f"cannot assign shape {tuple(src.shape)} to {tuple(dst.shape)}")
+    if tuple(dst.shape) != tuple(np.shape(src)):
+        raise ValueError(f"cannot assign shape {tuple(np.shape(src))} to {tuple(dst.shape)}")
     if is_cuda_array(dst):
         src = src if is_cuda_array(src) else np.ascontiguousarray(src, dtype=dst.dtype)
         dst.copy_to_device(src)

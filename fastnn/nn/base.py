@@ -97,8 +97,8 @@ class FlatBuffer:
         """Move values and gradients to ``device`` ('cpu', 'cuda', 'auto'); views follow."""
         device = resolve_device(device)
         if device != self.device:
-            self.data = _array.to_device(self.data, device)
-            self.grad = _array.to_device(self.grad, device)
+            self.data = _array.move(self.data, device)
+            self.grad = _array.move(self.grad, device)
             self.device = device
             self._mask_on_device = None
             self._link()
@@ -109,7 +109,7 @@ class FlatBuffer:
         if self.device == "cpu":
             return self.decay_mask
         if self._mask_on_device is None:
-            self._mask_on_device = _array.to_device(self.decay_mask, self.device)
+            self._mask_on_device = _array.move(self.decay_mask, self.device)
         return self._mask_on_device
 
     def __getstate__(self):
@@ -164,7 +164,6 @@ class Layer:
         self.input_shape = None
         self._params = []
         self._rng = None
-        self.device = "cpu"
 
     # -- building ---------------------------------------------------------------------------
     def build(self, input_shape, rng=None, dtype=np.float32):
@@ -196,9 +195,7 @@ class Layer:
         Returns the layer. An unbuilt layer records the device and moves when it builds.
         """
         device = resolve_device(device)
-        if device == "cuda" and not self.supports_cuda:
-            raise ValueError(f"{type(self).__name__} runs on the CPU only; it cannot move to "
-                             "'cuda'")
+        _check_supports(self, device)
         if self.built:
             params = self.parameters()
             if params:
@@ -209,18 +206,14 @@ class Layer:
 
     def _move_buffers(self, device):
         for name, value in self.buffers().items():
-            setattr(self, name, _array.to_device(value, device))
+            setattr(self, name, _array.move(value, device))
         if hasattr(self, "_cache"):
             self._cache = None
 
     def _check_device(self, x):
         """Parameters and input must share a device (no silent copies of either)."""
-        if self._params and is_cuda_array(x) != (self.device == "cuda"):
-            where = "a CUDA array" if is_cuda_array(x) else "a NumPy array"
-            raise ValueError(
-                f"{type(self).__name__} has its parameters on '{self.device}' but got {where}; "
-                f"move the model with .to(...) or the input with "
-                f"fastnn.nn.to_device(x, '{self.device}')")
+        if self._params:
+            _check_same_device(f"{type(self).__name__} has its parameters", self.device, x)
 
     def __getstate__(self):
         """Host copies of every array (a GPU model unpickles on the CPU); no forward cache."""
@@ -247,9 +240,8 @@ class Layer:
         else:
             self._check_device(x)
         if self.built and not _shape_matches(self.input_shape, tuple(x.shape[1:])):
-            want = "(N, " + ", ".join("*" if s is None else str(s) for s in self.input_shape) + ")"
-            raise ValueError(
-                f"{self!r} was built for input of shape {want}, got {tuple(x.shape)}")
+            raise ValueError(f"{self!r} was built for input of shape "
+                             f"{_expected(self.input_shape)}, got {tuple(x.shape)}")
         return x
 
     # -- running ----------------------------------------------------------------------------
@@ -288,6 +280,25 @@ class Layer:
 
 def _shape_matches(built, got):
     return len(built) == len(got) and all(b is None or b == g for b, g in zip(built, got))
+
+
+def _expected(input_shape):
+    """``(N, 3, *, *)`` for a per-sample input shape with free sizes."""
+    return "(N, " + ", ".join("*" if s is None else str(s) for s in input_shape) + ")"
+
+
+def _check_supports(layer, device):
+    if device == "cuda" and not layer.supports_cuda:
+        raise ValueError(f"{type(layer).__name__} runs on the CPU only; it cannot move to 'cuda'")
+
+
+def _check_same_device(owner, device, x):
+    """Parameters and input must share a device (no silent copies of either)."""
+    if is_cuda_array(x) != (device == "cuda"):
+        where = "a CUDA array" if is_cuda_array(x) else "a NumPy array"
+        raise ValueError(f"{owner} on '{device}' but the input is {where}; move the model "
+                         f"with .to(...), the input with fastnn.nn.to_device(x, '{device}'), "
+                         "or use predict()")
 
 
 class Sequential(Layer):
@@ -338,9 +349,7 @@ class Sequential(Layer):
         """Move every layer's parameters (one flat buffer) and state arrays to ``device``."""
         device = resolve_device(device)
         for layer in self.layers:
-            if device == "cuda" and not layer.supports_cuda:
-                raise ValueError(f"{type(layer).__name__} runs on the CPU only; this model "
-                                 "cannot move to 'cuda'")
+            _check_supports(layer, device)
         if self.built:
             if self.flat is not None:
                 self.flat.to(device)
@@ -355,16 +364,10 @@ class Sequential(Layer):
             x = np.asarray(x)
         if self.built:
             if not _shape_matches(self.input_shape, tuple(x.shape[1:])):
-                want = "(N, " + ", ".join("*" if s is None else str(s)
-                                          for s in self.input_shape) + ")"
-                raise ValueError(f"Sequential was built for input of shape {want}, "
-                                 f"got {tuple(x.shape)}")
-            if self.flat is not None and is_cuda_array(x) != (self.device == "cuda"):
-                where = "a CUDA array" if is_cuda_array(x) else "a NumPy array"
-                raise ValueError(
-                    f"the model's parameters are on '{self.device}' but the input is {where}; "
-                    f"move the model with .to(...), the input with "
-                    f"fastnn.nn.to_device(x, '{self.device}'), or use predict()")
+                raise ValueError(f"Sequential was built for input of shape "
+                                 f"{_expected(self.input_shape)}, got {tuple(x.shape)}")
+            if self.flat is not None:
+                _check_same_device("the model's parameters are", self.device, x)
         return x
 
     def forward(self, x, training=False):

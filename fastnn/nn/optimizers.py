@@ -98,7 +98,7 @@ class Optimizer:
     def _follow_parameters(self):
         """Move the state arrays to the parameters' device if the model moved."""
         if self._state_device != self.flat.device:
-            self.state = {k: _array.to_device(v, self.flat.device) for k, v in self.state.items()}
+            self.state = {k: _array.move(v, self.flat.device) for k, v in self.state.items()}
             self._state_device = self.flat.device
 
     def __getstate__(self):

@@ -476,15 +476,14 @@ def _on_device(device, *arrays):
     nbytes = sum(a.nbytes for a in arrays if a is not None and not _array.is_cuda_array(a))
     if not _fits_on_device(nbytes):
         return arrays, False
-    return tuple(None if a is None else _array.to_device(a, device) for a in arrays), True
+    return _batch_to(device, *arrays), True
 
 
 def _batch_to(device, *arrays):
     """Host batches moved to ``device`` (no copy when they are there already)."""
     if device == "cpu":
         return arrays
-    return tuple(a if a is None or _array.is_cuda_array(a) else _array.to_device(a, device)
-                 for a in arrays)
+    return tuple(None if a is None else _array.move(a, device) for a in arrays)
 
 
 # --- progress output -----------------------------------------------------------------------------
@@ -735,14 +734,11 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
             if gather:
                 idx = np.arange(lo, hi) if order is None else order[lo:hi]
                 wb = None if wbuf is None else np.take(sample_weight, idx, out=wbuf[:m_b])
-                if gather_on_device:
-                    xb = _array.take_rows(x, order_dev[lo:hi], xbuf[:m_b])
-                    yb = _array.take_rows(y, order_dev[lo:hi], ybuf[:m_b])
-                else:
-                    xb = _array.take_rows(x, idx, xbuf[:m_b])
-                    yb = _array.take_rows(y, idx, ybuf[:m_b])
-                    if augment is not None:
-                        xb = augment(xb, aug_rng)
+                rows = order_dev[lo:hi] if gather_on_device else idx
+                xb = _array.take_rows(x, rows, xbuf[:m_b])
+                yb = _array.take_rows(y, rows, ybuf[:m_b])
+                if augment is not None:  # host batches only (gather_on_device is False)
+                    xb = augment(xb, aug_rng)
             else:
                 xb, yb = x[lo:hi], y[lo:hi]
                 wb = None if sample_weight is None else sample_weight[lo:hi]

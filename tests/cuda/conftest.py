@@ -4,8 +4,6 @@ Each test runs a CUDA kernel on tiny shapes and compares it with the CPU kernel
 (``fastnn.kernels.cpu``) or a naive reference, to float32 rounding. Without numba-cuda the
 directory is not collected; with FASTNN_REAL_GPU=1 and no usable GPU every test is skipped.
 """
-import sys
-
 import numpy as np
 import pytest
 
@@ -38,23 +36,6 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip)
-
-
-@pytest.fixture(autouse=True)
-def _fast_simulator_handoffs():
-    """The simulator's scheduler polls its block threads while holding the GIL; a short switch
-    interval hands the GIL to a thread released from ``syncthreads`` sooner (several times
-    faster block-synchronised kernels). No effect on real hardware runs."""
-    from cuda_helpers import SIMULATOR
-    if not SIMULATOR:
-        yield
-        return
-    saved = sys.getswitchinterval()
-    sys.setswitchinterval(5e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(saved)
 
 
 @pytest.fixture

@@ -39,16 +39,21 @@ def _block_sum64(buf, v):
     return r
 
 
+@cuda.jit(device=True)
+def block_sum_partials(part, n, buf):
+    """Sum of ``part[:n]`` (float64) by one block, in a fixed order; every thread calls."""
+    acc = np.float64(0)
+    for i in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+        acc += part[i]
+    return _block_sum64(buf, acc)
+
+
 @cuda.jit
 def _sum_partials(part, n, out):
     """out[0] = sum of part[:n] (one block)."""
     buf = cuda.shared.array(_RT, np.float64)
-    t = cuda.threadIdx.x
-    acc = np.float64(0)
-    for i in range(t, n, cuda.blockDim.x):
-        acc += part[i]
-    acc = _block_sum64(buf, acc)
-    if t == 0:
+    acc = block_sum_partials(part, n, buf)
+    if cuda.threadIdx.x == 0:
         out[0] = acc
 
 

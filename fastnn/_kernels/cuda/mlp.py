@@ -33,7 +33,7 @@ from . import optim as _optim
 from ._gemm import matmul
 from ._util import dummy, empty, zeros
 from .arrayops import take_rows
-from .loss import _block_sum64
+from .loss import _block_sum64, block_sum_partials
 from ..cpu.mlp import (  # noqa: F401  (codes and layout shared with the CPU kernels)
     ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC, LOSS_CODES,
     POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, layout)
@@ -223,21 +223,13 @@ def _colsum_finish(part, out, off, N, nsplit, scale):
         out[off + j] = acc * scale
 
 
-@cuda.jit(device=True)
-def _sum_block(part, n, buf):
-    acc = np.float64(0)
-    for i in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-        acc += part[i]
-    return _block_sum64(buf, acc)
-
-
 @cuda.jit
 def _batch_loss(lpart, nl, spart, ns, c0, wsum, kdiv, half_alpha, weight, stats, accumulate):
     """One block: stats[EPOCH_LOSS] (+)= weight * (c0 * sum(lpart) / wsum / kdiv
     + half_alpha * sum(spart) / wsum), the batch loss as the CPU kernel computes it."""
     buf = cuda.shared.array(_RT, np.float64)
-    a = _sum_block(lpart, nl, buf)
-    b = _sum_block(spart, ns, buf)
+    a = block_sum_partials(lpart, nl, buf)
+    b = block_sum_partials(spart, ns, buf)
     if cuda.threadIdx.x == 0:
         loss = c0 * a / wsum / kdiv
         loss += half_alpha * b / wsum
@@ -249,7 +241,7 @@ def _batch_loss(lpart, nl, spart, ns, c0, wsum, kdiv, half_alpha, weight, stats,
 def _reduce_into(part, n, out, idx, c0, wsum, kdiv):
     """One block: out[idx] = c0 * sum(part[:n]) / wsum / kdiv."""
     buf = cuda.shared.array(_RT, np.float64)
-    a = _sum_block(part, n, buf)
+    a = block_sum_partials(part, n, buf)
     if cuda.threadIdx.x == 0:
         out[idx] = c0 * a / wsum / kdiv
 
