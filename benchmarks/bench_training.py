@@ -57,25 +57,24 @@ def torch_lenet(torch, seed):
 class FastnnRunner:
     name = "fastnn"
 
-    def __init__(self, x, y, batch, lr, seed, blas_threads=None):
+    def __init__(self, x, y, batch, lr, seed):
         from fastnn.nn.optimizers import SGD
         from fastnn.nn.training import fit
         self.fit = fit
         self.x, self.y, self.batch = x, y, batch
-        self.blas_threads = blas_threads
         self.model = fastnn_lenet(seed)
         self.model.build(x.shape[1:])
         self.opt = SGD(self.model, lr=lr, momentum=0.9)
         self.epoch = 0
         # compile (or load the cached kernels) before timing
         self.fit(self.model, x[:2 * batch], y[:2 * batch], optimizer=self.opt,
-                 batch_size=batch, epochs=1, metrics=(), seed=seed, blas_threads=blas_threads)
+                 batch_size=batch, epochs=1, metrics=(), seed=seed)
 
     def run_epoch(self):
         self.epoch += 1
         start = time.perf_counter()
         h = self.fit(self.model, self.x, self.y, optimizer=self.opt, batch_size=self.batch,
-                     epochs=1, metrics=(), seed=self.epoch, blas_threads=self.blas_threads)
+                     epochs=1, metrics=(), seed=self.epoch)
         seconds = time.perf_counter() - start
         return seconds, h["loss"][-1]
 
@@ -124,9 +123,6 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=None,
                    help="threads for Numba and PyTorch (default: what each starts with)")
-    p.add_argument("--blas-threads", type=int, default=None,
-                   help="fastnn: limit BLAS to this many threads while training (fit's "
-                        "blas_threads; default: leave BLAS as configured)")
     p.add_argument("--no-torch", action="store_true", help="benchmark fastnn alone")
     p.add_argument("--quick", action="store_true", help="smoke run: 256 images, one repeat")
     p.add_argument("--out", default=None, help="write the results as JSON here")
@@ -151,7 +147,7 @@ def main(argv=None):
     x = rng.standard_normal((args.images, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, args.images).astype(np.int64)
 
-    runners = [FastnnRunner(x, y, args.batch, args.lr, seed=0, blas_threads=args.blas_threads)]
+    runners = [FastnnRunner(x, y, args.batch, args.lr, seed=0)]
     if torch is not None:
         runners.append(TorchRunner(torch, x, y, args.batch, args.lr, seed=0))
 
@@ -162,8 +158,7 @@ def main(argv=None):
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
                     "platform": platform.platform(), "python": platform.python_version()},
         "threads": {"numba": numba.get_num_threads(),
-                    "torch": None if torch is None else torch.get_num_threads(),
-                    "fastnn_blas_threads": args.blas_threads},
+                    "torch": None if torch is None else torch.get_num_threads()},
         "versions": {"fastnn": fastnn.__version__, "numpy": np.__version__,
                      "numba": numba.__version__,
                      "torch": None if torch is None else torch.__version__},

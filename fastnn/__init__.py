@@ -7,7 +7,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("kernels", "nn", "sklearn", "testing")
-_FUNCTIONS = {"save": "fastnn.io", "load": "fastnn.io", "warmup": "fastnn._kernels.warmup"}
+_FUNCTIONS = {"save": "fastnn.io", "load": "fastnn.io", "warmup": "fastnn._kernels.warmup",
+              "set_num_threads": "fastnn.kernels", "get_num_threads": "fastnn.kernels"}
 __all__ = list(_SUBMODULES) + list(_FUNCTIONS) + ["__version__"]
 
 

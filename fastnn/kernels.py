@@ -29,7 +29,10 @@ _FAMILIES = {
     "optim": ("sgd_step", "adam_step", "rmsprop_step", "adagrad_step"),
 }
 _FAMILY_OF = {name: family for family, names in _FAMILIES.items() for name in names}
-__all__ = sorted(_FAMILY_OF) + ["cpu", "cuda"]
+# Who owns the CPU cores (fastnn._kernels.cpu._threads): thread count, and the scope in which
+# BLAS runs on one thread and Numba's pool does the parallel work.
+_THREADS = ("set_num_threads", "get_num_threads", "cpu_work", "cpu_bound")
+__all__ = sorted(_FAMILY_OF) + list(_THREADS) + ["cpu", "cuda"]
 
 
 def _public(name):
@@ -72,6 +75,8 @@ def __getattr__(name):
         ns = _BackendNamespace(name)
     elif name in _FAMILY_OF:
         ns = _public(name)
+    elif name in _THREADS:
+        ns = getattr(importlib.import_module("fastnn._kernels.cpu._threads"), name)
     else:
         raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
     globals()[name] = ns

@@ -3,9 +3,6 @@
 Fixed split (``train_test_split(test_size=0.25, random_state=0)``), X scaled by 1/16, fixed seeds.
 Each test prints its test accuracy and wall time (``pytest -s``). ``FASTNN_STRICT_TIMING=1``
 also asserts that each training takes under a minute (leave it off on a busy machine).
-Training runs with one BLAS thread (``blas_threads=1``): these models only multiply small
-matrices, where a second BLAS thread costs time (many times over when the machine is busy);
-``FASTNN_DIGITS_BLAS_THREADS`` overrides it (0: leave BLAS as configured).
 """
 import os
 import time
@@ -36,13 +33,12 @@ def train_and_score(name, model, shape, digits, **kwargs):
     x_test = x_test.reshape((-1,) + shape)
     model.build(shape)
     model.predict(x_test[:2])  # compile (or load from cache) outside the timed region
-    threads = int(os.environ.get("FASTNN_DIGITS_BLAS_THREADS", "1")) or None
     start = time.perf_counter()
-    history = fit(model, x_train, y_train, blas_threads=threads, **kwargs)
+    history = fit(model, x_train, y_train, **kwargs)
     seconds = time.perf_counter() - start
     acc = evaluate(model, x_test, y_test)["accuracy"]
     print(f"\ndigits {name}: test accuracy {acc:.4f}, training {seconds:.1f} s "
-          f"({len(history)} epochs, BLAS threads: {threads or 'default'})")
+          f"({len(history)} epochs)")
     if os.environ.get("FASTNN_STRICT_TIMING") == "1":
         assert seconds < 60, f"{name} took {seconds:.1f} s"
     return acc

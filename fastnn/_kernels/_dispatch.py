@@ -44,11 +44,17 @@ def forced_backend(name):
         _forced.reset(token)
 
 
+def _cpu_threads():
+    from .cpu import _threads
+    return _threads
+
+
 class CPUBackend:
     name = "cpu"
 
     @staticmethod
     def impl(family):
+        _cpu_threads().rebalance()
         return importlib.import_module(f"fastnn._kernels.cpu.{family}")
 
     @staticmethod

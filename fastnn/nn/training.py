@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from .. import kernels as K
 from . import _array
 from . import losses as _losses
 from . import optimizers as _optimizers
@@ -577,10 +578,11 @@ def _callbacks(callbacks):
     return out
 
 
+@K.cpu_bound
 def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size=32, epochs=10,
         validation_data=None, validation_split=0.0, shuffle=True, seed=None, schedule=None,
         weight_decay=0.0, alpha=0.0, clip_norm=None, callbacks=(), augment=None, metrics=None,
-        verbose=0, sample_weight=None, optimizer_options=None, blas_threads=None, device=None):
+        verbose=0, sample_weight=None, optimizer_options=None, device=None):
     """Train ``model`` on ``(x, y)`` with mini-batches; returns a ``History``.
 
     - ``loss``: "cross_entropy" (integer class targets), "binary_cross_entropy" (0/1 targets of
@@ -607,9 +609,6 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
     - ``verbose``: 0 silent, 1 one line per epoch (stdout), 2 a progress bar (stderr).
     - ``seed``: drives weight initialisation (for an unbuilt model without a seed of its own),
       shuffling, the validation split, augmentation and the layers' dropout draws.
-    - ``blas_threads``: limit the BLAS thread pools to this many threads while training
-      (threadpoolctl). Small models make many small matrix products, which a second BLAS thread
-      slows down, badly so on a busy machine; None leaves BLAS as configured.
     - ``device``: "cpu", "cuda" or "auto" moves the model there (``model.to``) before training;
       None trains where the model is. On "cuda" the data moves to the GPU once (see the module
       docstring) and the model stays there afterwards.
@@ -622,17 +621,6 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if validation_data is not None and validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
-    if blas_threads is not None:
-        blas_threads = _check_int(blas_threads, "blas_threads", 1)
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=blas_threads, user_api="blas"):
-            return fit(model, x, y, loss=loss, optimizer=optimizer, lr=lr, batch_size=batch_size,
-                       epochs=epochs, validation_data=validation_data,
-                       validation_split=validation_split, shuffle=shuffle, seed=seed,
-                       schedule=schedule, weight_decay=weight_decay, alpha=alpha,
-                       clip_norm=clip_norm, callbacks=callbacks, augment=augment,
-                       metrics=metrics, verbose=verbose, sample_weight=sample_weight,
-                       optimizer_options=optimizer_options, device=device)
     if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
         raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
     alpha = float(alpha)
@@ -808,6 +796,7 @@ def _reseed_layers(model, seed_seq):
             layer._rng = np.random.default_rng(child)
 
 
+@K.cpu_bound
 def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
              sample_weight=None, _prepared=False):
     """Loss and metrics of ``model`` on ``(x, y)`` in inference mode: a dict such as
@@ -845,6 +834,7 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
     return result
 
 
+@K.cpu_bound
 def predict(model, x, batch_size=256):
     """Model outputs in inference mode, computed in batches (logits for classifiers).
 

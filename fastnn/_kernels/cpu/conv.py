@@ -20,7 +20,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import blas_single_thread, jit, pjit
+from ._jit import jit, pjit
+from ._threads import cpu_work
 
 _SIMD = 16              # reductions are zero-padded to a multiple of this (16 float32 lanes)
 _BLOCK_BYTES = 1 << 19  # target size of one im2row / im2col block (stays in L2)
@@ -739,10 +740,7 @@ def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
     bias = b if b is not None else np.zeros(0, dx.dtype)
     nchunks = _nchunks(N)
     args = (dy, w2, dx, bias, b is not None, groups, kh, kw, *stride, *padding, *dilation, nchunks)
-    if nchunks > 1:
-        with blas_single_thread():
-            _data_grad_strided(*args)
-    else:
+    with cpu_work():  # BLAS on one thread inside prange
         _data_grad_strided(*args)
     return dx
 

@@ -1,4 +1,4 @@
-"""Dense (fully connected) layer on the CPU: BLAS matrix products through NumPy.
+"""Dense (fully connected) layer on the CPU: single-threaded BLAS, split into row blocks in ``prange``.
 
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
 C-contiguous and of one float dtype:
@@ -6,20 +6,88 @@ C-contiguous and of one float dtype:
 - ``linear(x, w, b)`` -> ``y``: ``x`` (M, in), ``w`` (out, in), ``b`` (out,) or None; ``y`` (M, out)
 - ``linear_backward(dy, x, w)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in), ``dw``
   (out, in), ``db`` (out,)
+
+BLAS never runs its own threads here (``cpu_work``): a product of at least ``PARALLEL_MACS``
+multiply-adds is cut into row blocks of the output, each one a single-threaded BLAS call inside
+Numba's ``prange``. The blocks depend on the shapes only, not on the thread count, so the result is
+the same with any number of threads. Smaller products run as one BLAS call on the calling thread.
 """
 import numpy as np
+from numba import prange
+
+from ._jit import jit, pjit
+from ._threads import cpu_work
+
+# Measured on 2 cores: below about 2**20 multiply-adds (~10 us on one core) a parallel region
+# costs more than it saves.
+PARALLEL_MACS = 1 << 20
+BLOCK_ROWS = 32  # smallest row block worth its own BLAS call
+
+
+@pjit
+def _matmul_blocks(a, b, out, block):
+    """``out = a @ b`` by row blocks of ``block`` rows, one single-threaded BLAS call each."""
+    m = a.shape[0]
+    nblocks = (m + block - 1) // block
+    for t in prange(nblocks):
+        lo = t * block
+        hi = min(m, lo + block)
+        np.dot(a[lo:hi], b, out[lo:hi])
+
+
+@jit
+def _add_bias(y, b):
+    for r in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[r, j] += b[j]
+
+
+@jit
+def _column_sum(dy, out):
+    """``out[j] = sum_r dy[r, j]``, accumulated in float64 (a long float32 sum loses digits)."""
+    acc = np.zeros(dy.shape[1], np.float64)
+    for r in range(dy.shape[0]):
+        for j in range(dy.shape[1]):
+            acc[j] += dy[r, j]
+    for j in range(dy.shape[1]):
+        out[j] = acc[j]
+
+
+def _block_rows(m, n, k):
+    """Rows per block for an (m, k) @ (k, n) product, or 0 to run it as one call."""
+    if m * n * k < PARALLEL_MACS or m < 2 * BLOCK_ROWS:
+        return 0
+    return max(BLOCK_ROWS, -(-m // 8))  # at most 8 blocks: balanced on 2-8 threads
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D C- or F-ordered arrays of one dtype, on fastnn's threads (see above)."""
+    m, k = a.shape
+    n = b.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+    block = _block_rows(m, n, k)
+    with cpu_work():
+        if block:
+            _matmul_blocks(a, b, out, block)
+        else:
+            np.matmul(a, b, out=out)
+    return out
 
 
 def linear(x, w, b):
-    y = np.matmul(x, w.T)
+    y = matmul(x, w.T)
     if b is not None:
-        y += b
+        _add_bias(y, b)
     return y
 
 
 def linear_backward(dy, x, w):
-    dx = np.matmul(dy, w)
-    dw = np.matmul(dy.T, x)
-    # float64 accumulation: a float32 column sum over a large batch would lose digits.
-    db = dy.sum(axis=0, dtype=np.float64).astype(dy.dtype)
+    dx = matmul(dy, w)
+    # dw = dy.T @ x, cut by rows of dw: dy.T is copied once so each block reads contiguous rows.
+    m, n_out = dy.shape
+    dyt = dy.T if _block_rows(n_out, x.shape[1], m) == 0 else np.ascontiguousarray(dy.T)
+    dw = matmul(dyt, x)
+    db = np.empty(n_out, dtype=dy.dtype)
+    _column_sum(dy, db)
     return dx, dw, db

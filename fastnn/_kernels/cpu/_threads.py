@@ -1,0 +1,163 @@
+"""Who owns the CPU cores while fastnn works: Numba's thread pool, with BLAS held to one thread.
+
+Two thread pools on one machine fight: after a BLAS call OpenBLAS's pthreads keep spinning while
+Numba's OpenMP workers wake up, and the other way round (a LeNet-5 epoch on two cores took 3.15 s
+with both pools, 0.90 s with BLAS on one thread). So inside fastnn's CPU work (``cpu_work()``)
+every BLAS library runs single-threaded and parallel work goes through ``numba.prange`` only;
+where a matrix product is large enough, the kernels split it into row blocks inside ``prange``.
+The previous BLAS settings come back when the outermost ``cpu_work()`` exits.
+
+The thread count of that pool is the smallest of:
+
+- ``set_num_threads(n)`` if called (else the cores this process may run on),
+- ``NUMBA_NUM_THREADS`` and ``OMP_NUM_THREADS`` when set (joblib's process workers set both
+  to ``cores // n_jobs``),
+- the BLAS thread count found on entry, when the user lowered it (``threadpoolctl.threadpool_limits``),
+- the cores divided by the number of Python threads inside ``cpu_work()`` at once (a threaded
+  ``GridSearchCV`` does not oversubscribe).
+
+Nesting costs one attribute lookup; the outermost entry costs a few microseconds. Importing this
+module imports nothing heavy (Numba loads at the first ``cpu_work()``), so layers and estimators
+can decorate their entry points with ``cpu_bound`` at import time.
+"""
+import contextlib
+import functools
+import numbers
+import os
+import threading
+
+_lock = threading.Lock()
+_local = threading.local()
+_active = 0           # Python threads inside cpu_work()
+_requested = None     # set_num_threads(n)
+
+
+def _env_int(name):
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def max_threads():
+    """Threads fastnn may use at most: cores, ``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``."""
+    import numba
+    limits = [_cores(), numba.config.NUMBA_NUM_THREADS]
+    omp = _env_int("OMP_NUM_THREADS")
+    if omp is not None:
+        limits.append(omp)
+    return max(1, min(limits))
+
+
+def set_num_threads(n):
+    """Use ``n`` threads for fastnn's CPU work (``None``: back to the default, every core allowed).
+
+    ``n`` above the limit set by ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` / the cores is
+    capped there. BLAS always runs on one thread inside fastnn's work.
+    """
+    global _requested
+    import numba
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"the number of threads must be an int >= 1 or None, got {n!r}")
+        n = min(int(n), max_threads())
+    _requested = n
+    numba.set_num_threads(get_num_threads())  # direct kernel calls from this thread too
+
+
+def get_num_threads():
+    """The number of threads fastnn's CPU work uses now (outside any limit of the caller)."""
+    return _requested if _requested is not None else max_threads()
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_libraries():
+    import numpy  # noqa: F401  (NumPy's BLAS: np.matmul from Python)
+    import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS: np.dot inside @njit)
+    from threadpoolctl import ThreadpoolController
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+def _share(base, active):
+    """Threads for one of ``active`` Python threads working at once, at most ``base``."""
+    return max(1, min(base, max_threads() // max(active, 1)))
+
+
+def _enter():
+    global _active
+    import numba
+    libs = _blas_libraries()
+    saved_blas = [(lib, lib.num_threads) for lib in libs]
+    with _lock:
+        _active += 1
+        active = _active
+    base = get_num_threads()
+    user_blas = [t for _, t in saved_blas if t is not None]
+    if user_blas and max(user_blas) < base:  # the caller limited BLAS: take it as a limit on us
+        base = max(user_blas)
+    saved_numba = numba.get_num_threads()
+    _local.base, _local.active = base, active
+    numba.set_num_threads(min(_share(base, active), numba.config.NUMBA_NUM_THREADS))
+    for lib, t in saved_blas:
+        if t != 1:
+            lib.set_num_threads(1)
+    return saved_blas, saved_numba
+
+
+def rebalance():
+    """Inside ``cpu_work()``: follow a change in the number of Python threads working at once."""
+    if getattr(_local, "depth", 0) and _local.active != _active:
+        import numba
+        _local.active = _active
+        numba.set_num_threads(min(_share(_local.base, _active), numba.config.NUMBA_NUM_THREADS))
+
+
+def _exit(saved):
+    global _active
+    import numba
+    saved_blas, saved_numba = saved
+    for lib, t in saved_blas:
+        if t != 1 and t is not None:
+            lib.set_num_threads(t)
+    numba.set_num_threads(saved_numba)
+    with _lock:
+        _active -= 1
+
+
+@contextlib.contextmanager
+def cpu_work():
+    """Run fastnn's CPU work inside: BLAS on one thread, Numba on fastnn's thread count."""
+    depth = getattr(_local, "depth", 0)
+    if depth:
+        _local.depth = depth + 1
+        rebalance()
+        try:
+            yield
+        finally:
+            _local.depth = depth
+        return
+    saved = _enter()
+    _local.depth = 1
+    try:
+        yield
+    finally:
+        _local.depth = 0
+        _exit(saved)
+
+
+
+def cpu_bound(fn):
+    """Decorator: run ``fn`` inside ``cpu_work()``."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with cpu_work():
+            return fn(*args, **kwargs)
+    return run
