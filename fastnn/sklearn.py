@@ -18,12 +18,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d, shuffle
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from . import kernels as K
 from ._kernels._dispatch import resolve_device
 
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -128,6 +129,7 @@ class _BaseMLP(BaseEstimator):
         """Fit the model to data matrix X and target(s) y (optionally weighted samples)."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @K.cpu_bound
     def _fit(self, X, y, sample_weight, incremental):
         hidden = self._validate_params()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
@@ -260,6 +262,7 @@ class _BaseMLP(BaseEstimator):
                                   output, loss_code, float(self.alpha))
         else:
             acts, deltas = mlp.workspace(units, n, dtype)
+            part = mlp.grad_blocks(units, n, dtype)
             params = np.empty(size, dtype)
             grad = np.empty(size, dtype)
 
@@ -267,7 +270,7 @@ class _BaseMLP(BaseEstimator):
                 params[:] = packed
                 loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
                                      w_off, b_off, hidden, output, loss_code,
-                                     float(self.alpha), acts, deltas)
+                                     float(self.alpha), acts, deltas, part)
                 return loss, grad.astype(np.float64)
 
         iprint = 1 if self.verbose else -1
@@ -333,7 +336,7 @@ class _BaseMLP(BaseEstimator):
 
         for _ in range(self.max_iter):
             if self.shuffle:
-                sample_idx = shuffle(sample_idx, random_state=rng)
+                sample_idx = _shuffled(sample_idx, rng)
             total = runner.epoch(sample_idx, opt)
             state["n_iter"] += 1
             state["loss"] = total / n_samples
@@ -413,6 +416,7 @@ class _BaseMLP(BaseEstimator):
         return float(r2_score(truth, pred, sample_weight=sw_val)), val_loss
 
     # -- prediction ------------------------------------------------------------------------
+    @K.cpu_bound
     def _forward(self, state, X):
         """Output activations for X (already validated) using the parameters in ``state``."""
         mlp = _kernels()
@@ -424,13 +428,14 @@ class _BaseMLP(BaseEstimator):
         out = np.empty((n, units[-1]), dtype)
         rows = min(n, _PREDICT_CHUNK)
         acts, _ = mlp.workspace(units, rows, dtype)
+        nblocks = mlp.row_blocks(rows, units, passes=1)
         for start in range(0, n, rows):
             stop = min(n, start + rows)
             chunk = X[start:stop]
             chunk = chunk.toarray() if sp.issparse(chunk) else chunk
             chunk = np.ascontiguousarray(chunk, dtype=dtype)
             out[start:stop] = mlp.forward(chunk, state["params"], units, w_off, b_off, hidden,
-                                          output, acts)
+                                          output, acts, nblocks)
         return out
 
     def _state_for_predict(self):
@@ -469,6 +474,14 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _shuffled(idx, rng):
+    """``sklearn.utils.shuffle(idx, random_state=rng)`` (the same draws) without its per-call
+    validation, which costs more than a small epoch."""
+    perm = np.arange(idx.shape[0])
+    rng.shuffle(perm)
+    return idx[perm]
 
 
 def _dense(X, dtype):
@@ -534,6 +547,7 @@ class _CPUEpochs:
         self.yb = np.empty((batch_size, units[-1]), dtype)
         self.swb = np.empty(batch_size, dtype)
         self.acts, self.deltas = mlp.workspace(units, batch_size, dtype)
+        self.part = mlp.grad_blocks(units, batch_size, dtype)
 
     def epoch(self, sample_idx, opt):
         """One epoch over ``sample_idx``; returns the sum of batch loss times batch rows."""
@@ -544,7 +558,7 @@ class _CPUEpochs:
             bool(est.nesterovs_momentum), float(est.beta_1), float(est.beta_2),
             float(est.epsilon), opt["t"], opt["m"],
             opt["v"] if self.solver == mlp.ADAM else opt["m"],
-            self.xb, self.yb, self.swb, self.acts, self.deltas)
+            self.xb, self.yb, self.swb, self.acts, self.deltas, self.part)
         opt["t"] = t
         return total
 
@@ -903,6 +917,7 @@ class _BaseNeuralNet(BaseEstimator):
         """Train the network on (X, y); X rows are reshaped to ``input_shape`` when given."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @K.cpu_bound
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         import copy
 
@@ -978,6 +993,7 @@ class _BaseNeuralNet(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=True, **kwargs)
 
     # -- prediction ------------------------------------------------------------------------
+    @K.cpu_bound
     def _raw_output(self, X):
         check_is_fitted(self)
         X = self._shape_X(X, reset=False)

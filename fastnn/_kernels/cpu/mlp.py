@@ -8,10 +8,20 @@ scikit-learn's ``MLPClassifier``/``MLPRegressor`` (weights ``(fan_in, fan_out)``
 
 Parameters live in one flat buffer in scikit-learn's packing order: every ``coefs_[i]`` (C order)
 and then every ``intercepts_[i]``. ``units`` is ``[n_features, *hidden, n_outputs]``.
+
+Threads: a step cuts its batch into ``row_blocks`` blocks that run forward and backward in one
+parallel region, each block's matrix products a single-threaded BLAS call, each block's gradient
+in its own buffer; the buffers are summed in block order (the same result with any thread
+count). The loops use ``activation.vexp``/``vtanh``/``max1d``; Numba's cache keys on this file's
+content only, so after a change to those, change this file too (or clear its cache).
 """
 import numpy as np
+from numba import prange
 
-from ._jit import jit
+from ._jit import jit, pjit
+from ._threads import max_threads
+from .activation import max1d, vexp, vtanh
+from .linear import BLOCK_ROWS, PARALLEL_MACS
 from .optim import _adam_serial
 
 # activation codes (hidden and output)
@@ -58,42 +68,37 @@ def _view(buf, units, layer, rows):
 
 @jit
 def _apply_activation(a, code):
-    """In place on a 2-D array ``a`` (rows, units)."""
+    """In place on a 2-D array ``a`` (rows, units); every loop vectorises (``vexp``, ``vtanh``)."""
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
     flat = a.reshape(a.size)
     if code == RELU:
         for i in range(flat.size):
-            if flat[i] < zero:
-                flat[i] = zero
+            v = flat[i]
+            flat[i] = zero if v < zero else v  # NaN stays NaN, as np.maximum(x, 0)
     elif code == TANH:
         for i in range(flat.size):
-            flat[i] = np.tanh(flat[i])
+            flat[i] = vtanh(flat[i])
     elif code == LOGISTIC:
         for i in range(flat.size):
             v = flat[i]
-            if v >= zero:
-                flat[i] = one / (one + np.exp(-v))
-            else:
-                e = np.exp(v)
-                flat[i] = e / (one + e)
+            e = vexp(-abs(v))  # never overflows
+            flat[i] = (one if v >= zero else e) / (one + e)
     elif code == EXP:
         for i in range(flat.size):
-            flat[i] = np.exp(flat[i])
+            flat[i] = vexp(flat[i])
     elif code == SOFTMAX:
         for r in range(a.shape[0]):
-            m = a[r, 0]
-            for j in range(1, a.shape[1]):
-                if a[r, j] > m:
-                    m = a[r, j]
+            row = a[r]
+            m = max1d(row)
             s = zero
-            for j in range(a.shape[1]):
-                e = np.exp(a[r, j] - m)
-                a[r, j] = e
+            for j in range(row.size):
+                e = vexp(row[j] - m)
+                row[j] = e
                 s += e
             inv = one / s
-            for j in range(a.shape[1]):
-                a[r, j] *= inv
+            for j in range(row.size):
+                row[j] *= inv
 
 
 @jit
@@ -105,8 +110,7 @@ def _apply_derivative(a, delta, code):
     fd = delta.reshape(delta.size)
     if code == RELU:
         for i in range(fd.size):
-            if fa[i] == zero:
-                fd[i] = zero
+            fd[i] = zero if fa[i] == zero else fd[i]
     elif code == TANH:
         for i in range(fd.size):
             fd[i] *= one - fa[i] * fa[i]
@@ -116,18 +120,18 @@ def _apply_derivative(a, delta, code):
 
 
 @jit
-def forward(x, params, units, w_off, b_off, hidden, output, acts):
-    """Forward pass of ``x`` (rows, n_features); returns the output activations (a view of ``acts``)."""
+def _forward_rows(x, lo, hi, params, units, w_off, b_off, hidden, output, acts):
+    """Forward pass of rows ``lo:hi`` of ``x``; activations go to the same rows of ``acts``."""
     rows = x.shape[0]
     n_layers = units.size - 1
-    a = x
+    a = x[lo:hi]
     for i in range(n_layers):
         fan_in, fan_out = units[i], units[i + 1]
         w = params[w_off[i]:w_off[i] + fan_in * fan_out].reshape((fan_in, fan_out))
         b = params[b_off[i]:b_off[i] + fan_out]
-        z = _view(acts, units, i + 1, rows)
+        z = _view(acts, units, i + 1, rows)[lo:hi]
         np.dot(a, w, z)
-        for r in range(rows):
+        for r in range(hi - lo):
             for j in range(fan_out):
                 z[r, j] += b[j]
         _apply_activation(z, hidden if i < n_layers - 1 else output)
@@ -135,19 +139,31 @@ def forward(x, params, units, w_off, b_off, hidden, output, acts):
     return a
 
 
+@pjit
+def forward(x, params, units, w_off, b_off, hidden, output, acts, nblocks):
+    """Forward pass of ``x`` (rows, n_features) in ``nblocks`` row blocks run in parallel;
+    returns the output activations (a view of ``acts``)."""
+    rows = x.shape[0]
+    for t in prange(nblocks):
+        lo = (t * rows) // nblocks
+        hi = ((t + 1) * rows) // nblocks
+        if hi > lo:
+            _forward_rows(x, lo, hi, params, units, w_off, b_off, hidden, output, acts)
+    return _view(acts, units, units.size - 1, rows)
+
+
 @jit
-def _loss(y, p, sw, has_sw, loss_code):
-    """scikit-learn's loss of one batch (float64)."""
-    rows, k = p.shape
+def _loss_sum(y, p, sw, has_sw, loss_code, lo):
+    """Sum of sample weight times scikit-learn's per-sample loss (float64) for the outputs ``p``
+    of rows ``lo:lo + len(p)`` of ``y`` and ``sw``."""
+    k = p.shape[1]
     eps = np.finfo(p.dtype).eps
     total = 0.0
-    wsum = 0.0
-    for r in range(rows):
-        w = float(sw[r]) if has_sw else 1.0
-        wsum += w
+    for r in range(p.shape[0]):
+        w = float(sw[lo + r]) if has_sw else 1.0
         acc = 0.0
         for j in range(k):
-            yv = float(y[r, j])
+            yv = float(y[lo + r, j])
             pv = float(p[r, j])
             if loss_code == SQUARED:
                 acc += (yv - pv) * (yv - pv)
@@ -162,63 +178,131 @@ def _loss(y, p, sw, has_sw, loss_code):
                 if loss_code == BINARY_LOG_LOSS and yv != 1.0:
                     acc -= (1.0 - yv) * np.log(1.0 - pc)
         total += w * acc
+    return total
+
+
+@jit
+def _weight_sum(sw, has_sw, rows):
+    if not has_sw:
+        return float(rows)
+    s = 0.0
+    for r in range(rows):
+        s += float(sw[r])
+    return s
+
+
+@jit
+def _normalise(total, wsum, k, loss_code):
+    """scikit-learn's batch loss from the weighted sum of per-sample losses."""
     if loss_code == SQUARED:
         return 0.5 * total / wsum / k
     return total / wsum
 
 
 @jit
-def loss_grad(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, output, loss_code,
-              alpha, acts, deltas):
-    """Loss (with L2 penalty) of a batch and its gradient written into ``grad``; returns the loss."""
+def _loss(y, p, sw, has_sw, loss_code):
+    """scikit-learn's loss of one batch (float64)."""
+    rows = p.shape[0]
+    total = _loss_sum(y, p, sw, has_sw, loss_code, 0)
+    return _normalise(total, _weight_sum(sw, has_sw, rows), p.shape[1], loss_code)
+
+
+@jit
+def _backward_rows(x, y, sw, has_sw, lo, hi, params, part, units, w_off, b_off, hidden, acts,
+                   deltas):
+    """Backward pass of rows ``lo:hi``: unscaled weight and bias gradients of these rows into
+    ``part`` (one flat parameter-sized buffer), deltas into the same rows of ``deltas``."""
     rows = x.shape[0]
     n_layers = units.size - 1
-    p = forward(x, params, units, w_off, b_off, hidden, output, acts)
-    loss = _loss(y, p, sw, has_sw, loss_code)
-    sw_sum = 0.0
-    if has_sw:
-        for r in range(rows):
-            sw_sum += float(sw[r])
-    else:
-        sw_sum = float(rows)
-    sq = 0.0
-    for i in range(n_layers):
-        for q in range(w_off[i], w_off[i] + units[i] * units[i + 1]):
-            sq += float(params[q]) * float(params[q])
-    loss += 0.5 * alpha * sq / sw_sum
-
-    dt = params.dtype.type
-    inv = dt(1.0 / sw_sum)
-    alpha_t = dt(alpha)
     last = n_layers - 1
-    delta = _view(deltas, units, last + 1, rows)
-    for r in range(rows):
-        w = sw[r] if has_sw else dt(1)
+    p = _view(acts, units, last + 1, rows)[lo:hi]
+    delta = _view(deltas, units, last + 1, rows)[lo:hi]
+    one = params.dtype.type(1)
+    for r in range(hi - lo):
+        w = sw[lo + r] if has_sw else one
         for j in range(units[last + 1]):
-            delta[r, j] = (p[r, j] - y[r, j]) * w
+            delta[r, j] = (p[r, j] - y[lo + r, j]) * w
     for i in range(last, -1, -1):
         fan_in, fan_out = units[i], units[i + 1]
-        a_in = x if i == 0 else _view(acts, units, i, rows)
-        w = params[w_off[i]:w_off[i] + fan_in * fan_out].reshape((fan_in, fan_out))
-        gw = grad[w_off[i]:w_off[i] + fan_in * fan_out].reshape((fan_in, fan_out))
-        gb = grad[b_off[i]:b_off[i] + fan_out]
+        a_in = x[lo:hi] if i == 0 else _view(acts, units, i, rows)[lo:hi]
+        gw = part[w_off[i]:w_off[i] + fan_in * fan_out].reshape((fan_in, fan_out))
+        gb = part[b_off[i]:b_off[i] + fan_out]
         np.dot(a_in.T, delta, gw)
-        for q in range(fan_in):
-            for j in range(fan_out):
-                gw[q, j] = (gw[q, j] + alpha_t * w[q, j]) * inv
         for j in range(fan_out):
             gb[j] = 0
-        for r in range(rows):
+        for r in range(hi - lo):
             for j in range(fan_out):
                 gb[j] += delta[r, j]
-        for j in range(fan_out):
-            gb[j] *= inv
         if i > 0:
-            prev = _view(deltas, units, i, rows)
+            w = params[w_off[i]:w_off[i] + fan_in * fan_out].reshape((fan_in, fan_out))
+            prev = _view(deltas, units, i, rows)[lo:hi]
             np.dot(delta, w.T, prev)
             _apply_derivative(a_in, prev, hidden)
             delta = prev
-    return loss
+
+
+@pjit
+def loss_grad(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, output, loss_code,
+              alpha, acts, deltas, part):
+    """Loss (with L2 penalty) of a batch and its gradient written into ``grad``; returns the loss.
+
+    The batch is cut into ``part.shape[0]`` row blocks (a number fixed by the caller, so results
+    do not depend on the thread count) that run forward and backward in parallel, each into its
+    own gradient buffer ``part[t]``; the buffers are summed in block order.
+    """
+    rows = x.shape[0]
+    n_layers = units.size - 1
+    nblocks = part.shape[0]
+    sums = np.zeros(nblocks)
+    for t in prange(nblocks):
+        lo = (t * rows) // nblocks
+        hi = ((t + 1) * rows) // nblocks
+        pt = part[t]
+        if hi > lo:
+            p = _forward_rows(x, lo, hi, params, units, w_off, b_off, hidden, output, acts)
+            sums[t] = _loss_sum(y, p, sw, has_sw, loss_code, lo)
+            _backward_rows(x, y, sw, has_sw, lo, hi, params, pt, units, w_off, b_off, hidden,
+                           acts, deltas)
+        else:
+            pt[:] = 0
+    total = 0.0
+    for t in range(nblocks):
+        total += sums[t]
+    sw_sum = _weight_sum(sw, has_sw, rows)
+    loss = _normalise(total, sw_sum, units[n_layers], loss_code)
+    dt = params.dtype.type
+    inv = dt(1.0 / sw_sum)
+    alpha_t = dt(alpha)
+    sq = 0.0
+    n_weights = b_off[0]  # every coefficient comes before the first intercept
+    for q in range(params.size):
+        g = part[0, q]
+        for t in range(1, nblocks):
+            g += part[t, q]
+        if q < n_weights:
+            wq = params[q]
+            sq += float(wq) * float(wq)
+            g += alpha_t * wq
+        grad[q] = g * inv
+    return loss + 0.5 * alpha * sq / sw_sum
+
+
+def row_blocks(rows, units, passes=3):
+    """Row blocks for ``rows`` samples: 1 when the work is too small to pay for waking threads,
+    else up to one per core fastnn may use (not per thread in use now, so the arithmetic does
+    not change with ``set_num_threads``). ``passes``: matrix products per layer (a training step
+    makes 3, a forward pass 1)."""
+    units = np.asarray(units, dtype=np.int64)
+    macs = passes * int(rows) * int(np.sum(units[:-1] * units[1:]))
+    if macs < PARALLEL_MACS:
+        return 1
+    return int(max(1, min(max_threads(), rows // BLOCK_ROWS, 8)))
+
+
+def grad_blocks(units, rows, dtype):
+    """Per-block gradient buffers for ``loss_grad`` on batches of up to ``rows`` samples."""
+    _, _, size = layout(units)
+    return np.empty((row_blocks(rows, units), size), dtype)
 
 
 @jit
@@ -274,7 +358,7 @@ def _adam_update(params, grad, m, v, t, lr, beta1, beta2, eps):
 def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, order,
                 batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code, alpha,
                 solver, lr, momentum, nesterov, beta1, beta2, eps, t, state1, state2,
-                xb, yb, swb, acts, deltas):
+                xb, yb, swb, acts, deltas, part):
     """One epoch of mini-batch training over the samples in ``order``.
 
     Returns ``(sum of batch_loss * batch_rows, adam step count t)``. ``x`` is dense
@@ -296,7 +380,7 @@ def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, 
             for r in range(rows):
                 swr[r] = sw[order[start + r]]
         loss = loss_grad(xr, yr, swr, has_sw, params, grad, units, w_off, b_off, hidden, output,
-                         loss_code, alpha, acts, deltas)
+                         loss_code, alpha, acts, deltas, part)
         total += loss * rows
         if solver == ADAM:
             t += 1
