@@ -374,3 +374,45 @@ def run_header(name, argv=None):
     command = [sys.executable] + list(sys.argv) if argv is None else list(argv)
     return {"benchmark": name, "command": command,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "loadavg_before": loadavg()}
+
+
+# --------------------------------------------------------------------------------------------
+# a competing process (users' machines are busy too)
+
+_BUSY_LOOP = ("import time\n"
+              "end = time.monotonic() + {seconds}\n"
+              "x = 0\n"
+              "while time.monotonic() < end:\n"
+              "    for _ in range(100000):\n"
+              "        x += 1\n")
+
+
+class BusyProcess:
+    """A second process spinning on one core while the block runs (``with BusyProcess():``).
+
+    It stops itself after ``max_seconds`` even if the benchmark dies, and is killed on exit.
+    """
+
+    def __init__(self, max_seconds=900):
+        self.max_seconds = max_seconds
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c",
+                                      _BUSY_LOOP.format(seconds=self.max_seconds)])
+        time.sleep(0.3)  # let it start spinning
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+        return False
+
+
+def with_and_without_busy(run, busy):
+    """``{"quiet": run()}``, plus ``"busy": run()`` beside a ``BusyProcess`` when ``busy``."""
+    out = {"quiet": run()}
+    if busy:
+        with BusyProcess():
+            out["busy"] = run()
+    return out

@@ -1,207 +1,234 @@
-"""Training throughput of LeNet-5: fastnn against the same network in PyTorch (CPU), one process.
+"""CNN training on the CPU: fastnn's NeuralNetClassifier against a plain PyTorch loop, one process.
 
-LeNet-5 on 28x28 single-channel images: conv 6@5x5 (padding 2) -> ReLU -> max-pool 2 -> conv
-16@5x5 -> ReLU -> max-pool 2 -> dense 120 -> ReLU -> dense 84 -> ReLU -> dense 10; softmax
-cross-entropy, SGD with momentum 0.9, shuffled mini-batches. Each repeat trains one epoch with
-each framework (the order alternates between repeats); the report gives medians in images/s.
+Two networks on 28x28 single-channel images, softmax cross-entropy, Adam (lr 1e-3), shuffled
+mini-batches of 64:
 
-    python benchmarks/bench_training.py --out benchmarks/results/training.json
-    python benchmarks/bench_training.py --quick          # a smoke run: tiny sizes, one repeat
+- ``lenet5``: conv 6@5x5 (padding 2), ReLU, max-pool 2, conv 16@5x5, ReLU, max-pool 2, dense 120,
+  ReLU, dense 84, ReLU, dense 10;
+- ``simpleconvnet`` (the deep-learning textbook's): conv 30@5x5, ReLU, max-pool 2, dense 100,
+  ReLU, dense 10.
+
+fastnn runs as a user runs it: ``NeuralNetClassifier(layers, input_shape=(1, 28, 28),
+batch_size=64, max_iter=epochs).fit(X, y)`` with default settings (a fresh fit per repeat, so
+validation and model building are timed too). PyTorch runs the same network with
+``torch.optim.Adam`` over the same data, with its default thread count. Repeats alternate the
+order (fastnn, torch, torch, fastnn, ...); the report gives medians in images/s and the ratio.
+``--busy`` repeats everything beside one competing CPU-bound process. ``--rss`` measures each
+framework's peak resident memory for the LeNet-5 run in a process of its own.
+
+    python benchmarks/bench_training.py                 # both networks, quiet and busy
+    python benchmarks/bench_training.py --only lenet5 --no-busy
+    python benchmarks/bench_training.py --quick         # smoke run: tiny sizes, one repeat
 """
 import argparse
 import json
 import os
-import platform
+import resource
 import statistics
+import subprocess
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+NETWORKS = ("lenet5", "simpleconvnet")
 
 
-def loadavg():
-    try:
-        return os.getloadavg()
-    except (OSError, AttributeError):
-        return None
+def fastnn_layers(name):
+    from fastnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    if name == "lenet5":
+        return [Conv2D(6, 5, padding=2), ReLU(), MaxPool2D(2), Conv2D(16, 5), ReLU(), MaxPool2D(2),
+                Flatten(), Dense(120), ReLU(), Dense(84), ReLU()]
+    return [Conv2D(30, 5), ReLU(), MaxPool2D(2), Flatten(), Dense(100), ReLU()]
 
 
-def fastnn_lenet(seed):
-    from fastnn.nn.base import Sequential
-    from fastnn.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-    return Sequential(Conv2D(6, 5, padding=2), ReLU(), MaxPool2D(2),
-                      Conv2D(16, 5), ReLU(), MaxPool2D(2), Flatten(),
-                      Dense(120), ReLU(), Dense(84), ReLU(), Dense(10), seed=seed)
-
-
-def torch_lenet(torch, seed):
+def torch_model(torch, name, seed):
     torch.manual_seed(seed)
     nn = torch.nn
-    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                         nn.Linear(84, 10))
+    if name == "lenet5":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                             nn.Linear(84, 10))
+    return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
 class FastnnRunner:
     name = "fastnn"
 
-    def __init__(self, x, y, batch, lr, seed):
-        from fastnn.nn.optimizers import SGD
-        from fastnn.nn.training import fit
-        self.fit = fit
-        self.x, self.y, self.batch = x, y, batch
-        self.model = fastnn_lenet(seed)
-        self.model.build(x.shape[1:])
-        self.opt = SGD(self.model, lr=lr, momentum=0.9)
-        self.epoch = 0
-        # compile (or load the cached kernels) before timing
-        self.fit(self.model, x[:2 * batch], y[:2 * batch], optimizer=self.opt,
-                 batch_size=batch, epochs=1, metrics=(), seed=seed)
+    def __init__(self, network, x, y, batch, epochs, lr):
+        from fastnn.sklearn import NeuralNetClassifier
+        self.cls, self.network = NeuralNetClassifier, network
+        self.x, self.y = x.reshape(len(x), -1), y
+        self.params = dict(input_shape=(1, 28, 28), batch_size=batch, max_iter=epochs,
+                           learning_rate_init=lr, tol=0.0, n_iter_no_change=10 ** 6)
+        self.seed = 0
+        self.model = None
 
-    def run_epoch(self):
-        self.epoch += 1
-        start = time.perf_counter()
-        h = self.fit(self.model, self.x, self.y, optimizer=self.opt, batch_size=self.batch,
-                     epochs=1, metrics=(), seed=self.epoch)
-        seconds = time.perf_counter() - start
-        return seconds, h["loss"][-1]
+    def run(self):
+        self.seed += 1
+        est = self.cls(fastnn_layers(self.network), random_state=self.seed, **self.params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter is small on purpose
+            est.fit(self.x, self.y)
+        self.model = est
+        return float(est.loss_)
 
 
 class TorchRunner:
     name = "torch"
 
-    def __init__(self, torch, x, y, batch, lr, seed):
-        self.torch = torch
-        self.x = torch.from_numpy(x)
-        self.y = torch.from_numpy(y)
-        self.batch = batch
-        self.model = torch_lenet(torch, seed)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
-        self.gen = torch.Generator().manual_seed(seed)
-        self._train(self.x[:2 * batch], self.y[:2 * batch])
+    def __init__(self, torch, network, x, y, batch, epochs, lr):
+        self.torch, self.network = torch, network
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.batch, self.epochs, self.lr = batch, epochs, lr
+        self.seed = 0
 
-    def _train(self, x, y):
+    def run(self):
         torch = self.torch
         F = torch.nn.functional
-        n = len(x)
-        order = torch.randperm(n, generator=self.gen)
+        self.seed += 1
+        model = torch_model(torch, self.network, self.seed)
+        opt = torch.optim.Adam(model.parameters(), lr=self.lr)
+        gen = torch.Generator().manual_seed(self.seed)
+        n = len(self.x)
+        model.train()
         total = 0.0
-        self.model.train()
-        for lo in range(0, n, self.batch):
-            idx = order[lo:lo + self.batch]
-            xb, yb = x[idx], y[idx]
-            self.opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(self.model(xb), yb)
-            loss.backward()
-            self.opt.step()
-            total += loss.item() * len(idx)
+        for _ in range(self.epochs):
+            order = torch.randperm(n, generator=gen)
+            total = 0.0
+            for lo in range(0, n, self.batch):
+                idx = order[lo:lo + self.batch]
+                xb, yb = self.x[idx], self.y[idx]
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
         return total / n
 
-    def run_epoch(self):
-        start = time.perf_counter()
-        loss = self._train(self.x, self.y)
-        return time.perf_counter() - start, loss
+
+def data(images, seed=0):
+    """Synthetic 28x28 images whose class shows in the pixels (so the loss falls)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, images).astype(np.int64)
+    x = rng.standard_normal((images, 1, 28, 28)).astype(np.float32) * 0.5
+    for c in range(10):
+        x[y == c, 0, 2 * c + 2:2 * c + 6, 4:24] += 1.0
+    return x, y
+
+
+def compare(network, runners, images, repeats):
+    """Interleaved runs (the order alternates each repeat); medians in images/s."""
+    for r in runners:  # compile / load cached kernels, allocate, warm the allocator
+        r.run()
+    seconds = {r.name: [] for r in runners}
+    for rep in range(repeats):
+        for r in (runners if rep % 2 == 0 else runners[::-1]):
+            t0 = time.perf_counter()
+            r.run()
+            seconds[r.name].append(time.perf_counter() - t0)
+    out = {"loadavg": _common.loadavg()}
+    for name, ts in seconds.items():
+        med = statistics.median(ts)
+        out[name] = {"seconds": ts, "median_s": med, "images_per_s": images / med}
+    if "torch" in out:
+        out["ratio"] = out["fastnn"]["images_per_s"] / out["torch"]["images_per_s"]
+    return out
+
+
+def peak_rss(framework, network, images, batch, epochs):
+    """Peak resident memory (MiB) of a fresh process that trains ``network`` with one framework."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+            "import resource, bench_training as b\n"
+            f"x, y = b.data({images})\n"
+            f"if {framework!r} == 'torch':\n"
+            "    import torch\n"
+            f"    r = b.TorchRunner(torch, {network!r}, x, y, {batch}, {epochs}, 1e-3)\n"
+            "else:\n"
+            f"    r = b.FastnnRunner({network!r}, x, y, {batch}, {epochs}, 1e-3)\n"
+            "r.run()\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+TARGETS = {"lenet5": {"quiet": 2.0, "busy": 1.5}, "simpleconvnet": {"quiet": 2.0}}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=6400)
+    p.add_argument("--epochs", type=int, default=1, help="epochs per timed fit")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for Numba and PyTorch (default: what each starts with)")
+    p.add_argument("--only", default=None, help="comma-separated networks: " + ", ".join(NETWORKS))
+    p.add_argument("--no-busy", action="store_true", help="skip the runs beside a busy process")
+    p.add_argument("--no-rss", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--no-torch", action="store_true", help="benchmark fastnn alone")
     p.add_argument("--quick", action="store_true", help="smoke run: 256 images, one repeat")
-    p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--out", default="benchmarks/results/training.json")
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.repeats = min(args.images, 256), 1
-
-    import numba
-    import fastnn
-    if args.threads:
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    networks = NETWORKS if not args.only else tuple(s.strip() for s in args.only.split(","))
+    for name in networks:
+        if name not in NETWORKS:
+            p.error(f"unknown network {name!r}; choose from {', '.join(NETWORKS)}")
     torch = None
     if not args.no_torch:
         try:
             import torch
         except ImportError:
             print("torch is not installed: benchmarking fastnn alone", file=sys.stderr)
-    if torch is not None and args.threads:
-        torch.set_num_threads(args.threads)
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.images, 1, 28, 28)).astype(np.float32)
-    y = rng.integers(0, 10, args.images).astype(np.int64)
-
-    runners = [FastnnRunner(x, y, args.batch, args.lr, seed=0)]
-    if torch is not None:
-        runners.append(TorchRunner(torch, x, y, args.batch, args.lr, seed=0))
-
-    info = {
-        "benchmark": "LeNet-5 training epoch, 28x28 synthetic images",
-        "images": args.images, "batch_size": args.batch, "repeats": args.repeats,
-        "optimizer": "SGD(lr=%g, momentum=0.9)" % args.lr,
-        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(), "python": platform.python_version()},
-        "threads": {"numba": numba.get_num_threads(),
-                    "torch": None if torch is None else torch.get_num_threads()},
-        "versions": {"fastnn": fastnn.__version__, "numpy": np.__version__,
-                     "numba": numba.__version__,
-                     "torch": None if torch is None else torch.__version__},
-        "loadavg_before": loadavg(),
-    }
-    try:
-        info["threads"]["numba_layer"] = numba.threading_layer()
-    except ValueError:
-        info["threads"]["numba_layer"] = None
-    print(json.dumps({k: info[k] for k in ("machine", "threads", "versions")}, indent=1))
-
-    times = {r.name: [] for r in runners}
-    losses = {r.name: [] for r in runners}
-    for rep in range(args.repeats):
-        order = runners if rep % 2 == 0 else runners[::-1]
-        for r in order:
-            seconds, loss = r.run_epoch()
-            times[r.name].append(seconds)
-            losses[r.name].append(loss)
-            print(f"repeat {rep + 1}/{args.repeats} {r.name:7s} {seconds:7.3f} s "
-                  f"{args.images / seconds:9.0f} images/s  loss {loss:.4f}", flush=True)
-
-    results = {}
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        results[name] = {"seconds": ts, "median_seconds": med,
-                         "median_images_per_s": args.images / med,
-                         "best_images_per_s": args.images / min(ts), "loss": losses[name]}
-    if "torch" in results:
-        results["speedup_vs_torch"] = (results["fastnn"]["median_images_per_s"]
-                                       / results["torch"]["median_images_per_s"])
-    info["results"] = results
-    info["loadavg_after"] = loadavg()
-    print("median images/s: " + ", ".join(
-        f"{name} {results[name]['median_images_per_s']:.0f}" for name in times))
-    if "speedup_vs_torch" in results:
-        print(f"fastnn / torch: {results['speedup_vs_torch']:.2f}x")
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(info, f, indent=1)
-        print(f"wrote {args.out}")
-    return info
+    env = _common.environment()
+    print(_common.format_environment(env))
+    result = {**_common.run_header("bench_training", argv), "environment": env,
+              "images": args.images, "epochs": args.epochs, "batch_size": args.batch,
+              "repeats": args.repeats, "optimizer": "Adam(lr=1e-3)", "networks": {}}
+    x, y = data(args.images)
+    print(f"\n{args.images} images 28x28, batch {args.batch}, Adam, {args.epochs} epoch(s) per fit; "
+          f"medians of {args.repeats} interleaved fits")
+    print(f"{'network':>14} {'load':>7} {'fastnn img/s':>13} {'torch img/s':>12} {'ratio':>7}  target")
+    for name in networks:
+        runners = [FastnnRunner(name, x, y, args.batch, args.epochs, 1e-3)]
+        if torch is not None:
+            runners.append(TorchRunner(torch, name, x, y, args.batch, args.epochs, 1e-3))
+        res = _common.with_and_without_busy(
+            lambda: compare(name, runners, args.images * args.epochs, args.repeats),
+            busy=not args.no_busy)
+        for load, r in res.items():
+            target = TARGETS[name].get(load)
+            r["target"] = target
+            if "ratio" in r:
+                r["met"] = target is None or r["ratio"] >= target
+            ratio = f"{r['ratio']:6.2f}x" if "ratio" in r else "      -"
+            torch_ips = f"{r['torch']['images_per_s']:12.0f}" if "torch" in r else " " * 12
+            verdict = "" if target is None or "ratio" not in r else \
+                f">= {target}x {'PASS' if r['met'] else 'MISS'}"
+            print(f"{name:>14} {load:>7} {r['fastnn']['images_per_s']:13.0f} {torch_ips} "
+                  f"{ratio}  {verdict}", flush=True)
+        res["accuracy_fastnn_train"] = float(runners[0].model.score(runners[0].x, y))
+        result["networks"][name] = res
+    if not args.no_rss and "lenet5" in networks and torch is not None:
+        rss = {f: peak_rss(f, "lenet5", args.images, args.batch, args.epochs)
+               for f in ("fastnn", "torch")}
+        result["peak_rss_mib_lenet5"] = rss
+        print(f"\npeak RSS of a LeNet-5 training process: fastnn {rss['fastnn']:.0f} MiB, "
+              f"torch {rss['torch']:.0f} MiB (target: fastnn <= torch: "
+              f"{'PASS' if rss['fastnn'] <= rss['torch'] else 'MISS'})")
+    result["loadavg_after"] = _common.loadavg()
+    path = _common.write_json(args.out, result)
+    print(f"\nload average before {result['loadavg_before']}, after {result['loadavg_after']}; "
+          f"results in {path}")
+    return result
 
 
 if __name__ == "__main__":

@@ -419,3 +419,21 @@ def test_bad_transposed_arguments(rng):
         K.conv_transpose2d_backward(np.zeros((2, 3, 7, 6), np.float32), x, w)
     with pytest.raises(ValueError, match="stride must be positive"):
         K.conv_transpose2d(x, w, stride=-1)
+
+
+@pytest.mark.parametrize("block", ["_gemm_nt_block", "_gemm_nt_block4"])
+@pytest.mark.parametrize("ma,nb", [(16, 96), (13, 7), (3, 2), (9, 10)])
+def test_both_register_tiles_compute_the_product(block, ma, nb):
+    """Both tile shapes are checked whatever this CPU's vector width (the kernels use one)."""
+    from fastnn._kernels.cpu import conv as cpu_conv
+    rng = np.random.default_rng(0)
+    kk = 48
+    a = rng.standard_normal((ma, kk)).astype(np.float32)
+    b = rng.standard_normal((nb, kk)).astype(np.float32)
+    out = np.ones(ma * nb, np.float32)
+    getattr(cpu_conv, block)(a, ma, b, nb, 0, kk, out, 0, nb, 1, False)
+    np.testing.assert_allclose(out.reshape(ma, nb), a.astype(np.float64) @ b.T.astype(np.float64),
+                               rtol=1e-5, atol=1e-5)
+    getattr(cpu_conv, block)(a, ma, b, nb, 0, kk, out, 0, nb, 1, True)  # accumulate
+    np.testing.assert_allclose(out.reshape(ma, nb), 2 * (a.astype(np.float64) @ b.T), rtol=1e-5,
+                               atol=1e-5)

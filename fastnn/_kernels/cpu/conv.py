@@ -3,8 +3,8 @@
 Forward, by blocks of output rows of one image (``_conv_forward`` picks the path):
 - long reductions: the image is copied once into a zero-padded channels-last buffer, each block is
   unrolled into rows (``_im2row``, long contiguous copies) and multiplied with the weights by
-  ``_gemm_nt``, a register-tiled product (8x3 outputs, reduction vectorised over k) that uses the
-  full SIMD width, where the BLAS Numba links may not;
+  ``_gemm_nt``, a register-tiled product (8x3 or 4x3 outputs, by the CPU's vector registers;
+  reduction vectorised over k) that uses the full SIMD width, where the BLAS Numba links may not;
 - unit stride with short reductions or few output channels: ``_gemm_shift`` reads shifted rows of a
   zero-padded copy of the image directly (no unrolled copy), vectorised over positions;
 - other short reductions: im2col from the padded copy, then ``_gemm_rows`` (vectorised over
@@ -29,6 +29,21 @@ _KBLOCK = 640           # longest reduction block of _gemm_nt
 _SMALL_K = 48           # shorter reductions use the position-vectorised products
 _SEGMENT = 512          # positions per weight-gradient product (its reduction length)
 _FEW_OUT = 4            # fewer output channels per group: unit stride uses the shift path
+
+
+def _has_avx512():
+    try:
+        import llvmlite.binding as llvm
+        return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+    except Exception:  # unknown host: the tile that fits 16 vector registers is safe everywhere
+        return False
+
+
+# Rows of A per register tile of _gemm_nt: 8x3 tiles keep 24 vector accumulators, which fit the 32
+# registers of AVX-512; with 16 registers (AVX2) they spill and 4x3 tiles run 1.8x faster
+# (measured on Zen 2). Fixed at compile time, like the instruction set: Numba's cache is keyed
+# on the host CPU and its features, so a kernel cached on one kind of CPU is never loaded on another.
+_TILE_M = 8 if _has_avx512() else 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +76,50 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
     nkb = (kk + _KBLOCK - 1) // _KBLOCK
     kb = ((kk + nkb - 1) // nkb + _SIMD - 1) // _SIMD * _SIMD
     for k0 in range(0, kk, kb):
-        _gemm_nt_block(A, ma, B, nb, k0, min(kb, kk - k0), out, off, sa, sb, acc or k0 > 0)
+        if _TILE_M == 8:
+            _gemm_nt_block(A, ma, B, nb, k0, min(kb, kk - k0), out, off, sa, sb, acc or k0 > 0)
+        else:
+            _gemm_nt_block4(A, ma, B, nb, k0, min(kb, kk - k0), out, off, sa, sb, acc or k0 > 0)
+
+
+@jit
+def _gemm_nt_block4(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
+    """``_gemm_nt_block`` with 4x3 tiles (12 accumulators: fits 16 vector registers)."""
+    z = A.dtype.type(0)
+    m = 0
+    while m + 4 <= ma:
+        a0 = A[m, k0:]; a1 = A[m + 1, k0:]; a2 = A[m + 2, k0:]; a3 = A[m + 3, k0:]  # noqa: E702
+        n = 0
+        while n + 3 <= nb:
+            b0 = B[n, k0:]; b1 = B[n + 1, k0:]; b2 = B[n + 2, k0:]  # noqa: E702
+            s00 = s01 = s02 = s10 = s11 = s12 = z
+            s20 = s21 = s22 = s30 = s31 = s32 = z
+            for k in range(kk):
+                y0 = b0[k]; y1 = b1[k]; y2 = b2[k]  # noqa: E702
+                x0 = a0[k]; s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2  # noqa: E702
+                x1 = a1[k]; s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2  # noqa: E702
+                x2 = a2[k]; s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2  # noqa: E702
+                x3 = a3[k]; s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2  # noqa: E702
+            o = off + m * sa + n * sb
+            _put3(out, o, sb, s00, s01, s02, acc)
+            _put3(out, o + sa, sb, s10, s11, s12, acc)
+            _put3(out, o + 2 * sa, sb, s20, s21, s22, acc)
+            _put3(out, o + 3 * sa, sb, s30, s31, s32, acc)
+            n += 3
+        while n < nb:
+            b0 = B[n, k0:]
+            s00 = s10 = s20 = s30 = z
+            for k in range(kk):
+                y0 = b0[k]
+                s00 += a0[k] * y0; s10 += a1[k] * y0; s20 += a2[k] * y0; s30 += a3[k] * y0  # noqa: E702
+            o = off + m * sa + n * sb
+            _put(out, o, s00, acc)
+            _put(out, o + sa, s10, acc)
+            _put(out, o + 2 * sa, s20, acc)
+            _put(out, o + 3 * sa, s30, acc)
+            n += 1
+        m += 4
+    _gemm_nt_rest(A, m, ma, B, nb, k0, kk, out, off, sa, sb, acc)
 
 
 @jit
@@ -117,7 +175,14 @@ def _gemm_nt_block(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
             _put(out, o + 7 * sa, s70, acc)
             n += 1
         m += 8
-    while m < ma:
+    _gemm_nt_rest(A, m, ma, B, nb, k0, kk, out, off, sa, sb, acc)
+
+
+@jit
+def _gemm_nt_rest(A, m0, ma, B, nb, k0, kk, out, off, sa, sb, acc):
+    """The rows ``m0 <= m < ma`` left over by a tiled block, one row of A at a time."""
+    z = A.dtype.type(0)
+    for m in range(m0, ma):
         a0 = A[m, k0:]
         n = 0
         while n + 3 <= nb:
@@ -135,15 +200,14 @@ def _gemm_nt_block(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
                 s00 += a0[k] * b0[k]
             _put(out, off + m * sa + n * sb, s00, acc)
             n += 1
-        m += 1
 
 
 @jit
 def _first_in_a(r1, r2):
-    """Whether an r1-row operand should be ``_gemm_nt``'s A (8-row tiles) against an r2-row B
-    (3-row tiles): fewer partial tiles first, then the larger operand in A."""
-    waste_first = (r1 % 8 != 0) + (r2 % 3 != 0)
-    waste_second = (r2 % 8 != 0) + (r1 % 3 != 0)
+    """Whether an r1-row operand should be ``_gemm_nt``'s A (``_TILE_M``-row tiles) against an
+    r2-row B (3-row tiles): fewer partial tiles first, then the larger operand in A."""
+    waste_first = (r1 % _TILE_M != 0) + (r2 % 3 != 0)
+    waste_second = (r2 % _TILE_M != 0) + (r1 % 3 != 0)
     if waste_first != waste_second:
         return waste_first < waste_second
     return r1 >= r2
