@@ -30,7 +30,7 @@ from ._kernels._dispatch import resolve_device
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
-_PREDICT_CHUNK = 4096
+_PREDICT_CHUNK = 8192
 _CUDA_PREDICT_CHUNK = 16384
 
 
@@ -426,7 +426,8 @@ class _BaseMLP(BaseEstimator):
         dtype = state["params"].dtype
         n = X.shape[0]
         out = np.empty((n, units[-1]), dtype)
-        rows = min(n, _PREDICT_CHUNK)
+        # rows per chunk: the workspace holds every layer's activations; keep it near 16 MiB
+        rows = min(n, max(64, min(_PREDICT_CHUNK, (16 << 20) // (int(units.sum()) * dtype.itemsize))))
         acts, _ = mlp.workspace(units, rows, dtype)
         nblocks = mlp.row_blocks(rows, units, passes=1)
         for start in range(0, n, rows):
@@ -1002,7 +1003,7 @@ class _BaseNeuralNet(BaseEstimator):
         device = resolve_device(self.device)
         if self.model_.device != device:  # e.g. unpickled on the host, or device changed
             self.model_.to(device)
-        return np.asarray(self.model_.predict(X, batch_size=1024))
+        return np.asarray(self.model_.predict(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

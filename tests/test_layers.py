@@ -458,3 +458,38 @@ def test_sequential_gradient_flow_and_shapes(rng):
     np.testing.assert_allclose(y.sum(axis=1), 1.0)
     assert model[0].input_shape == (2, None) and model[4].input_shape == (12,)
     assert model.backward(rng.standard_normal(y.shape)).shape == x.shape
+
+
+def test_backward_without_input_gradient_skips_dx_and_keeps_parameter_gradients():
+    from fastnn.nn import Conv2D, Dense, Flatten, ReLU, Reshape, Sequential
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    grads = []
+    for input_grad in (True, False):
+        model = Sequential(Reshape((1, 8, 8)), Conv2D(3, 3), ReLU(), Flatten(), Dense(5), seed=0)
+        out = model.forward(x, training=True)
+        dx = model.backward(np.ones_like(out), input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        if input_grad:
+            assert dx.shape == x.shape
+        grads.append(model.flat.grad.copy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_kernels_skip_the_input_gradient_on_request():
+    from fastnn import kernels as K
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
+    full, part = K.conv2d_backward(dy, x, w), K.conv2d_backward(dy, x, w, input_grad=False)
+    assert part[0] is None
+    np.testing.assert_array_equal(full[1], part[1])
+    np.testing.assert_array_equal(full[2], part[2])
+    x1, w1, dy1 = x[:, :, 0], w[:, :, 0], dy[:, :, 0]
+    assert K.conv1d_backward(dy1, x1, w1, input_grad=False)[0] is None
+    xd, wd, dyd = x.reshape(2, -1), rng.standard_normal((5, 108)).astype(np.float32), \
+        rng.standard_normal((2, 5)).astype(np.float32)
+    full, part = K.linear_backward(dyd, xd, wd), K.linear_backward(dyd, xd, wd, input_grad=False)
+    assert part[0] is None
+    np.testing.assert_array_equal(full[1], part[1])

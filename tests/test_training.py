@@ -339,3 +339,13 @@ def test_unpickled_model_keeps_its_flat_buffer_shared():
     nn.fit(model, x, y, optimizer=opt, epochs=1, seed=1)
     nn.fit(model2, x, y, optimizer=opt2, epochs=1, seed=1)
     np.testing.assert_array_equal(model2.flat.data, model.flat.data)
+
+
+def test_predict_batches_by_memory_give_the_same_outputs():
+    from fastnn.nn import training
+    x, y = blobs(n=300)
+    model = mlp(seed=0)
+    fit(model, x, y, epochs=1, seed=0)
+    auto = predict(model, x)
+    np.testing.assert_allclose(auto, predict(model, x, batch_size=7), rtol=1e-6, atol=1e-6)
+    assert training._widest_activation(model, x[:1]) >= x.shape[1]

@@ -115,16 +115,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return be.impl("conv").conv2d(x, w, b, stride, padding, dilation, groups)
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_grad=True):
     """Gradients of ``conv2d`` with respect to x, w and b: returns ``(dx, dw, db)``.
 
     dy is the gradient of the output (N, C_out, Ho, Wo); db is dy summed over N, Ho and Wo.
+    ``input_grad=False`` skips dx (returned as None), for a layer whose input needs no gradient.
     """
     be = backend(dy, x, w)
     x, w, _, dy = _arrays(be, x, w, dy=dy)
     stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
     _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
-    return be.impl("conv").conv2d_backward(dy, x, w, stride, padding, dilation, groups)
+    return be.impl("conv").conv2d_backward(dy, x, w, stride, padding, dilation, groups,
+                                           bool(input_grad))
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -142,15 +144,17 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return _as_1d(y)
 
 
-def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients of ``conv1d``: returns ``(dx, dw, db)``; db is dy summed over N and L."""
+def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_grad=True):
+    """Gradients of ``conv1d``: returns ``(dx, dw, db)``; db is dy summed over N and L
+    (``input_grad=False``: dx is None)."""
     be = backend(dy, x, w)
     x, w, _, dy = _arrays(be, x, w, dy=dy, nd=1)
     stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
     _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
     dx, dw, db = be.impl("conv").conv2d_backward(
-        _as_2d(dy), _as_2d(x), _as_2d(w), (1,) + stride, (0,) + padding, (1,) + dilation, groups)
-    return _as_1d(dx), _as_1d(dw), db
+        _as_2d(dy), _as_2d(x), _as_2d(w), (1,) + stride, (0,) + padding, (1,) + dilation, groups,
+        bool(input_grad))
+    return None if dx is None else _as_1d(dx), _as_1d(dw), db
 
 
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):

@@ -33,12 +33,13 @@ def linear(x, w, b=None):
     return y.reshape(lead + (w.shape[0],))
 
 
-def linear_backward(dy, x, w):
+def linear_backward(dy, x, w, input_grad=True):
     """``(dx, dw, db)`` for ``linear(x, w, b)``; ``dy`` has shape ``(..., out_features)``,
-    ``db`` is the sum of ``dy`` over every leading axis."""
+    ``db`` is the sum of ``dy`` over every leading axis; ``input_grad=False``: dx is None."""
     be = backend(dy, x, w)
     x2, w, lead = _inputs(be, x, w)
     dy = be.float_array(dy, "dy", dtype=x2.dtype)
     check_shape(dy, "dy", lead + (w.shape[0],))
-    dx, dw, db = be.impl("linear").linear_backward(dy.reshape((x2.shape[0], w.shape[0])), x2, w)
-    return dx.reshape(lead + (w.shape[1],)), dw, db
+    dx, dw, db = be.impl("linear").linear_backward(dy.reshape((x2.shape[0], w.shape[0])), x2, w,
+                                                   bool(input_grad))
+    return None if dx is None else dx.reshape(lead + (w.shape[1],)), dw, db

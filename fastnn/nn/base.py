@@ -249,7 +249,14 @@ class Layer:
         x = self._check_input(x)
         return self._forward(x, training)
 
-    def backward(self, dy):
+    # Layers whose ``_backward(dy, input_grad=False)`` skips computing dx (Dense, convolutions).
+    _skips_input_grad = False
+
+    def backward(self, dy, input_grad=True):
+        """Accumulate parameter gradients and return dx; ``input_grad=False`` says the caller
+        needs no dx (the input of a network), so a layer that can skip it returns None."""
+        if not input_grad and self._skips_input_grad:
+            return self._backward(dy, input_grad=False)
         return self._backward(dy)
 
     def __call__(self, x, training=False):
@@ -401,9 +408,17 @@ class Sequential(Layer):
         self.flat = FlatBuffer.of(params) if params else None
         return self.flat
 
-    def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+    def backward(self, dy, input_grad=True):
+        """Backpropagate through every layer. With ``input_grad=False`` (training: nobody needs
+        the gradient of the input) the layers before the first one with parameters are skipped
+        and that layer computes no dx; None is returned."""
+        first = 0
+        if not input_grad:
+            first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), None)
+            if first is None:
+                return None
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            dy = self.layers[i].backward(dy, input_grad=input_grad or i > first)
         return dy
 
     def parameters(self):
@@ -416,8 +431,9 @@ class Sequential(Layer):
             for p in self.parameters():
                 p.grad[...] = 0
 
-    def predict(self, x, batch_size=1024):
-        """Forward pass in inference mode, in batches; returns a NumPy array of the outputs.
+    def predict(self, x, batch_size=None):
+        """Forward pass in inference mode, in batches (``None``: sized to bound memory, see
+        ``fastnn.nn.predict``); returns a NumPy array of the outputs.
 
         A model on the GPU takes NumPy or CUDA input: the input moves to the device once and the
         outputs come back once.

@@ -187,15 +187,19 @@ class Dense(_Weighted):
         self._cache = (x2, lead)
         return y if x.ndim == 2 else y.reshape(lead + (self.units,))
 
-    def _backward(self, dy):
+    _skips_input_grad = True
+
+    def _backward(self, dy, input_grad=True):
         x2, lead = self._cached()
         if len(lead) != 1:
             dy = dy.reshape(x2.shape[0], self.units)
-        dx, dw, db = K.linear_backward(dy, x2, self.weight.data)
+        dx, dw, db = K.linear_backward(dy, x2, self.weight.data, input_grad=input_grad)
         accumulate(self.weight.grad, dw)
         if self.bias is not None:
             accumulate(self.bias.grad, db)
-        return dx if len(lead) == 1 else dx.reshape(lead + (x2.shape[1],))
+        if dx is None or len(lead) == 1:
+            return dx
+        return dx.reshape(lead + (x2.shape[1],))
 
 
 # -- convolutions -----------------------------------------------------------------------------
@@ -260,9 +264,12 @@ class _Conv(_Weighted):
         self._cache = x
         return y
 
-    def _backward(self, dy):
+    def _backward(self, dy, input_grad=True):
         x = self._cached()
-        dx, dw, db = self._op_backward(dy, x, self.weight.data, **self._geometry())
+        geo = self._geometry()
+        if not input_grad:
+            geo["input_grad"] = False
+        dx, dw, db = self._op_backward(dy, x, self.weight.data, **geo)
         accumulate(self.weight.grad, dw)
         if self.bias is not None:
             accumulate(self.bias.grad, db)
@@ -287,6 +294,8 @@ class Conv1D(_Conv):
     def _op(self, x, w, b, **geo):
         return K.conv1d(x, w, b, **geo)
 
+    _skips_input_grad = True
+
     def _op_backward(self, dy, x, w, **geo):
         return K.conv1d_backward(dy, x, w, **geo)
 
@@ -308,6 +317,8 @@ class Conv2D(_Conv):
 
     def _op(self, x, w, b, **geo):
         return K.conv2d(x, w, b, **geo)
+
+    _skips_input_grad = True
 
     def _op_backward(self, dy, x, w, **geo):
         return K.conv2d_backward(dy, x, w, **geo)

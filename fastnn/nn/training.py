@@ -736,7 +736,7 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
             opt.zero_grad()
             out = model.forward(xb, training=True)
             batch_loss, dout = loss_fn(out, yb, wb)
-            model.backward(dout)
+            model.backward(dout, input_grad=False)
             if alpha:
                 n_b = m_b if wb is None else float(wb.sum())
                 batch_loss += _losses.l2_penalty(flat, alpha, n_b)
@@ -834,13 +834,38 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
     return result
 
 
+# predict(batch_size=None) sizes its batches so that the widest activation of a batch stays near
+# this many bytes (the batch holds about two activations at once), within [64, 8192] rows.
+PREDICT_BATCH_BYTES = 16 << 20
+
+
+def _widest_activation(model, x1):
+    """Elements per sample of the largest activation of ``model`` on the one-sample batch ``x1``."""
+    widest = int(np.prod(x1.shape[1:], dtype=np.int64))
+    for layer in getattr(model, "layers", [model]):
+        x1 = layer.forward(x1, training=False)
+        widest = max(widest, int(np.prod(x1.shape[1:], dtype=np.int64)))
+    return widest
+
+
 @K.cpu_bound
-def predict(model, x, batch_size=256):
+def predict(model, x, batch_size=None):
     """Model outputs in inference mode, computed in batches (logits for classifiers).
 
-    Returns a NumPy array. For a model on the GPU, ``x`` (NumPy or CUDA) moves to the device
-    once (per batch when it does not fit) and the outputs come back once.
+    Returns a NumPy array. ``batch_size=None`` picks batches whose activations take about
+    ``PREDICT_BATCH_BYTES`` each (few Python round trips, bounded memory). For a model on the
+    GPU, ``x`` (NumPy or CUDA) moves to the device once (per batch when it does not fit) and the
+    outputs come back once.
     """
+    if batch_size is None:
+        if len(x) == 0:
+            raise ValueError("predict needs at least one sample")
+        xs = x[:1]
+        if not _array.is_cuda_array(xs):
+            xs = np.ascontiguousarray(xs, dtype=_float_dtype(model, x))
+        (xs,), _ = _on_device(_model_device(model), xs)
+        per_sample = _widest_activation(model, xs) * np.dtype(_float_dtype(model, x)).itemsize
+        batch_size = int(min(8192, max(64, PREDICT_BATCH_BYTES // (2 * per_sample))))
     batch_size = _check_int(batch_size, "batch_size", 1)
     n = len(x)
     if n == 0:

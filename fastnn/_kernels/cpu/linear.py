@@ -4,8 +4,8 @@ Host functions (the CUDA twin has the same names and signatures); arrays are val
 C-contiguous and of one float dtype:
 
 - ``linear(x, w, b)`` -> ``y``: ``x`` (M, in), ``w`` (out, in), ``b`` (out,) or None; ``y`` (M, out)
-- ``linear_backward(dy, x, w)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in), ``dw``
-  (out, in), ``db`` (out,)
+- ``linear_backward(dy, x, w, input_grad)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in)
+  or None when ``input_grad`` is False, ``dw`` (out, in), ``db`` (out,)
 
 BLAS never runs its own threads here (``cpu_work``): a product of at least ``PARALLEL_MACS``
 multiply-adds is cut into row blocks of the output, each one a single-threaded BLAS call inside
@@ -82,8 +82,8 @@ def linear(x, w, b):
     return y
 
 
-def linear_backward(dy, x, w):
-    dx = matmul(dy, w)
+def linear_backward(dy, x, w, input_grad=True):
+    dx = matmul(dy, w) if input_grad else None
     # dw = dy.T @ x, cut by rows of dw: dy.T is copied once so each block reads contiguous rows.
     m, n_out = dy.shape
     dyt = dy.T if _block_rows(n_out, x.shape[1], m) == 0 else np.ascontiguousarray(dy.T)

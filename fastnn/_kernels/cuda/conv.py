@@ -228,14 +228,16 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     return _conv_forward(x, w, b, y, stride, padding, dilation, groups)
 
 
-def conv2d_backward(dy, x, w, stride, padding, dilation, groups):
+def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True):
     """Gradients of conv2d: returns (dx, dw, db) shaped like x, w and (C_out,), on the device.
 
     dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw): C-contiguous device
     arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
     """
-    dx = empty(x.shape, x.dtype)
-    _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
+    dx = None
+    if input_grad:  # False: dx is not needed (the first layer of a network); returned as None
+        dx = empty(x.shape, x.dtype)
+        _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
     dw = _conv_weight_grad(dy, x, w.shape, stride, padding, dilation, groups)
     return dx, dw, _bias_grad(dy)
 

@@ -64,7 +64,7 @@ def column_sum(a):
     return out
 
 
-def linear_backward(dy, x, w):
-    dx = matmul(dy, w)
+def linear_backward(dy, x, w, input_grad=True):
+    dx = matmul(dy, w) if input_grad else None
     dw = matmul(dy, x, trans_a=True)
     return dx, dw, column_sum(dy)
