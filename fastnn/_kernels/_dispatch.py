@@ -11,7 +11,7 @@ import importlib
 
 import numpy as np
 
-from ._validate import check_float, check_ndim
+from ._validate import FLOAT_DTYPES, check_float, check_ndim
 
 _forced = contextvars.ContextVar("fastnn_backend", default=None)
 
@@ -44,9 +44,7 @@ def forced_backend(name):
         _forced.reset(token)
 
 
-def _cpu_threads():
-    from .cpu import _threads
-    return _threads
+_CPU_MODULES = {}
 
 
 class CPUBackend:
@@ -54,8 +52,12 @@ class CPUBackend:
 
     @staticmethod
     def impl(family):
-        _cpu_threads().rebalance()
-        return importlib.import_module(f"fastnn._kernels.cpu.{family}")
+        module = _CPU_MODULES.get(family)
+        if module is None:
+            module = _CPU_MODULES[family] = importlib.import_module(f"fastnn._kernels.cpu.{family}")
+            _CPU_MODULES["_threads"] = importlib.import_module("fastnn._kernels.cpu._threads")
+        _CPU_MODULES["_threads"].rebalance()
+        return module
 
     @staticmethod
     def _host(a):
@@ -63,6 +65,10 @@ class CPUBackend:
 
     def float_array(self, a, name, ndim=None, dtype=None, layout=None):
         """C-contiguous float32/float64 copy-if-needed of ``a``; dtype must match ``dtype`` if given."""
+        if (type(a) is np.ndarray and a.dtype in FLOAT_DTYPES
+                and (dtype is None or a.dtype == dtype) and (ndim is None or a.ndim == ndim)
+                and a.flags.c_contiguous and a.flags.writeable):
+            return a  # the common case: nothing to check further, nothing to copy
         a = self._host(a)
         check_float(a, name, dtype)
         if ndim is not None:
@@ -105,8 +111,11 @@ def backend(*arrays):
     forced = _forced.get()
     if forced == "cpu":
         return _CPU
-    if forced == "cuda" or any(is_cuda_array(a) for a in arrays):
+    if forced == "cuda":
         return _cuda_backend()
+    for a in arrays:
+        if a is not None and type(a) is not np.ndarray and is_cuda_array(a):
+            return _cuda_backend()
     return _CPU
 
 

@@ -7,11 +7,14 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
 def int_tuple(value, name, n, minimum):
     """An int or a sequence of ``n`` ints, each ``>= minimum``, as an n-tuple."""
+    if type(value) is tuple and len(value) == n and all(type(v) is int and v >= minimum
+                                                         for v in value):
+        return value  # the common case, already in shape (layers pass validated tuples)
     if _is_int(value):
         out = (int(value),) * n
     else:
@@ -50,7 +53,7 @@ def check_shape(a, name, shape):
 
 
 def check_float(a, name, dtype=None):
-    dt = np.dtype(a.dtype)
+    dt = a.dtype if isinstance(a, np.ndarray) else np.dtype(a.dtype)
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dt}")
     if dtype is not None and dt != np.dtype(dtype):

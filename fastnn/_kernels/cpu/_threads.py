@@ -20,7 +20,6 @@ Nesting costs one attribute lookup; the outermost entry costs a few microseconds
 module imports nothing heavy (Numba loads at the first ``cpu_work()``), so layers and estimators
 can decorate their entry points with ``cpu_bound`` at import time.
 """
-import contextlib
 import functools
 import numbers
 import os
@@ -132,32 +131,43 @@ def _exit(saved):
         _active -= 1
 
 
-@contextlib.contextmanager
-def cpu_work():
-    """Run fastnn's CPU work inside: BLAS on one thread, Numba on fastnn's thread count."""
-    depth = getattr(_local, "depth", 0)
-    if depth:
-        _local.depth = depth + 1
-        rebalance()
-        try:
-            yield
-        finally:
-            _local.depth = depth
-        return
-    saved = _enter()
-    _local.depth = 1
-    try:
-        yield
-    finally:
-        _local.depth = 0
-        _exit(saved)
+class _CPUWork:
+    """The context manager behind ``cpu_work()`` (a class: nesting must cost next to nothing)."""
 
+    __slots__ = ()
+
+    def __enter__(self):
+        depth = getattr(_local, "depth", 0)
+        if depth:
+            _local.depth = depth + 1
+            if _local.active != _active:
+                rebalance()
+        else:
+            _local.saved = _enter()
+            _local.depth = 1
+        return self
+
+    def __exit__(self, *exc):
+        _local.depth -= 1
+        if _local.depth == 0:
+            saved, _local.saved = _local.saved, None
+            _exit(saved)
+        return False
+
+
+_CPU_WORK = _CPUWork()
+
+
+def cpu_work():
+    """Run fastnn's CPU work inside (``with cpu_work():``): BLAS on one thread, Numba on
+    fastnn's thread count; reentrant."""
+    return _CPU_WORK
 
 
 def cpu_bound(fn):
     """Decorator: run ``fn`` inside ``cpu_work()``."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with cpu_work():
+        with _CPU_WORK:
             return fn(*args, **kwargs)
     return run
