@@ -143,10 +143,20 @@ def compare(network, runners, images, repeats):
     return out
 
 
+def high_water_mib():
+    """This process's peak resident memory (VmHWM: unlike ``ru_maxrss``, not inherited from the
+    parent that forked it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_rss(framework, network, images, batch, epochs):
     """Peak resident memory (MiB) of a fresh process that trains ``network`` with one framework."""
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
-            "import resource, bench_training as b\n"
+            "import bench_training as b\n"
             f"x, y = b.data({images})\n"
             f"if {framework!r} == 'torch':\n"
             "    import torch\n"
@@ -154,7 +164,7 @@ def peak_rss(framework, network, images, batch, epochs):
             "else:\n"
             f"    r = b.FastnnRunner({network!r}, x, y, {batch}, {epochs}, 1e-3)\n"
             "r.run()\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+            "print(b.high_water_mib())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -29,7 +29,9 @@ def restore_threads():
     fastnn.set_num_threads(None)
 
 
-def test_inside_cpu_work_blas_has_one_thread_and_numba_the_rest(restore_threads):
+def test_inside_cpu_work_blas_has_one_thread_and_numba_the_rest(monkeypatch, restore_threads):
+    from fastnn._kernels.cpu import _threads
+    monkeypatch.setattr(_threads, "_others_running", lambda: 0)  # as on a quiet machine
     before = blas_threads()
     with K.cpu_work():
         assert all(n == 1 for n in blas_threads())
@@ -137,3 +139,48 @@ def test_dense_training_is_identical_with_one_and_two_threads(restore_threads):
         fit(model, x, y, epochs=2, batch_size=256, seed=0)
         weights.append(model.flat.data.copy())
     np.testing.assert_array_equal(weights[0], weights[1])
+
+
+def test_default_threads_leave_the_cores_other_processes_keep_busy(monkeypatch, restore_threads):
+    from fastnn._kernels.cpu import _threads
+    if max_threads() < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.setattr(_threads, "_others_running", lambda: 1)
+    with K.cpu_work():
+        assert numba.get_num_threads() == max_threads() - 1
+    fastnn.set_num_threads(max_threads())  # an explicit count is kept whatever the load
+    with K.cpu_work():
+        assert numba.get_num_threads() == max_threads()
+
+
+def test_the_load_is_looked_at_again_while_work_runs(monkeypatch, restore_threads):
+    from fastnn._kernels.cpu import _threads
+    if max_threads() < 2:
+        pytest.skip("needs two cores")
+    busy = {"others": 0}
+    monkeypatch.setattr(_threads, "_others_running", lambda: busy["others"])
+    monkeypatch.setattr(_threads, "LOAD_CHECK_S", 0.0)
+    with K.cpu_work():
+        assert numba.get_num_threads() == max_threads()
+        busy["others"] = 1
+        with K.cpu_work():  # a kernel call inside long work
+            assert numba.get_num_threads() == max_threads() - 1
+
+
+def test_others_running_reads_a_count():
+    from fastnn._kernels.cpu import _threads
+    assert _threads._others_running() >= 0
+
+
+def test_conv_weight_gradient_is_identical_with_one_and_two_threads(restore_threads):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    dy = rng.standard_normal((16, 16, 10, 10)).astype(np.float32)
+    grads = []
+    for n in (1, 2):
+        fastnn.set_num_threads(n)
+        with K.cpu_work():
+            grads.append(K.conv2d_backward(dy, x, w))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)

@@ -10,7 +10,8 @@ Forward, by blocks of output rows of one image (``_conv_forward`` picks the path
 - other short reductions: im2col from the padded copy, then ``_gemm_rows`` (vectorised over
   positions).
 Weight gradient: im2col of segments of whole output rows (possibly spanning images) times the same
-segment of dy, by ``_gemm_nt``; each thread sums into its own partial dW, reduced afterwards.
+segment of dy, by ``_gemm_nt``; each chunk sums into its own partial dW, reduced afterwards in
+order (one chunk per thread fastnn may use, whatever the threads in use: deterministic).
 Input gradient: for unit stride a forward convolution of dy with the flipped kernel (channel axes
 swapped per group); otherwise ``w.T @ dy`` per image (BLAS) scattered back by col2im into a padded
 copy of that image, which the image owns (race-free). Transposed convolution is the input gradient;
@@ -21,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
-from ._threads import cpu_work
+from ._threads import cpu_work, max_threads
 
 _SIMD = 16              # reductions are zero-padded to a multiple of this (16 float32 lanes)
 _BLOCK_BYTES = 1 << 19  # target size of one im2row / im2col block (stays in L2)
@@ -815,7 +816,9 @@ def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     N = x.shape[0]
     P = dy.shape[2] * dy.shape[3]
     K = Cg * kh * kw
-    nchunks = _nchunks(N * dy.shape[2])
+    # one partial dW per chunk, summed in order: as many chunks as fastnn may use threads (not as
+    # it uses now), so the result does not change with the thread count
+    nchunks = min(N * dy.shape[2], max_threads())
     if nchunks == 0 or P == 0 or Co == 0 or K == 0:
         return np.zeros(w_shape, x.dtype)
     Ho, Wo = dy.shape[2], dy.shape[3]
