@@ -553,6 +553,10 @@ class _CPUEpochs:
     def epoch(self, sample_idx, opt):
         """One epoch over ``sample_idx``; returns the sum of batch loss times batch rows."""
         mlp, est = _kernels(), self.est
+        size = self.grad.size
+        if opt["m"].shape != (size,) or (self.solver == mlp.ADAM and opt["v"].shape != (size,)):
+            raise ValueError(f"the optimizer state does not match the {size} parameters of the "
+                             "model (a corrupted or foreign file?)")
         total, t = mlp.train_epoch(
             *self.data_args, sample_idx, self.batch_size, self.state["params"], self.grad,
             *self.model_args, float(est.alpha), self.solver, opt["lr"], float(est.momentum),
@@ -1205,19 +1209,46 @@ def _mlp_from_state(cls, config, arrays):
     n = len([k for k in arrays if k.startswith("coef/")])
     if n < 1:
         raise ValueError("no coefficients in the file")
-    est.coefs_ = [np.array(arrays[f"coef/{i}"]) for i in range(n)]
-    est.intercepts_ = [np.array(arrays[f"intercept/{i}"]) for i in range(n)]
+    try:
+        est.coefs_ = [np.array(arrays[f"coef/{i}"]) for i in range(n)]
+        est.intercepts_ = [np.array(arrays[f"intercept/{i}"]) for i in range(n)]
+    except KeyError as err:
+        raise ValueError(f"the file has no array {err.args[0]!r}") from None
+    dtype = est.coefs_[0].dtype
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"coef/0 must be float32 or float64, got {dtype}")
+    size = 0
     for i in range(n):
         c, b = est.coefs_[i], est.intercepts_[i]
         if c.ndim != 2 or b.shape != (c.shape[1],) or (i and c.shape[0] != est.coefs_[i - 1].shape[1]):
             raise ValueError(f"layer {i}: inconsistent coefficient shapes")
+        if c.dtype != dtype or b.dtype != dtype:
+            raise ValueError(f"layer {i}: coefficients must all be {dtype}, got {c.dtype} and "
+                             f"{b.dtype}")
+        if not (np.isfinite(c).all() and np.isfinite(b).all()):
+            raise ValueError(f"layer {i}: coefficients must be finite")
+        size += c.size + b.size
     _restore_scalars(est, config["fitted"])
+    if getattr(est, "n_features_in_", est.coefs_[0].shape[0]) != est.coefs_[0].shape[0]:
+        raise ValueError(f"coef/0 has {est.coefs_[0].shape[0]} rows but n_features_in_ is "
+                         f"{est.n_features_in_}")
     est._optimizer_state = None
     if "optimizer" in config:
-        est._optimizer_state = dict(lr=float(config["optimizer"]["lr"]),
-                                    t=int(config["optimizer"]["t"]),
-                                    m=np.array(arrays["solver/m"]),
-                                    v=np.array(arrays["solver/v"]))
+        opt = config["optimizer"]
+        try:
+            m, v = np.array(arrays["solver/m"]), np.array(arrays["solver/v"])
+            lr, t = float(opt["lr"]), opt["t"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"invalid optimizer state: {err}") from None
+        adam = params.get("solver") == "adam"
+        for name, a, want in (("solver/m", m, size), ("solver/v", v, size if adam else 0)):
+            if a.dtype != dtype or a.shape != (want,) or not np.isfinite(a).all():
+                raise ValueError(f"{name} must be {want} finite {dtype} values (one per "
+                                 f"parameter), got {a.dtype} {a.shape}")
+        if not (np.isfinite(lr) and lr > 0) or not isinstance(t, int) or isinstance(t, bool) \
+                or t < 0:
+            raise ValueError(f"invalid optimizer state: lr={lr!r}, t={t!r}")
+        est._optimizer_state = dict(lr=lr, t=t, m=m, v=v)
     if "binarizer" in config:
         spec = config["binarizer"]
         classes = _labels_from_json(spec["classes"])

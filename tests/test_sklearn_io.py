@@ -87,3 +87,57 @@ def test_unfitted_estimator_cannot_be_saved(tmp_path):
     from sklearn.exceptions import NotFittedError
     with pytest.raises(NotFittedError):
         fastnn.save(MLPClassifier(), tmp_path / "x.fnn")
+
+
+def _rewrite(buf, change):
+    """A copy of a saved file with ``change(name, array) -> array or None`` applied to members."""
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    meta = json.loads(np.load(io.BytesIO(members["__fastnn__.npy"])).tobytes().decode())
+    logical = meta["arrays"]  # member key -> the array's name
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, raw in members.items():
+            if name != "__fastnn__.npy":
+                arr = change(logical[name[:-4]], np.load(io.BytesIO(raw)))
+                if arr is not None:
+                    b = io.BytesIO()
+                    np.save(b, arr)
+                    raw = b.getvalue()
+            z.writestr(name, raw)
+    out.seek(0)
+    return out
+
+
+@pytest.mark.parametrize("member, bad", [
+    ("solver/m", lambda a: a[:1]),                         # would be written past its end
+    ("solver/v", lambda a: a[:1]),
+    ("solver/m", lambda a: a.astype(np.float16)),
+    ("solver/v", lambda a: np.full_like(a, np.nan)),
+    ("coef/0", lambda a: a.astype(np.int64)),
+    ("coef/1", lambda a: np.full_like(a, np.nan)),
+    ("intercept/0", lambda a: a.astype(np.float64)),
+])
+def test_crafted_estimator_arrays_are_refused_before_any_kernel_runs(data, member, bad):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier((6,), max_iter=2, random_state=0).fit(X, y)
+    buf = io.BytesIO()
+    fastnn.save(est, buf)
+    crafted = _rewrite(buf, lambda name, a: bad(a) if name == member else None)
+    with pytest.raises(ValueError, match=member.split("/")[0] + "|layer"):
+        fastnn.load(crafted)
+
+
+def test_a_mismatched_optimizer_state_never_reaches_the_kernel(data):
+    X, y = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier((6,), max_iter=2, random_state=0).fit(X, y)
+    est._optimizer_state["m"] = est._optimizer_state["m"][:1]
+    coefs = [c.copy() for c in est.coefs_]
+    with pytest.raises(ValueError, match="optimizer state"):
+        est.partial_fit(X, y)
+    for a, b in zip(coefs, est.coefs_):  # the fitted model is left as it was
+        np.testing.assert_array_equal(a, b)
