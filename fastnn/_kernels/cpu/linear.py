@@ -16,12 +16,12 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
-from ._threads import cpu_work
+from ._threads import cpu_work, max_threads
 
 # Measured on 2 cores: below about 2**20 multiply-adds (~10 us on one core) a parallel region
 # costs more than it saves.
 PARALLEL_MACS = 1 << 20
-BLOCK_ROWS = 32  # smallest row block worth its own BLAS call
+BLOCK_ROWS = 32  # smallest row block worth its own BLAS call (a block may be a little shorter)
 
 
 @pjit
@@ -54,10 +54,17 @@ def _column_sum(dy, out):
 
 
 def _block_rows(m, n, k):
-    """Rows per block for an (m, k) @ (k, n) product, or 0 to run it as one call."""
+    """Rows per block for an (m, k) @ (k, n) product, or 0 to run it as one call.
+
+    Equal blocks, 1 to 4 per core fastnn may use (so every thread gets the same work; blocks of
+    up to a few hundred rows keep each BLAS call efficient); the count depends on the machine,
+    not on the threads in use now.
+    """
     if m * n * k < PARALLEL_MACS or m < 2 * BLOCK_ROWS:
         return 0
-    return max(BLOCK_ROWS, -(-m // 8))  # at most 8 blocks: balanced on 2-8 threads
+    cores = max_threads()
+    nblocks = cores * max(1, min(4, m // (cores * 128)))
+    return -(-m // nblocks)
 
 
 def matmul(a, b, out=None):
