@@ -368,6 +368,15 @@ def write_json(path, data):
     return path
 
 
+def finish(result, out):
+    """Record the load average after the run, write ``result`` as JSON to ``out``, say where."""
+    result["loadavg_after"] = loadavg()
+    path = write_json(out, result)
+    print(f"\nload average before {result.get('loadavg_before')}, after "
+          f"{result['loadavg_after']}; results in {path}", flush=True)
+    return result
+
+
 def run_header(name, argv=None):
     """The common start of a results file: benchmark name, command line (``argv`` when the
     benchmark was called from Python), start time, load average."""

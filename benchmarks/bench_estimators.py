@@ -130,11 +130,7 @@ def main(argv=None):
     print(f"\nNeuralNetClassifier CNN ({cnn['layers']}), {cnn['epochs']} epochs, batch 32: "
           f"accuracy {cnn['accuracy']:.4f}, {cnn['images_per_s']:,.0f} training images/s "
           f"(median fit {cnn['median_fit_s']:.2f} s)")
-    result["loadavg_after"] = _common.loadavg()
-    path = _common.write_json(args.out, result)
-    print(f"\nload average before {result['loadavg_before']}, after {result['loadavg_after']}; "
-          f"results in {path}")
-    return result
+    return _common.finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -92,10 +92,7 @@ def main(argv=None):
                   f"{m['peak_extra_mib']:15.0f}")
         print(f"{'':>6} target (NeuralNet >= 1x sklearn, <= 100 MB): "
               f"{'PASS' if r['met'] else 'MISS'}")
-    result["loadavg_after"] = _common.loadavg()
-    path = _common.write_json(args.out, result)
-    print(f"\nresults in {path}")
-    return result
+    return _common.finish(result, args.out)
 
 
 if __name__ == "__main__":

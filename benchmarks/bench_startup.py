@@ -90,10 +90,7 @@ def main(argv=None):
         print("\nempty kernel cache (first run on a machine), then warm:")
         for name, c in cold.items():
             print(f"  {name:>6}: first {c['first_ever_s']:.1f} s, warm {c['warm_s']:.2f} s")
-    result["loadavg_after"] = _common.loadavg()
-    path = _common.write_json(args.out, result)
-    print(f"\nresults in {path}")
-    return result
+    return _common.finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -204,9 +204,10 @@ def main(argv=None):
               "images": args.images, "epochs": args.epochs, "batch_size": args.batch,
               "repeats": args.repeats, "optimizer": "Adam(lr=1e-3)", "networks": {}}
     x, y = data(args.images)
-    print(f"\n{args.images} images 28x28, batch {args.batch}, Adam, {args.epochs} epoch(s) per fit; "
-          f"medians of {args.repeats} interleaved fits")
-    print(f"{'network':>14} {'load':>7} {'fastnn img/s':>13} {'torch img/s':>12} {'ratio':>7}  target")
+    print(f"\n{args.images} images 28x28, batch {args.batch}, Adam, {args.epochs} epoch(s) per "
+          f"fit; medians of {args.repeats} interleaved fits")
+    print(f"{'network':>14} {'load':>7} {'fastnn img/s':>13} {'torch img/s':>12} {'ratio':>7}  "
+          "target")
     for name in networks:
         runners = [FastnnRunner(name, x, y, args.batch, args.epochs, 1e-3)]
         if torch is not None:
@@ -234,11 +235,7 @@ def main(argv=None):
         print(f"\npeak RSS of a LeNet-5 training process: fastnn {rss['fastnn']:.0f} MiB, "
               f"torch {rss['torch']:.0f} MiB (target: fastnn <= torch: "
               f"{'PASS' if rss['fastnn'] <= rss['torch'] else 'MISS'})")
-    result["loadavg_after"] = _common.loadavg()
-    path = _common.write_json(args.out, result)
-    print(f"\nload average before {result['loadavg_before']}, after {result['loadavg_after']}; "
-          f"results in {path}")
-    return result
+    return _common.finish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,19 @@ def test_only_without_match_fails(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "matches no case" in proc.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_run_all_quick_runs_every_benchmark_and_writes_the_table():
+    """``run_all.py --quick``: every CPU benchmark (quiet and beside a busy process) at tiny sizes,
+    then the table README shows (README itself is left alone with --quick)."""
+    readme = (ROOT / "README.md").read_text()
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = (ROOT / "benchmarks" / "results" / "table.md").read_text()
+    assert "| case | peer | ratio | busy | load | target | met |" in table
+    for case in ("MLPClassifier fit", "predict_proba", "fresh process", "kernel conv2d"):
+        assert case in table, case
+    if HAS_TORCH:
+        assert "LeNet-5 training" in table and "SimpleConvNet training" in table
+    assert (ROOT / "README.md").read_text() == readme

@@ -863,7 +863,7 @@ def predict(model, x, batch_size=None):
         xs = x[:1]
         if not _array.is_cuda_array(xs):
             xs = np.ascontiguousarray(xs, dtype=_float_dtype(model, x))
-        (xs,), _ = _on_device(_model_device(model), xs)
+        (xs,) = _batch_to(_model_device(model), xs)
         per_sample = _widest_activation(model, xs) * np.dtype(_float_dtype(model, x)).itemsize
         batch_size = int(min(8192, max(64, PREDICT_BATCH_BYTES // (2 * per_sample))))
     batch_size = _check_int(batch_size, "batch_size", 1)

@@ -12,7 +12,8 @@ The thread count of that pool is the smallest of:
 - ``set_num_threads(n)`` if called (else the cores this process may run on),
 - ``NUMBA_NUM_THREADS`` and ``OMP_NUM_THREADS`` when set (joblib's process workers set both
   to ``cores // n_jobs``),
-- the BLAS thread count found on entry, when the user lowered it (``threadpoolctl.threadpool_limits``),
+- the BLAS thread count found on entry, when the user lowered it
+  (``threadpoolctl.threadpool_limits``),
 - the cores divided by the number of Python threads inside ``cpu_work()`` at once (a threaded
   ``GridSearchCV`` does not oversubscribe),
 - unless ``set_num_threads`` was called: the cores that other processes leave free, looked at on
