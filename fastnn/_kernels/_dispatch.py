@@ -12,6 +12,7 @@ import importlib
 import numpy as np
 
 from ._validate import FLOAT_DTYPES, check_float, check_ndim
+from .cpu._threads import rebalance as _rebalance  # imports nothing heavy
 
 _forced = contextvars.ContextVar("fastnn_backend", default=None)
 
@@ -55,8 +56,7 @@ class CPUBackend:
         module = _CPU_MODULES.get(family)
         if module is None:
             module = _CPU_MODULES[family] = importlib.import_module(f"fastnn._kernels.cpu.{family}")
-            _CPU_MODULES["_threads"] = importlib.import_module("fastnn._kernels.cpu._threads")
-        _CPU_MODULES["_threads"].rebalance()
+        _rebalance()  # inside long CPU work: follow the load (fastnn._kernels.cpu._threads)
         return module
 
     @staticmethod

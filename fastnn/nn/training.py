@@ -860,11 +860,10 @@ def predict(model, x, batch_size=None):
     if batch_size is None:
         if len(x) == 0:
             raise ValueError("predict needs at least one sample")
-        xs = x[:1]
-        if not _array.is_cuda_array(xs):
-            xs = np.ascontiguousarray(xs, dtype=_float_dtype(model, x))
+        dtype = np.dtype(_float_dtype(model, x))
+        xs = x[:1] if _array.is_cuda_array(x) else np.ascontiguousarray(x[:1], dtype=dtype)
         (xs,) = _batch_to(_model_device(model), xs)
-        per_sample = _widest_activation(model, xs) * np.dtype(_float_dtype(model, x)).itemsize
+        per_sample = _widest_activation(model, xs) * dtype.itemsize
         batch_size = int(min(8192, max(64, PREDICT_BATCH_BYTES // (2 * per_sample))))
     batch_size = _check_int(batch_size, "batch_size", 1)
     n = len(x)

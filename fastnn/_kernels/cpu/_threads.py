@@ -145,7 +145,7 @@ def _enter():
         base = max(user_blas)
     saved_numba = numba.get_num_threads()
     _local.base, _local.active = base, active
-    numba.set_num_threads(min(_threads_now(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(_threads_now())  # at most max_threads() <= NUMBA_NUM_THREADS
     for lib, t in saved_blas:
         if t != 1:
             lib.set_num_threads(1)
@@ -158,7 +158,7 @@ def rebalance():
     if getattr(_local, "depth", 0) and (_local.active != _active
                                          or _monotonic() >= _local.next_check):
         import numba
-        n = min(_threads_now(), numba.config.NUMBA_NUM_THREADS)
+        n = _threads_now()
         if n != numba.get_num_threads():
             numba.set_num_threads(n)
 
@@ -184,8 +184,7 @@ class _CPUWork:
         depth = getattr(_local, "depth", 0)
         if depth:
             _local.depth = depth + 1
-            if _local.active != _active or _monotonic() >= _local.next_check:
-                rebalance()
+            rebalance()
         else:
             _local.saved = _enter()
             _local.depth = 1
