@@ -32,7 +32,9 @@ _FAMILY_OF = {name: family for family, names in _FAMILIES.items() for name in na
 # Who owns the CPU cores (fastnn._kernels.cpu._threads): thread count, and the scope in which
 # BLAS runs on one thread and Numba's pool does the parallel work.
 _THREADS = ("set_num_threads", "get_num_threads", "cpu_work", "cpu_bound")
-__all__ = sorted(_FAMILY_OF) + list(_THREADS) + ["cpu", "cuda"]
+# Output arrays reused across training steps (fastnn._kernels.cpu._workspace).
+_WORKSPACE = ("reuse_buffers",)
+__all__ = sorted(_FAMILY_OF) + list(_THREADS) + list(_WORKSPACE) + ["cpu", "cuda"]
 
 
 def _public(name):
@@ -77,6 +79,8 @@ def __getattr__(name):
         ns = _public(name)
     elif name in _THREADS:
         ns = getattr(importlib.import_module("fastnn._kernels.cpu._threads"), name)
+    elif name in _WORKSPACE:
+        ns = getattr(importlib.import_module("fastnn._kernels.cpu._workspace"), name)
     else:
         raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
     globals()[name] = ns

@@ -101,6 +101,9 @@ def test_every_internal_path_agrees(case, path, monkeypatch, rng):
     geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     y = K.conv2d(x, w, b, **geo)
     np.testing.assert_allclose(y, ref.conv2d(x, w, b, **geo), **F64)
+    for bias in (b, None):  # the fused ReLU epilogue of every path
+        np.testing.assert_array_equal(K.conv2d(x, w, bias, activation="relu", **geo),
+                                      np.maximum(K.conv2d(x, w, bias, **geo), 0))
     dy = rng.standard_normal(y.shape)
     for got, want in zip(K.conv2d_backward(dy, x, w, **geo), ref.conv2d_backward(dy, x, w, **geo)):
         np.testing.assert_allclose(got, want, **F64)
@@ -341,6 +344,26 @@ def test_empty_batch(rng):
     dx, dw, db = K.conv2d_backward(y, x, w, padding=1)
     assert dx.shape == x.shape and not dw.any() and not db.any()
     assert K.conv_transpose2d(x, w[:3].transpose(1, 0, 2, 3)).shape == (0, 3, 7, 7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_relu_is_relu_of_the_convolution(dtype, rng):
+    x = rng.standard_normal((3, 4, 9, 8)).astype(dtype)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    for bias in (b, None):
+        for geo in (dict(padding=1), dict(stride=2), dict(groups=2, dilation=2)):
+            wg = w[:, :4 // geo.get("groups", 1)]
+            y = K.conv2d(x, wg, bias, activation="relu", **geo)
+            assert y.dtype == dtype
+            np.testing.assert_array_equal(y, K.relu(K.conv2d(x, wg, bias, **geo)))
+        y1 = K.conv1d(x[:, :, 0], w[:, :, 0], bias, padding=1, activation="relu")
+        np.testing.assert_array_equal(y1, K.relu(K.conv1d(x[:, :, 0], w[:, :, 0], bias, padding=1)))
+    x[0, 0, 4, 4] = np.nan  # NaN stays NaN through the fused ReLU, as through relu()
+    y = K.conv2d(x, w, b, padding=1, activation="relu")
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(K.relu(K.conv2d(x, w, b, padding=1))))
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        K.conv2d(x, w, activation="tanh")
 
 
 def test_nan_and_inf_propagate_locally():

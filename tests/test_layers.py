@@ -493,3 +493,46 @@ def test_kernels_skip_the_input_gradient_on_request():
     full, part = K.linear_backward(dyd, xd, wd), K.linear_backward(dyd, xd, wd, input_grad=False)
     assert part[0] is None
     np.testing.assert_array_equal(full[1], part[1])
+
+
+def _unfused_forward(model, x, training):
+    for layer in model.layers:
+        x = layer.forward(x, training)
+    return x
+
+
+def _fusable_net(transposed=False):
+    first = Conv2DTranspose(3, 3) if transposed else Conv2D(3, 3, padding=1)
+    return Sequential(first, ReLU(), Flatten(), Dense(7), ReLU(), Dense(4), ReLU(), seed=3)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_sequential_fuses_relu_into_the_layer_before_with_the_same_result(rng, transposed,
+                                                                          monkeypatch):
+    x = rng.standard_normal((5, 2, 6, 6)).astype(np.float32)
+    fused, plain = _fusable_net(transposed), _fusable_net(transposed)
+    fused.forward(x[:1])
+    plain.forward(x[:1])
+    calls = []
+    relu = K.relu
+    monkeypatch.setattr(K, "relu", lambda a: calls.append(a.shape) or relu(a))
+    y = fused.forward(x, training=True)
+    assert len(calls) == (1 if transposed else 0)  # the transposed conv has no fused ReLU
+    y_plain = _unfused_forward(plain, x, training=True)
+    np.testing.assert_array_equal(y, y_plain)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(fused.backward(dy), plain.backward(dy))
+    np.testing.assert_array_equal(fused.flat.grad, plain.flat.grad)
+
+
+def test_a_fused_relu_treats_nan_and_zeros_as_the_relu_layer_does():
+    def net():
+        model = Sequential(Dense(3, in_features=2), ReLU())
+        model.layers[0].weight.data[...] = [[1, 0], [0, 1], [-1, -1]]
+        return model
+    x = np.array([[np.nan, 1.0], [2.0, -3.0]], np.float32)
+    fused, plain = net(), net()
+    y = fused.forward(x, training=True)
+    np.testing.assert_array_equal(y, _unfused_forward(plain, x, True))
+    assert np.isnan(y[0, 0]) and y[1, 1] == 0 and y[1, 2] == 1
+    np.testing.assert_array_equal(fused.backward(np.ones_like(y)), plain.backward(np.ones_like(y)))

@@ -94,3 +94,21 @@ def test_bad_arguments():
         K.linear(np.float32(1.0), w)
     with pytest.raises(ValueError, match="dy must have shape"):
         K.linear_backward(np.ones((4, 3), np.float32), x, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_relu_is_relu_of_the_product(dtype, rng):
+    x = rng.standard_normal((70, 33)).astype(dtype)
+    w = rng.standard_normal((40, 33)).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    for bias in (b, None):
+        y = K.linear(x, w, bias, activation="relu")
+        assert y.dtype == dtype and y.shape == (70, 40)
+        np.testing.assert_array_equal(y, K.relu(K.linear(x, w, bias)))
+    big = rng.standard_normal((512, 256)).astype(dtype)  # the row-block (parallel) product
+    wb = rng.standard_normal((256, 256)).astype(dtype)
+    np.testing.assert_array_equal(K.linear(big, wb, wb[0], activation="relu"),
+                                  K.relu(K.linear(big, wb, wb[0])))
+    assert K.linear(x[:0], w, b, activation="relu").shape == (0, 40)
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        K.linear(x, w, b, activation="sigmoid")

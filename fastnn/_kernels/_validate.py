@@ -86,3 +86,11 @@ def conv_output_size(size, kernel, stride, padding, dilation, name="input"):
             f"kernel (extent {span} with dilation {dilation}) is larger than the padded {name} "
             f"(size {size} + 2*{padding} padding)")
     return (size + 2 * padding - span) // stride + 1
+
+
+def fused_relu(activation):
+    """``activation`` of a kernel with a fused epilogue (None or "relu"), as "apply ReLU"."""
+    if activation is None or (type(activation) is str and activation == "relu"):
+        return activation is not None
+    raise ValueError(f"activation must be None or 'relu' (the fused activations), "
+                     f"got {activation!r}")

@@ -6,7 +6,7 @@ their autograd. 1-D convolutions run the 2-D kernels on a height-1 view.
 import numbers
 
 from ._dispatch import backend
-from ._validate import conv_output_size, int_tuple
+from ._validate import conv_output_size, fused_relu, int_tuple
 
 
 def _groups(groups):
@@ -101,18 +101,21 @@ def _as_1d(a):
     return a.reshape(a.shape[0], a.shape[1], a.shape[3])
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
     """2-D convolution as ``torch.nn.functional.conv2d``.
 
     x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None. Returns
     y (N, C_out, Ho, Wo) with Ho = (H + 2*padding - dilation*(kh-1) - 1) // stride + 1.
+    ``activation="relu"`` returns ``relu(conv2d(...))``, applied while each block of y is in
+    cache (``relu_backward`` takes that output in place of the pre-activation).
     """
+    relu = fused_relu(activation)
     be = backend(x, w, b)
     x, w, b, _ = _arrays(be, x, w, b)
     stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
     out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, out[1])
-    return be.impl("conv").conv2d(x, w, b, stride, padding, dilation, groups)
+    return be.impl("conv").conv2d(x, w, b, stride, padding, dilation, groups, relu)
 
 
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_grad=True):
@@ -129,18 +132,20 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_g
                                            bool(input_grad))
 
 
-def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
     """1-D convolution as ``torch.nn.functional.conv1d``.
 
     x (N, C_in, L), w (C_out, C_in/groups, k), b (C_out,) or None. Returns y (N, C_out, Lo).
+    ``activation="relu"``: fused ReLU, as in ``conv2d``.
     """
+    relu = fused_relu(activation)
     be = backend(x, w, b)
     x, w, b, _ = _arrays(be, x, w, b, nd=1)
     stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
     out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, out[1])
     y = be.impl("conv").conv2d(_as_2d(x), _as_2d(w), b, (1,) + stride, (0,) + padding,
-                               (1,) + dilation, groups)
+                               (1,) + dilation, groups, relu)
     return _as_1d(y)
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._dispatch import backend
-from ._validate import check_shape
+from ._validate import check_shape, fused_relu
 
 
 def _inputs(be, x, w):
@@ -21,15 +21,17 @@ def _inputs(be, x, w):
     return x.reshape((m, in_features)), w, lead
 
 
-def linear(x, w, b=None):
+def linear(x, w, b=None, activation=None):
     """``x @ w.T + b`` for ``x`` of shape ``(..., in_features)``, ``w`` ``(out_features,
-    in_features)``, ``b`` ``(out_features,)`` or None; returns ``(..., out_features)``."""
+    in_features)``, ``b`` ``(out_features,)`` or None; returns ``(..., out_features)``.
+    ``activation="relu"`` returns ``relu(x @ w.T + b)``, bias and ReLU in one pass."""
+    relu = fused_relu(activation)
     be = backend(x, w, b)
     x2, w, lead = _inputs(be, x, w)
     if b is not None:
         b = be.float_array(b, "b", ndim=1, dtype=x2.dtype)
         check_shape(b, "b", (w.shape[0],))
-    y = be.impl("linear").linear(x2, w, b)
+    y = be.impl("linear").linear(x2, w, b, relu)
     return y.reshape(lead + (w.shape[0],))
 
 

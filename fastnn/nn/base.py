@@ -251,6 +251,8 @@ class Layer:
 
     # Layers whose ``_backward(dy, input_grad=False)`` skips computing dx (Dense, convolutions).
     _skips_input_grad = False
+    # Layers whose ``_forward(x, training, relu=True)`` applies a following ReLU in their kernel.
+    _fuses_relu = False
 
     def backward(self, dy, input_grad=True):
         """Accumulate parameter gradients and return dx; ``input_grad=False`` says the caller
@@ -385,8 +387,19 @@ class Sequential(Layer):
             self.to("cuda")  # builds on the host, then moves (the input stays where it is)
             self.build(tuple(x.shape[1:]), dtype=np.dtype(x.dtype))
             self._check_input(x)
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        layers = self.layers
+        last = len(layers) - 1
+        i = 0
+        while i <= last:
+            layer = layers[i]
+            if layer._fuses_relu and i < last and hasattr(layers[i + 1], "_take_fused"):
+                # conv/dense + bias + ReLU in one kernel; the ReLU layer keeps the output
+                y = layer._forward(layer._check_input(x), training, relu=True)
+                x = layers[i + 1]._take_fused(y)
+                i += 2
+            else:
+                x = layer.forward(x, training)
+                i += 1
         return x
 
     def _build_forward(self, x, training):

@@ -16,6 +16,7 @@ Randomness at run time (dropout masks, stochastic pooling) uses one seed per cal
 layer's generator ``layer._rng``; replacing it with a freshly seeded generator before each forward
 repeats the draws (``fastnn.testing.gradcheck`` does this).
 """
+import math
 import numbers
 
 import numpy as np
@@ -179,11 +180,14 @@ class Dense(_Weighted):
         self.input_shape = _free(len(input_shape) - 1) + (fan_in,)
         self.built = True
 
-    def _forward(self, x, training):
+    _fuses_relu = True
+
+    def _forward(self, x, training, relu=False):
         self._check_dtype(x)
         lead = tuple(x.shape[:-1])
-        x2 = x if x.ndim == 2 else x.reshape(int(np.prod(lead, dtype=np.int64)), x.shape[-1])
-        y = K.linear(x2, self.weight.data, None if self.bias is None else self.bias.data)
+        x2 = x if x.ndim == 2 else x.reshape(math.prod(lead), x.shape[-1])
+        y = K.linear(x2, self.weight.data, None if self.bias is None else self.bias.data,
+                     activation="relu" if relu else None)
         self._cache = (x2, lead)
         return y if x.ndim == 2 else y.reshape(lead + (self.units,))
 
@@ -257,10 +261,15 @@ class _Conv(_Weighted):
         return dict(stride=self._stride, padding=self._padding, dilation=self._dilation,
                     groups=self.groups)
 
-    def _forward(self, x, training):
+    _fuses_relu = True
+
+    def _forward(self, x, training, relu=False):
         self._check_dtype(x)
         b = None if self.bias is None else self.bias.data
-        y = self._op(x, self.weight.data, b, **self._geometry())
+        geo = self._geometry()
+        if relu:
+            geo["activation"] = "relu"
+        y = self._op(x, self.weight.data, b, **geo)
         self._cache = x
         return y
 
@@ -345,6 +354,8 @@ class Conv2DTranspose(_Conv):
         geo = super()._geometry()
         geo["output_padding"] = self._output_padding
         return geo
+
+    _fuses_relu = False
 
     def _op(self, x, w, b, **geo):
         return K.conv_transpose2d(x, w, b, **geo)
@@ -484,7 +495,7 @@ class Flatten(_Stateless):
     def _forward(self, x, training):
         shape = tuple(x.shape)
         self._cache = shape
-        return x.reshape(shape[0], int(np.prod(shape[1:], dtype=np.int64)))
+        return x.reshape(shape[0], math.prod(shape[1:]))
 
     def _backward(self, dy):
         return dy.reshape(self._cached())
@@ -645,8 +656,18 @@ class _Activation(_Stateless):
 
 
 class ReLU(_Activation):
-    """``max(x, 0)``."""
+    """``max(x, 0)``.
+
+    After a Dense, Conv1D or Conv2D in a Sequential, the ReLU runs inside that layer's kernel
+    (``activation="relu"``) and this layer keeps the output, whose sign is the input's.
+    """
     _kernel = "relu"
+
+    def _take_fused(self, y):
+        """Stand for ``forward`` when the previous layer already applied the ReLU to ``y``."""
+        y = self._check_input(y)
+        self._cache = y
+        return y
 
 
 class LeakyReLU(_Activation):

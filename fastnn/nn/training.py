@@ -13,6 +13,7 @@ they would take more than half of the free device memory, or when ``augment`` ru
 host batches); mini-batches are gathered on the device; the loss and the accuracy counts come back
 as one number each per batch. ``predict`` returns NumPy arrays.
 """
+import functools
 import math
 import numbers
 import sys
@@ -26,6 +27,16 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from .optimizers import Optimizer, clip_grad_norm
+
+
+def _reusing_buffers(fn):
+    """Run ``fn`` inside ``fastnn.kernels.reuse_buffers()``: each batch reuses the arrays of the
+    batch before it that nobody holds any more, so the steady state allocates nothing."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with K.reuse_buffers():
+            return fn(*args, **kwargs)
+    return run
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
            "ModelCheckpoint", "LambdaCallback", "RandomShift", "RandomFlip", "Compose"]
@@ -579,6 +590,7 @@ def _callbacks(callbacks):
 
 
 @K.cpu_bound
+@_reusing_buffers
 def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size=32, epochs=10,
         validation_data=None, validation_split=0.0, shuffle=True, seed=None, schedule=None,
         weight_decay=0.0, alpha=0.0, clip_norm=None, callbacks=(), augment=None, metrics=None,
@@ -797,6 +809,7 @@ def _reseed_layers(model, seed_seq):
 
 
 @K.cpu_bound
+@_reusing_buffers
 def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
              sample_weight=None, _prepared=False):
     """Loss and metrics of ``model`` on ``(x, y)`` in inference mode: a dict such as
@@ -849,6 +862,7 @@ def _widest_activation(model, x1):
 
 
 @K.cpu_bound
+@_reusing_buffers
 def predict(model, x, batch_size=None):
     """Model outputs in inference mode, computed in batches (logits for classifiers).
 

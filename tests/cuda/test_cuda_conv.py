@@ -88,3 +88,13 @@ def test_conv_full_tiles(rng):
     for r, a in zip(K.cpu.conv2d_backward(dy, x, w, padding=1),
                     to_host(K.cuda.conv2d_backward(dy, x, w, padding=1))):
         assert np.linalg.norm(a - r) / np.linalg.norm(r) < 1e-6
+
+
+@pytest.mark.parametrize("xs,ws,s,p,d,g", CASES[:2])
+def test_conv2d_fused_relu_matches_cpu(rng, xs, ws, s, p, d, g):
+    x, w, b = _data(rng, xs, ws, np.float32)
+    for bias in (b, None):
+        ref = K.cpu.conv2d(x, w, bias, s, p, d, g, activation="relu")
+        got = to_host(K.cuda.conv2d(x, w, bias, s, p, d, g, activation="relu"))
+        assert got.dtype == np.float32 and got.min() >= 0
+        np.testing.assert_allclose(got, ref, **tol(np.float32))

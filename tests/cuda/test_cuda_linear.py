@@ -21,3 +21,13 @@ def test_linear_forward_backward(rng, dtype, lead):
     for r, a in zip(K.cpu.linear_backward(dy, x, w), to_host(K.cuda.linear_backward(dy, x, w))):
         assert a.shape == r.shape and a.dtype == dtype
         np.testing.assert_allclose(a, r, **tol(dtype))
+
+
+def test_linear_fused_relu_matches_cpu(rng, dtype):
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    w = rng.standard_normal((4, 5)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    for bias in (b, None):
+        y = to_host(K.cuda.linear(x, w, bias, activation="relu"))
+        assert y.dtype == dtype and y.min() >= 0
+        np.testing.assert_allclose(y, K.cpu.linear(x, w, bias, activation="relu"), **tol(dtype))

@@ -32,6 +32,7 @@ from numba import prange, types
 from numba.extending import intrinsic, overload
 
 from ._jit import jit, pjit
+from ._workspace import empty_like
 
 SERIAL_BELOW = 1 << 15  # elements; smaller arrays run on one thread
 _SOFTMAX_BLOCK = 256    # inner positions per task when softmax runs over a non-last axis
@@ -250,7 +251,7 @@ overload(verf, **_OVERLOAD)(_typed(_erf32, _erf64))
 # Small helpers, inlined into the loops below (which stay vectorisable).
 
 @jit(inline="always")
-def _relu1(v, zero):
+def relu1(v, zero):
     return zero if v <= zero else v  # NaN stays NaN, as in torch
 
 
@@ -322,10 +323,10 @@ def _relu_kernel(x, out, parallel):
     zero = x.dtype.type(0)
     if parallel:
         for i in prange(x.size):
-            out[i] = _relu1(x[i], zero)
+            out[i] = relu1(x[i], zero)
     else:
         for i in range(x.size):
-            out[i] = _relu1(x[i], zero)
+            out[i] = relu1(x[i], zero)
 
 
 @pjit
@@ -777,13 +778,13 @@ def _flat(a):
 
 
 def _map(kernel, x, *scalars):
-    out = np.empty_like(x)
+    out = empty_like(x)
     kernel(_flat(x), *scalars, _flat(out), _parallel(x))
     return out
 
 
 def _map_backward(kernel, dy, x, *scalars):
-    dx = np.empty_like(x)
+    dx = empty_like(x)
     kernel(_flat(dy), _flat(x), *scalars, _flat(dx), _parallel(x))
     return dx
 
@@ -844,13 +845,13 @@ def _channel_view(x):
 def prelu(x, weight):
     if weight.size == 1:
         return leaky_relu(x, float(weight[0]))
-    out = np.empty_like(x)
+    out = empty_like(x)
     _prelu_channels_kernel(_channel_view(x), weight, _channel_view(out), _parallel(x))
     return out
 
 
 def prelu_backward(dy, x, weight):
-    dx = np.empty_like(x)
+    dx = empty_like(x)
     if weight.size == 1:
         nb = max(1, min(256, x.size // _REDUCE_BLOCK))
         partial = np.zeros(nb)
@@ -874,7 +875,7 @@ def _axis_view(x, axis):
 
 
 def _softmax(x, axis, mode):
-    out = np.empty_like(x)
+    out = empty_like(x)
     x3, o3 = _axis_view(x, axis), _axis_view(out, axis)
     if x3.shape[2] == 1:
         _softmax_rows_kernel(x3.reshape(x3.shape[:2]), o3.reshape(x3.shape[:2]), mode, _parallel(x))
@@ -884,7 +885,7 @@ def _softmax(x, axis, mode):
 
 
 def _softmax_backward(dy, x, axis, mode):
-    dx = np.empty_like(x)
+    dx = empty_like(x)
     x3, g3, d3 = _axis_view(x, axis), _axis_view(dy, axis), _axis_view(dx, axis)
     if x3.shape[2] == 1:
         rows = x3.shape[:2]

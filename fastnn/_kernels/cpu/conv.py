@@ -23,6 +23,8 @@ from numba import prange
 
 from ._jit import jit, pjit
 from ._threads import cpu_work, max_threads
+from ._workspace import empty
+from .activation import relu1
 
 _SIMD = 16              # reductions are zero-padded to a multiple of this (16 float32 lanes)
 _BLOCK_BYTES = 1 << 19  # target size of one im2row / im2col block (stays in L2)
@@ -484,18 +486,25 @@ def _items(t, nchunks, N, nblk):
 
 
 @jit
-def _add_bias(yf, b, n, Co, P, p0, pb):
+def _epilogue(yf, b, has_bias, relu, n, Co, P, p0, pb):
+    """Add the bias and/or apply ReLU to output positions [p0, p0 + pb) of image n, while they
+    are still in cache (the fused conv + bias + ReLU)."""
+    zero = yf.dtype.type(0)
     for co in range(Co):
-        bc = b[co]
+        bc = b[co] if has_bias else zero
         o = max((n * Co + co) * P + p0, 0)
-        for p in range(pb):
-            yf[o + p] += bc
+        if relu:
+            for p in range(pb):
+                yf[o + p] = relu1(yf[o + p] + bc, zero)
+        else:
+            for p in range(pb):
+                yf[o + p] += bc
 
 
 @pjit
-def _forward_nt(x, wr, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock, w_rows,
-                nchunks):
-    """y = conv2d(x, w) (+ b) for y's spatial size (ph, pw may be negative: crop), by blocks of
+def _forward_nt(x, wr, b, has_bias, relu, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock,
+                w_rows, nchunks):
+    """y = conv2d(x, w) (+ b, then ReLU if ``relu``) for y's spatial size (ph, pw may be negative: crop), by blocks of
     rblock output rows: channels-last copy of the image, im2row, ``_gemm_nt``.
 
     wr is w as (C_out, kp) in (i, j, c) order, zero-padded to kp (a multiple of the SIMD width);
@@ -534,12 +543,13 @@ def _forward_nt(x, wr, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, r
                 else:
                     A, ma, B, nb, sa, sb = rows, pb, wg, Cog, 1, P
                 _gemm_nt(A, ma, B, nb, kp, yf, off, sa, sb, False)
-            if has_bias:
-                _add_bias(yf, b, n, Co, P, p0, pb)
+            if has_bias or relu:
+                _epilogue(yf, b, has_bias, relu, n, Co, P, p0, pb)
 
 
 @pjit
-def _forward_rows(x, w2, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock, nchunks):
+def _forward_rows(x, w2, b, has_bias, relu, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock,
+                  nchunks):
     """As ``_forward_nt`` for short reductions: padded copy, im2col, ``_gemm_rows``.
 
     w2 is w as (C_out, Cg*kh*kw) in (c, i, j) order.
@@ -572,12 +582,12 @@ def _forward_rows(x, w2, b, has_bias, y, groups, kh, kw, sh, sw, ph, pw, dh, dw,
                 _im2col(xpad, g * Cg, Cg, oh0, oh1, kh, kw, sh, sw, dh, dw, Wo, col, 0)
                 _gemm_rows(w2[g * Cog:(g + 1) * Cog], col, K, (oh1 - oh0) * Wo, yf,
                            (n * Co + g * Cog) * P + p0, P)
-            if has_bias:
-                _add_bias(yf, b, n, Co, P, p0, (oh1 - oh0) * Wo)
+            if has_bias or relu:
+                _epilogue(yf, b, has_bias, relu, n, Co, P, p0, (oh1 - oh0) * Wo)
 
 
 @pjit
-def _forward_shift(x, w2, b, has_bias, y, groups, kh, kw, ph, pw, dh, dw, rblock, nchunks):
+def _forward_shift(x, w2, b, has_bias, relu, y, groups, kh, kw, ph, pw, dh, dw, rblock, nchunks):
     """As ``_forward_rows`` for unit stride, with no unrolled copy: padded copy, ``_gemm_shift``
     (output rows Wp apart), crop into y.
 
@@ -616,8 +626,12 @@ def _forward_shift(x, w2, b, has_bias, y, groups, kh, kw, ph, pw, dh, dw, rblock
                     for r in range(nr):
                         d = max(((n * Co + g * Cog + m) * Ho + oh0 + r) * Wo, 0)
                         s0 = max(r * Wp, 0)
-                        for q in range(Wo):
-                            yf[d + q] = src[s0 + q] + bc
+                        if relu:
+                            for q in range(Wo):
+                                yf[d + q] = relu1(src[s0 + q] + bc, zero)
+                        else:
+                            for q in range(Wo):
+                                yf[d + q] = src[s0 + q] + bc
 
 
 @pjit
@@ -759,9 +773,9 @@ def _forward_path(K, cog, stride):
     return 1 if K < _SMALL_K else 0
 
 
-def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
-    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b); Ho, Wo may be below the natural size and
-    padding may be negative (used by the input gradient)."""
+def _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
+    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b), then ReLU if ``relu``; Ho, Wo may be
+    below the natural size and padding may be negative (used by the input gradient)."""
     N = x.shape[0]
     Co, Cg, kh, kw = w.shape
     P = y.shape[2] * y.shape[3]
@@ -778,13 +792,13 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
     if path == 0:
         wr = np.zeros((Co, kp), x.dtype)
         wr[:, :K] = w.transpose(0, 2, 3, 1).reshape(Co, K)
-        _forward_nt(x, wr, bias, b is not None, y, groups, kh, kw, *stride, *padding, *dilation,
-                    rblock, _first_in_a.py_func(cog, rblock * Wo), nchunks)
+        _forward_nt(x, wr, bias, b is not None, relu, y, groups, kh, kw, *stride, *padding,
+                    *dilation, rblock, _first_in_a.py_func(cog, rblock * Wo), nchunks)
     elif path == 1:
-        _forward_rows(x, w.reshape(Co, K), bias, b is not None, y, groups, kh, kw, *stride,
+        _forward_rows(x, w.reshape(Co, K), bias, b is not None, relu, y, groups, kh, kw, *stride,
                       *padding, *dilation, rblock, nchunks)
     else:
-        _forward_shift(x, w.reshape(Co, K), bias, b is not None, y, groups, kh, kw, *padding,
+        _forward_shift(x, w.reshape(Co, K), bias, b is not None, relu, y, groups, kh, kw, *padding,
                        *dilation, rblock, nchunks)
     return y
 
@@ -827,7 +841,7 @@ def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     cblock = max(1, min(Cg, _BLOCK_BYTES // (kh * kw * seg_bytes)))
     if cblock > 8:
         cblock -= cblock % 8
-    part = np.empty((nchunks, Co, K), x.dtype)
+    part = empty((nchunks, Co, K), x.dtype)
     _weight_grad(x, dy, part, groups, kh, kw, *stride, *padding, *dilation, seg_rows, cblock,
                  nchunks)
     dw = part[0]
@@ -852,8 +866,8 @@ def _transposed_size(size, k, s, p, op, d):
     return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
-def conv2d(x, w, b, stride, padding, dilation, groups):
-    """y = conv2d(x, w, b).
+def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
+    """y = conv2d(x, w, b), then ReLU if ``relu`` (fused: applied as each block is computed).
 
     x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None, all C-contiguous of one
     float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
@@ -863,8 +877,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     Co, _, kh, kw = w.shape
     Ho = _out_size(H, kh, stride[0], padding[0], dilation[0])
     Wo = _out_size(W, kw, stride[1], padding[1], dilation[1])
-    y = np.empty((N, Co, Ho, Wo), x.dtype)
-    return _conv_forward(x, w, b, y, stride, padding, dilation, groups)
+    y = empty((N, Co, Ho, Wo), x.dtype)
+    return _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu)
 
 
 def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True):
@@ -875,7 +889,7 @@ def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True
     """
     dx = None
     if input_grad:  # False: dx is not needed (the first layer of a network); returned as None
-        dx = np.empty(x.shape, x.dtype)
+        dx = empty(x.shape, x.dtype)
         _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
     dw = _conv_weight_grad(dy, x, w.shape, stride, padding, dilation, groups)
     return dx, dw, _bias_grad(dy)
@@ -893,7 +907,7 @@ def conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)
     _, Cog, kh, kw = w.shape
     Ho = _transposed_size(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
     Wo = _transposed_size(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
-    y = np.empty((N, Cog * groups, Ho, Wo), x.dtype)
+    y = empty((N, Cog * groups, Ho, Wo), x.dtype)
     return _conv_data_grad(x, w, b, y, stride, padding, dilation, groups)
 
 
@@ -903,7 +917,7 @@ def conv_transpose2d_backward(dy, x, w, stride, padding, output_padding, groups,
     dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous, one
     float dtype; stride, padding, output_padding, dilation: (h, w) int pairs; groups: int.
     """
-    dx = np.empty(x.shape, x.dtype)
+    dx = empty(x.shape, x.dtype)
     _conv_forward(dy, w, None, dx, stride, padding, dilation, groups)
     dw = _conv_weight_grad(x, dy, w.shape, stride, padding, dilation, groups)
     return dx, dw, _bias_grad(dy)

@@ -18,6 +18,7 @@ from numba import prange
 
 from ._jit import pjit
 from ._random import uniform_f32
+from ._workspace import empty, empty_like
 
 SERIAL_BELOW = 1 << 15  # elements; smaller arrays run on one thread
 
@@ -52,15 +53,15 @@ def _dropout_backward_kernel(dy, mask, scale, dx, parallel):
 
 
 def dropout(x, p, seed):
-    y = np.empty_like(x)
-    mask = np.empty(x.shape, dtype=np.uint8)
+    y = empty_like(x)
+    mask = empty(x.shape, dtype=np.uint8)
     _dropout_kernel(x.reshape(-1), float(p), 1.0 / (1.0 - p), np.uint64(seed), y.reshape(-1),
                     mask.reshape(-1), x.size >= SERIAL_BELOW)
     return y, mask
 
 
 def dropout_backward(dy, mask, p):
-    dx = np.empty_like(dy)
+    dx = empty_like(dy)
     _dropout_backward_kernel(dy.reshape(-1), mask.reshape(-1), 1.0 / (1.0 - p), dx.reshape(-1),
                              dy.size >= SERIAL_BELOW)
     return dx

@@ -3,7 +3,8 @@
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
 C-contiguous and of one float dtype:
 
-- ``linear(x, w, b)`` -> ``y``: ``x`` (M, in), ``w`` (out, in), ``b`` (out,) or None; ``y`` (M, out)
+- ``linear(x, w, b, relu=False)`` -> ``y``: ``x`` (M, in), ``w`` (out, in), ``b`` (out,) or None;
+  ``y`` (M, out), passed through ReLU when ``relu``
 - ``linear_backward(dy, x, w, input_grad)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in)
   or None when ``input_grad`` is False, ``dw`` (out, in), ``db`` (out,)
 
@@ -17,6 +18,8 @@ from numba import prange
 
 from ._jit import jit, pjit
 from ._threads import cpu_work, max_threads
+from ._workspace import empty
+from .activation import relu1
 
 # Measured on 2 cores: below about 2**20 multiply-adds (~10 us on one core) a parallel region
 # costs more than it saves.
@@ -36,10 +39,16 @@ def _matmul_blocks(a, b, out, block):
 
 
 @jit
-def _add_bias(y, b):
+def _epilogue(y, b, has_bias, relu):
+    """``y += b`` and/or ``y = relu(y)`` in one pass (the fused dense + bias + ReLU)."""
+    zero = y.dtype.type(0)
     for r in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            y[r, j] += b[j]
+        if relu:
+            for j in range(y.shape[1]):
+                y[r, j] = relu1(y[r, j] + (b[j] if has_bias else zero), zero)
+        else:
+            for j in range(y.shape[1]):
+                y[r, j] += b[j]
 
 
 @jit
@@ -72,7 +81,7 @@ def matmul(a, b, out=None):
     m, k = a.shape
     n = b.shape[1]
     if out is None:
-        out = np.empty((m, n), dtype=a.dtype)
+        out = empty((m, n), dtype=a.dtype)
     block = _block_rows(m, n, k)
     with cpu_work():
         if block:
@@ -82,10 +91,10 @@ def matmul(a, b, out=None):
     return out
 
 
-def linear(x, w, b):
+def linear(x, w, b, relu=False):
     y = matmul(x, w.T)
-    if b is not None:
-        _add_bias(y, b)
+    if b is not None or relu:
+        _epilogue(y, b if b is not None else np.empty(0, y.dtype), b is not None, relu)
     return y
 
 
@@ -93,8 +102,11 @@ def linear_backward(dy, x, w, input_grad=True):
     dx = matmul(dy, w) if input_grad else None
     # dw = dy.T @ x, cut by rows of dw: dy.T is copied once so each block reads contiguous rows.
     m, n_out = dy.shape
-    dyt = dy.T if _block_rows(n_out, x.shape[1], m) == 0 else np.ascontiguousarray(dy.T)
+    dyt = dy.T
+    if _block_rows(n_out, x.shape[1], m):
+        dyt = empty((n_out, m), dy.dtype)
+        dyt[...] = dy.T
     dw = matmul(dyt, x)
-    db = np.empty(n_out, dtype=dy.dtype)
+    db = empty(n_out, dtype=dy.dtype)
     _column_sum(dy, db)
     return dx, dw, db

@@ -22,6 +22,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
+from ._workspace import empty, empty_like
 from .activation import max1d, vexp
 
 SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
@@ -112,8 +113,8 @@ def _row_scale(n, k, sample_weight, dtype):
 def _run(kernel, x, other, sample_weight, k):
     n = x.shape[0]
     scale = _row_scale(n, k, sample_weight, x.dtype)
-    losses = np.empty(n, dtype=x.dtype)
-    grad = np.empty_like(x)
+    losses = empty(n, dtype=x.dtype)
+    grad = empty_like(x)
     kernel(x, other, scale, losses, grad, x.size >= SERIAL_BELOW)
     return x.dtype.type(np.dot(scale, losses)), grad
 

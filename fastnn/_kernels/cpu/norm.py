@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
+from ._workspace import empty_like
 
 SERIAL_BELOW = 1 << 15  # elements; smaller inputs run on one thread
 _ROW_BLOCKS = 64        # row blocks of the partial sums for large inputs
@@ -250,7 +251,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
     scale64 = invstd64 if gamma is None else invstd64 * gamma
     shift = np.zeros(c, dtype=dt) if beta is None else beta
     mean = mean64.astype(dt)
-    y = np.empty_like(x)
+    y = empty_like(x)
     _affine_kernel(x, mean, scale64.astype(dt), shift, y, x.size >= SERIAL_BELOW)
     return y, mean, invstd64.astype(dt)
 
@@ -273,6 +274,6 @@ def batch_norm_backward(dy, x, mean, invstd, gamma, training):
     else:
         b = np.zeros(c)
         d = np.zeros(c)
-    dx = np.empty_like(x)
+    dx = empty_like(x)
     _dx_kernel(dy, x, mean, a.astype(dt), b.astype(dt), d.astype(dt), dx, parallel)
     return dx, dgamma.astype(dt), dbeta.astype(dt)

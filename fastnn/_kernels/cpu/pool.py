@@ -21,6 +21,7 @@ from numba import prange
 
 from ._jit import jit, pjit
 from ._random import uniform_f32, uniform_f64
+from ._workspace import empty
 
 
 def _out_size(size, k, s, p):
@@ -117,8 +118,8 @@ def max_pool2d(x, kernel, stride, padding):
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     oh, ow = _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    y = empty((n, c, oh, ow), dtype=x.dtype)
+    idx = empty((n, c, oh, ow), dtype=np.int64)
     if y.size:
         if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
             _max_pool_k2s2(_planes(x), _planes(y), _planes(idx))
@@ -135,7 +136,7 @@ def max_pool2d_backward(dy, indices, x_shape):
     lies outside the H*W plane (checked while routing; no out-of-bounds write happens).
     """
     n, c, h, w = x_shape
-    dx = np.empty((n * c, h * w), dtype=dy.dtype)
+    dx = empty((n * c, h * w), dtype=dy.dtype)
     if dx.size:
         bad = _route(_planes(dy), _planes(indices), dx)
         if bad:
@@ -218,7 +219,7 @@ def avg_pool2d(x, kernel, stride, padding):
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     oh, ow = _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    y = empty((n, c, oh, ow), dtype=x.dtype)
     if y.size:
         if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
             _avg_pool_k2s2(_planes(x), _planes(y), x.dtype.type(0.25))
@@ -231,7 +232,7 @@ def avg_pool2d_backward(dy, x_shape, kernel, stride, padding):
     """dx of average pooling; ``dy`` (N, C, OH, OW) matching ``x_shape`` and the window."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    dx = np.empty((n, c, h, w), dtype=dy.dtype)
+    dx = empty((n, c, h, w), dtype=dy.dtype)
     if dx.size:
         hlo, hhi = _window_ranges(h, dy.shape[2], kh, sh, ph)
         wlo, whi = _window_ranges(w, dy.shape[3], kw, sw, pw)
@@ -265,7 +266,7 @@ def _plane_fill(dy, dx, inv):
 def global_avg_pool2d(x):
     """Mean over H and W of ``x`` (N, C, H, W) -> (N, C)."""
     n, c, h, w = x.shape
-    y = np.empty(n * c, dtype=x.dtype)
+    y = empty(n * c, dtype=x.dtype)
     if y.size:
         _plane_mean(x.reshape(n * c, h * w), y, x.dtype.type(1.0 / (h * w)))
     return y.reshape(n, c)
@@ -274,7 +275,7 @@ def global_avg_pool2d(x):
 def global_avg_pool2d_backward(dy, x_shape):
     """dx of the global mean: dy (N, C) / (H*W) broadcast over each plane."""
     n, c, h, w = x_shape
-    dx = np.empty((n * c, h * w), dtype=dy.dtype)
+    dx = empty((n * c, h * w), dtype=dy.dtype)
     if dx.size:
         _plane_fill(dy.reshape(n * c), dx, dy.dtype.type(1.0 / (h * w)))
     return dx.reshape(n, c, h, w)
@@ -423,8 +424,8 @@ def stochastic_pool2d(x, kernel, stride, seed, training):
     n, c, h, w = x.shape
     (kh, kw), (sh, sw) = kernel, stride
     oh, ow = _out_size(h, kh, sh, 0), _out_size(w, kw, sw, 0)
-    y = np.empty((n, c, oh, ow), dtype=x.dtype)
-    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    y = empty((n, c, oh, ow), dtype=x.dtype)
+    idx = empty((n, c, oh, ow), dtype=np.int64)
     if y.size:
         if training:
             _stochastic_train(_planes(x), _planes(y), _planes(idx), kh, kw, sh, sw,
@@ -439,7 +440,7 @@ def stochastic_pool2d_backward(dy, x, indices, kernel, stride, training):
     is the exact derivative of the weighted mean. ``dy``/``indices`` (N, C, OH, OW), ``x`` input."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw) = kernel, stride
-    dx = np.empty((n * c, h * w), dtype=dy.dtype)
+    dx = empty((n * c, h * w), dtype=dy.dtype)
     if dx.size:
         if training:
             bad = _stochastic_route(_planes(dy), _planes(x), _planes(indices), dx)

@@ -132,6 +132,13 @@ def relu(x):
     return _map(_relu_kernel, x, 0)
 
 
+def relu_inplace(y):
+    """``y = max(y, 0)`` in place (the ReLU of a fused conv/dense + bias + ReLU)."""
+    if y.size:
+        _relu_kernel[cfg.grid(y.size), cfg.TPB](_flat(y), _flat(y), np.dtype(y.dtype).type(0))
+    return y
+
+
 def relu_backward(dy, x):
     return _map_backward(_relu_backward_kernel, dy, x, 0)
 

@@ -17,6 +17,7 @@ from numba import cuda
 from . import _config as cfg
 from . import _gemm
 from ._util import empty, flat, table, zeros
+from .activation import relu_inplace
 
 
 def _grid_n(N, H, W, Cstride):
@@ -213,8 +214,8 @@ def _transposed_size(size, k, s, p, op, d):
     return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
-def conv2d(x, w, b, stride, padding, dilation, groups):
-    """y = conv2d(x, w, b).
+def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
+    """y = conv2d(x, w, b), then ReLU if ``relu``.
 
     x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None: C-contiguous device
     arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
@@ -225,7 +226,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups):
     Ho = _out_size(H, kh, stride[0], padding[0], dilation[0])
     Wo = _out_size(W, kw, stride[1], padding[1], dilation[1])
     y = empty((N, Co, Ho, Wo), x.dtype)
-    return _conv_forward(x, w, b, y, stride, padding, dilation, groups)
+    y = _conv_forward(x, w, b, y, stride, padding, dilation, groups)
+    return relu_inplace(y) if relu else y
 
 
 def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True):

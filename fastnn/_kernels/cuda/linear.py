@@ -14,13 +14,15 @@ from numba import cuda
 
 from . import _config as cfg
 from ._gemm import matmul
+from .activation import relu_inplace
 from ._util import empty, flat
 
 _RT = cfg.REDUCE_TPB
 
 
-def linear(x, w, b):
-    return matmul(x, w, trans_b=True, bias=b, bias_axis=1)
+def linear(x, w, b, relu=False):
+    y = matmul(x, w, trans_b=True, bias=b, bias_axis=1)
+    return relu_inplace(y) if relu else y
 
 
 @functools.lru_cache(maxsize=None)
