@@ -1159,9 +1159,20 @@ def _labels_to_json(labels):
 
 
 def _labels_from_json(spec):
-    if spec["kind"] == "array":
-        return np.asarray(spec["values"], dtype=np.dtype(spec["dtype"]))
-    return np.asarray(spec["values"], dtype=object)
+    if not isinstance(spec, dict) or not isinstance(spec.get("values"), list) or \
+            not spec["values"]:
+        raise ValueError("class labels must be a non-empty list")
+    if spec.get("kind") == "array":
+        dtype = np.dtype(str(spec.get("dtype")))
+        if dtype.kind not in "biuf" or dtype.hasobject:
+            raise ValueError(f"class labels must be numbers, got dtype {dtype}")
+        labels = np.asarray(spec["values"], dtype=dtype)
+        if labels.ndim != 1:
+            raise ValueError("class labels must be a flat list")
+        return labels
+    if spec.get("kind") == "str" and all(isinstance(v, str) for v in spec["values"]):
+        return np.asarray(spec["values"], dtype=object)
+    raise ValueError(f"unknown class label kind {spec.get('kind')!r}")
 
 
 def _fitted_scalars(est):
@@ -1176,13 +1187,72 @@ def _fitted_scalars(est):
     return out
 
 
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _reals_or_none(v):
+    return v is None or (isinstance(v, list) and all(map(_is_real, v)))
+
+
+# What each saved fitted attribute must be (a file from a stranger is checked against it).
+_SCALAR_CHECKS = {
+    "n_iter_": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "t_": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "n_features_in_": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "n_layers_": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
+    "n_outputs_": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "_no_improvement_count": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "_y_ndim": (lambda v: v in (1, 2) and _is_int(v), "1 or 2"),
+    "loss_": (lambda v: v is None or _is_real(v), "a number or null"),
+    "best_loss_": (lambda v: v is None or _is_real(v), "a number or null"),
+    "best_validation_score_": (lambda v: v is None or _is_real(v), "a number or null"),
+    "loss_curve_": (lambda v: _reals_or_none(v), "a list of numbers or null"),
+    "validation_scores_": (lambda v: _reals_or_none(v), "a list of numbers or null"),
+    "validation_losses_": (lambda v: _reals_or_none(v), "a list of numbers or null"),
+    "out_activation_": (lambda v: v in ("identity", "logistic", "tanh", "relu", "softmax"),
+                        "an activation name"),
+    "feature_names_in_": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                          "a list of strings"),
+}
+
+
 def _restore_scalars(est, scalars):
+    if not isinstance(scalars, dict):
+        raise ValueError(f"the fitted attributes must be a JSON object, got "
+                         f"{type(scalars).__name__}")
     for name, value in scalars.items():
+        check = _SCALAR_CHECKS.get(name)
+        if check is None:
+            raise ValueError(f"unknown fitted attribute {name!r}")
+        if not check[0](value):
+            raise ValueError(f"fitted attribute {name} must be {check[1]}, got {value!r}")
         if name == "feature_names_in_":
             value = np.asarray(value, dtype=object)
-        elif name not in _SAVED_SCALARS:
-            raise ValueError(f"unknown fitted attribute {name!r}")
         setattr(est, name, value)
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None and len(names) != getattr(est, "n_features_in_", len(names)):
+        raise ValueError(f"{len(names)} feature names for n_features_in_={est.n_features_in_}")
+
+
+def _estimator_from_params(cls, config, **extra):
+    """The estimator a saved state describes, its parameters validated as ``fit`` does."""
+    if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+        raise ValueError("the state must hold a 'params' object")
+    params = dict(config["params"])
+    unknown = set(params) - set(cls._get_param_names())
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)} for {cls.__name__}")
+    est = cls(**params, **extra)
+    try:
+        est._validate_params()
+    except RuntimeError:  # device='cuda' on a machine without one: loads, predicts after
+        pass              # set_params(device='cpu')
+    return est
 
 
 def _mlp_state(self):
@@ -1204,8 +1274,8 @@ def _mlp_state(self):
 
 
 def _mlp_from_state(cls, config, arrays):
-    params = dict(config["params"])
-    est = cls(**params)
+    est = _estimator_from_params(cls, config)
+    params = est.get_params(deep=False)
     n = len([k for k in arrays if k.startswith("coef/")])
     if n < 1:
         raise ValueError("no coefficients in the file")
@@ -1228,10 +1298,15 @@ def _mlp_from_state(cls, config, arrays):
         if not (np.isfinite(c).all() and np.isfinite(b).all()):
             raise ValueError(f"layer {i}: coefficients must be finite")
         size += c.size + b.size
-    _restore_scalars(est, config["fitted"])
+    _restore_scalars(est, config.get("fitted"))
     if getattr(est, "n_features_in_", est.coefs_[0].shape[0]) != est.coefs_[0].shape[0]:
         raise ValueError(f"coef/0 has {est.coefs_[0].shape[0]} rows but n_features_in_ is "
                          f"{est.n_features_in_}")
+    if getattr(est, "n_layers_", n + 1) != n + 1:
+        raise ValueError(f"{n} coefficient matrices but n_layers_ is {est.n_layers_}")
+    if getattr(est, "n_outputs_", est.coefs_[-1].shape[1]) != est.coefs_[-1].shape[1]:
+        raise ValueError(f"coef/{n - 1} has {est.coefs_[-1].shape[1]} columns but n_outputs_ "
+                         f"is {est.n_outputs_}")
     est._optimizer_state = None
     if "optimizer" in config:
         opt = config["optimizer"]
@@ -1249,6 +1324,8 @@ def _mlp_from_state(cls, config, arrays):
                 or t < 0:
             raise ValueError(f"invalid optimizer state: lr={lr!r}, t={t!r}")
         est._optimizer_state = dict(lr=lr, t=t, m=m, v=v)
+    if is_classifier(est) != ("binarizer" in config):
+        raise ValueError("a classifier's state needs its labels, a regressor's has none")
     if "binarizer" in config:
         spec = config["binarizer"]
         classes = _labels_from_json(spec["classes"])
@@ -1284,11 +1361,16 @@ def _neuralnet_from_state(cls, config, arrays):
     from .io import _Invalid, _optimizer_from_state, model_from_state
     model_arrays = {k: v for k, v in arrays.items() if not k.startswith("solver/")}
     model = model_from_state(config["model"], model_arrays)
+    if not isinstance(config.get("has_layers"), bool):
+        raise ValueError("has_layers must be true or false")
     layers = [layer.clone() for layer in model.layers[:-1]] if config["has_layers"] else None
+    if not isinstance(config.get("params"), dict):
+        raise ValueError("the state must hold a 'params' object")
     params = dict(config["params"])
     if isinstance(params.get("input_shape"), list):
         params["input_shape"] = tuple(params["input_shape"])
-    est = cls(layers=layers, **params)
+    params.pop("layers", None)
+    est = _estimator_from_params(cls, {"params": params}, layers=layers)
     est.model_ = model
     try:
         est._optimizer = _optimizer_from_state(
@@ -1296,7 +1378,9 @@ def _neuralnet_from_state(cls, config, arrays):
             {k[len("solver/"):]: v for k, v in arrays.items() if k.startswith("solver/")})
     except _Invalid as err:
         raise ValueError(str(err)) from None
-    _restore_scalars(est, config["fitted"])
+    _restore_scalars(est, config.get("fitted"))
+    if is_classifier(est) != ("classes" in config):
+        raise ValueError("a classifier's state needs its classes, a regressor's has none")
     if "classes" in config:
         est._encoder = LabelEncoder()
         est._encoder.classes_ = _labels_from_json(config["classes"])

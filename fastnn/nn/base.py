@@ -9,7 +9,9 @@ Devices: ``model.to("cuda")`` moves the flat buffers and the layers' state array
 take and return CUDA device arrays. Pickling (and ``copy.deepcopy``) always stores host arrays,
 so a model trained on a GPU unpickles on a machine without one, on the CPU.
 """
+import contextlib
 import inspect
+import threading
 
 import numpy as np
 
@@ -140,6 +142,33 @@ class FlatBuffer:
 
     def zero_grad(self):
         self.grad.fill(0)
+
+
+_budget = threading.local()
+
+
+@contextlib.contextmanager
+def parameter_budget(values):
+    """Within this block, layers may create at most ``values`` parameter and state values in
+    total (``claim_values``); the loader sets it to what a file holds, so a crafted description
+    (a 16000x16000 Dense in an 8 KB file) fails before anything is allocated."""
+    previous = getattr(_budget, "left", None)
+    _budget.left = int(values)
+    try:
+        yield
+    finally:
+        _budget.left = previous
+
+
+def claim_values(layer, count):
+    """Called by a layer's ``build`` before it allocates ``count`` parameter and state values."""
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    if count > left:
+        raise ValueError(f"{type(layer).__name__} would create {count} parameter values, more "
+                         f"than the {left} the file holds for it")
+    _budget.left = left - count
 
 
 def parameter_count(model):
@@ -344,12 +373,12 @@ class Sequential(Layer):
         return self.layers[i]
 
     def build(self, input_shape, rng=None, dtype=np.float32):
-        """Build every layer for per-sample ``input_shape`` (a forward pass on one zero sample
-        on the host), then move to the model's device."""
+        """Build every layer for per-sample ``input_shape`` (a forward pass on an empty batch on
+        the host), then move to the model's device."""
         if rng is not None:
             self._rng = rng
-        if not self.built:
-            self._build_forward(np.zeros((1,) + tuple(input_shape), dtype=dtype), False)
+        if not self.built:  # an empty batch: every layer builds, no activation is allocated
+            self._build_forward(np.zeros((0,) + tuple(input_shape), dtype=dtype), False)
         if self.device != "cpu":
             self.to(self.device)
         return self

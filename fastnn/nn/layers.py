@@ -25,7 +25,7 @@ from .. import kernels as K
 from .._kernels._validate import check_scalar, int_tuple
 from . import init as _init
 from ._array import accumulate
-from .base import Layer
+from .base import Layer, claim_values
 
 __all__ = ["Dense", "Conv1D", "Conv2D", "Conv2DTranspose",
            "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "StochasticPool2D",
@@ -172,6 +172,7 @@ class Dense(_Weighted):
         if fan_in < 1:
             raise ValueError(f"Dense needs at least one input feature, got input shape "
                              f"(N, {', '.join(map(str, input_shape))})")
+        claim_values(self, self.units * fan_in + (self.units if self.use_bias else 0))
         make = _init.get(self.kernel_initializer or "he_uniform")
         self.weight = self.add_parameter(
             "weight", make((self.units, fan_in), rng, dtype, fan_in=fan_in, fan_out=self.units))
@@ -249,6 +250,7 @@ class _Conv(_Weighted):
             shape = (c_in, self.filters // g) + self._k
         else:
             shape = (self.filters, c_in // g) + self._k
+        claim_values(self, math.prod(shape) + (self.filters if self.use_bias else 0))
         make = _init.get(self.kernel_initializer or "he_uniform")
         w = make(shape, rng, dtype, fan_in=c_in // g * area, fan_out=self.filters // g * area)
         self.weight = self.add_parameter("weight", w)
@@ -599,6 +601,7 @@ class BatchNorm(Layer):
         _need_rank(self, input_shape, (1, 2, 3), "(N, C), (N, C, L) or (N, C, H, W)")
         dtype = _float_dtype(dtype)
         c = int(input_shape[0])
+        claim_values(self, 4 * c)  # gamma, beta and the two running statistics
         self._params = []
         self.gamma = self.add_parameter("gamma", np.ones(c, dtype), decay=False)
         self.beta = self.add_parameter("beta", np.zeros(c, dtype), decay=False)
@@ -746,6 +749,7 @@ class PReLU(Layer):
         _need_rank(self, input_shape, range(1, 64), "(N, C, ...)")
         dtype = _float_dtype(dtype)
         c = int(input_shape[0])
+        claim_values(self, c)
         self._params = []
         self.weight = self.add_parameter("weight", np.full(c, 0.25, dtype), decay=False)
         self.input_shape = (c,) + _free(len(input_shape) - 1)

@@ -23,7 +23,7 @@ import numpy as np
 from .._kernels._dispatch import is_cuda_array
 from . import init
 from ._array import accumulate
-from .base import Layer
+from .base import Layer, claim_values
 
 
 def _kernels():
@@ -35,6 +35,7 @@ class _Recurrent(Layer):
     """Shared shape checks, parameter creation and gradient accumulation of the three cells."""
 
     _gates = 1  # gate blocks stacked in weight_ih / weight_hh
+    _bias_vectors = 1  # bias vectors of G * units values
     supports_cuda = False
 
     def __init__(self, units, return_sequences=False):
@@ -65,6 +66,7 @@ class _Recurrent(Layer):
             raise TypeError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
         rng = rng if rng is not None else self._init_rng()
         H, G = self.units, self._gates * self.units
+        claim_values(self, G * (int(features) + H + self._bias_vectors))
         self._params = []
         self.weight_ih = self.add_parameter(
             "weight_ih", init.glorot_uniform((G, int(features)), rng, dtype))
@@ -194,6 +196,8 @@ class GRU(_Recurrent):
     """
 
     _gates = 3
+
+    _bias_vectors = 2
 
     def _build_biases(self, dtype):
         self.bias_ih = self.add_parameter("bias_ih", np.zeros(3 * self.units, dtype), decay=False)
