@@ -491,13 +491,18 @@ def _read_file(path, max_bytes):
         where = os.fspath(path)
         # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
         fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        try:
+            mode = os.fstat(fd).st_mode
+        except BaseException:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "not a regular file")
+            raise ValueError(f"{where}: {kind}; fastnn.load reads regular files only")
         with os.fdopen(fd, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                        else "not a regular file")
-                raise ValueError(f"{where}: {kind}; fastnn.load reads regular files only")
             data = f.read(max_bytes + 1)
     if not isinstance(data, bytes):
         raise ValueError(f"{where}: the file object must be opened in binary mode")
@@ -632,10 +637,17 @@ def _check_declared_arrays(meta, headers):
                 raise _Invalid(f"{label} {name!r} must be a float array, got dtype {dtype}")
 
 
+# Parameter values a model may create beyond those its file holds: the random initial weights of
+# a layer that builds in its constructor (``Dense(in_features=...)``) inside an unbuilt model,
+# which are not stored. 4M values (16 MB in float32) bound what such a description can cost.
+UNSTORED_VALUES = 1 << 22
+
+
 def _values_in(arrays, prefixes=("",)):
-    """Float values a file holds under ``prefixes``: what the models it describes may allocate."""
-    return sum(a.size for name, a in arrays.items()
-               if name.startswith(prefixes) and a.dtype.kind == "f")
+    """Float values a file holds under ``prefixes``, plus ``UNSTORED_VALUES``: what the models
+    it describes may allocate."""
+    return UNSTORED_VALUES + sum(a.size for name, a in arrays.items()
+                                 if name.startswith(prefixes) and a.dtype.kind == "f")
 
 
 def load(path, return_optimizer=False, max_bytes=MAX_FILE_BYTES):

@@ -7,6 +7,7 @@ train a whole epoch per call, or by their numba.cuda twin on a GPU. Extra parame
 (float32 by default; float64 reproduces scikit-learn to rounding), ``device`` and, for the
 classifier, ``class_weight``; validation loss is recorded beside the validation score.
 """
+import math
 import numbers
 import warnings
 
@@ -26,6 +27,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import kernels as K
 from ._kernels._dispatch import resolve_device
+from .nn.training import DIVERGED, DivergenceError
 
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 _SOLVERS = ("lbfgs", "sgd", "adam")
@@ -156,9 +158,7 @@ class _BaseMLP(BaseEstimator):
         else:
             self._fit_stochastic(state, X, y, sample_weight, rng, incremental)
         if not np.isfinite(state["params"]).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain "
-                "large values and need to be preprocessed.")
+            raise DivergenceError(DIVERGED)
         self._commit(state)
         return self
 
@@ -338,6 +338,8 @@ class _BaseMLP(BaseEstimator):
             if self.shuffle:
                 sample_idx = _shuffled(sample_idx, rng)
             total = runner.epoch(sample_idx, opt)
+            if not (math.isfinite(total) and runner.params_finite()):
+                raise DivergenceError(DIVERGED)  # at once, not after max_iter more epochs
             state["n_iter"] += 1
             state["loss"] = total / n_samples
             state["t"] += n_samples
@@ -573,6 +575,9 @@ class _CPUEpochs:
     def keep_best(self):
         self.state["best_params"] = self.state["params"].copy()
 
+    def params_finite(self):
+        return bool(np.isfinite(self.state["params"]).all())
+
     def finish(self, early_stopping):
         if early_stopping:
             self.state["params"][:] = self.state["best_params"]
@@ -666,6 +671,10 @@ class _CUDAEpochs:
                          stats=self.ws.stats)
         self.stats = g.read_stats(self.ws)
         return float(self.stats[g.EPOCH_LOSS])
+
+    def params_finite(self):
+        from .nn._array import sum_squares
+        return math.isfinite(sum_squares(self.params))
 
     def validation_score(self):
         """(score, loss) on the validation set after the last epoch, as ``_validation_score``."""
@@ -976,8 +985,7 @@ class _BaseNeuralNet(BaseEstimator):
                              metrics=(), verbose=int(self.verbose), sample_weight=sample_weight)
         from .nn import to_host
         if not np.isfinite(to_host(model.flat.data)).all():
-            raise ValueError("Training produced non-finite weights; scale the inputs or lower "
-                             "learning_rate_init.")
+            raise DivergenceError(DIVERGED)
         epochs_run = len(history.epoch)
         if not incremental and stopper.stopped_epoch is None and epochs_run == self.max_iter:
             warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "

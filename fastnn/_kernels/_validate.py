@@ -80,6 +80,9 @@ def check_scalar(value, name, low=None, high=None, low_open=False, high_open=Fal
 
 def conv_output_size(size, kernel, stride, padding, dilation, name="input"):
     """Output length of a convolution or pooling window along one axis; errors if empty."""
+    if kernel < 1:
+        raise ValueError(f"the kernel must be at least 1 wide along every spatial axis, got "
+                         f"size {kernel}")
     span = dilation * (kernel - 1) + 1
     if size + 2 * padding < span:
         raise ValueError(

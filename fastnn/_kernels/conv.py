@@ -24,6 +24,8 @@ def _geometry(n, stride, padding, dilation, groups):
 
 def _check_channels(c_in, w_shape, groups, transposed):
     """Channel counts of x and w against groups; returns C_out."""
+    if c_in < 1:
+        raise ValueError(f"x must have at least one input channel (axis 1), got {c_in}")
     if c_in % groups:
         raise ValueError(f"groups={groups} must divide the {c_in} input channels of x")
     if transposed:

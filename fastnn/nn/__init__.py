@@ -13,8 +13,8 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad
 from .schedules import (Constant, CosineAnnealing, ExponentialDecay, InverseScaling,
                         ReduceOnPlateau, StepDecay)
 from .recurrent import GRU, LSTM, SimpleRNN
-from .training import (Callback, Compose, EarlyStopping, History, LambdaCallback, ModelCheckpoint,
-                       RandomFlip, RandomShift, evaluate, fit, predict)
+from .training import (Callback, Compose, DivergenceError, EarlyStopping, History, LambdaCallback,
+                       ModelCheckpoint, RandomFlip, RandomShift, evaluate, fit, predict)
 
 __all__ = [
     "FlatBuffer", "Layer", "Parameter", "Sequential", "parameter_count",
@@ -27,6 +27,6 @@ __all__ = [
     "Constant", "StepDecay", "ExponentialDecay", "InverseScaling", "CosineAnnealing",
     "ReduceOnPlateau",
     "fit", "evaluate", "predict", "History", "Callback", "LambdaCallback", "EarlyStopping",
-    "ModelCheckpoint", "RandomShift", "RandomFlip", "Compose",
+    "ModelCheckpoint", "RandomShift", "RandomFlip", "Compose", "DivergenceError",
     "init", "losses", "optimizers", "schedules", "to_device", "to_host",
 ]

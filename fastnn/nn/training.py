@@ -29,6 +29,24 @@ from . import schedules as _schedules
 from .optimizers import Optimizer, clip_grad_norm
 
 
+# scikit-learn's MLP words for the same fault (it raises ValueError after its last epoch).
+DIVERGED = ("Solver produced non-finite parameter weights. The input data may contain large "
+            "values and need to be preprocessed.")
+
+
+class DivergenceError(ValueError, FloatingPointError):
+    """Training produced a non-finite loss or non-finite parameters.
+
+    Raised at the end of the epoch in which it happened, by ``fit`` and by every estimator; the
+    model is left as it was before that epoch (``fit``), or untouched (the estimators). A
+    ValueError, as scikit-learn's MLP raises for it, and a FloatingPointError.
+    """
+
+
+def _all_finite(flat):
+    return flat is None or math.isfinite(_array.sum_squares(flat.data))
+
+
 def _reusing_buffers(fn):
     """Run ``fn`` inside ``fastnn.kernels.reuse_buffers()``: each batch reuses the arrays of the
     batch before it that nobody holds any more, so the steady state allocates nothing."""
@@ -715,8 +733,12 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
     wbuf = np.empty(bsz, dtype=np.float64) if gather and sample_weight is not None else None
     monitor = getattr(sched, "monitor", None) or ("val_loss" if val is not None else "loss")
 
+    last_finite = None
     for epoch in range(epochs):
         start = time.perf_counter()
+        if flat is not None:  # the last finite state, restored if this epoch diverges
+            last_finite = _snapshot(model, flat, last_finite)
+            opt_before = opt.state_dict()
         if callable(sched) and not isinstance(sched, _schedules.Schedule):
             opt.lr = float(sched(epoch))
         epoch_lr = opt.lr
@@ -771,10 +793,15 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
             logs.update({f"val_{k}": v for k, v in res.items()})
         logs["lr"] = epoch_lr
         logs["time"] = time.perf_counter() - start
-        if not math.isfinite(logs["loss"]):
+        if not (math.isfinite(logs["loss"]) and _all_finite(flat)):
             history.append(epoch, logs)
-            raise FloatingPointError(f"the training loss became {logs['loss']} at epoch "
-                                     f"{epoch + 1}; lower the learning rate or clip gradients")
+            if flat is not None:
+                _restore(model, flat, last_finite)
+                opt.load_state_dict(opt_before)
+            raise DivergenceError(
+                f"{DIVERGED} The training loss became {logs['loss']} at epoch {epoch + 1}; "
+                "the model is back to its state before that epoch. Scale the inputs, lower "
+                "the learning rate or clip gradients.")
         history.append(epoch, logs)
         if isinstance(sched, _schedules.Schedule):
             if sched.needs_metric:
