@@ -536,3 +536,13 @@ def test_a_fused_relu_treats_nan_and_zeros_as_the_relu_layer_does():
     np.testing.assert_array_equal(y, _unfused_forward(plain, x, True))
     assert np.isnan(y[0, 0]) and y[1, 1] == 0 and y[1, 2] == 1
     np.testing.assert_array_equal(fused.backward(np.ones_like(y)), plain.backward(np.ones_like(y)))
+
+
+def test_a_subclass_with_its_own_forward_is_not_fused(rng):
+    class Scaled(Dense):
+        def _forward(self, x, training):
+            return super()._forward(x, training) * 2
+
+    model = Sequential(Scaled(3, in_features=2, seed=0), ReLU())
+    x = rng.standard_normal((4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(model.forward(x), np.maximum(model[0].forward(x), 0))

@@ -283,6 +283,11 @@ class Layer:
     # Layers whose ``_forward(x, training, relu=True)`` applies a following ReLU in their kernel.
     _fuses_relu = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_forward" in vars(cls) and "_fuses_relu" not in vars(cls):
+            cls._fuses_relu = False  # a subclass with its own _forward fuses only if it says so
+
     def backward(self, dy, input_grad=True):
         """Accumulate parameter gradients and return dx; ``input_grad=False`` says the caller
         needs no dx (the input of a network), so a layer that can skip it returns None."""
