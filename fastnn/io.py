@@ -194,21 +194,8 @@ def _rebuild(spec, registry):
 
 def model_buffers(model):
     """Non-trainable state arrays of every layer, by path (``"3/running_mean"``), in model order."""
-    out = {}
-
-    def walk(layer, prefix):
-        subs = getattr(layer, "layers", None)
-        if isinstance(subs, list):
-            for i, sub in enumerate(subs):
-                walk(sub, f"{prefix}{i}/")
-        buffers = getattr(layer, "buffers", None)
-        if callable(buffers):
-            for name, arr in buffers().items():
-                if arr is not None:
-                    out[prefix + name] = arr
-
-    walk(model, "")
-    return out
+    from .nn.base import model_buffers as buffers
+    return buffers(model)
 
 
 def model_state(model):

@@ -27,6 +27,8 @@ _FAMILIES = {
     "norm": ("batch_norm", "batch_norm_backward"),
     "dropout": ("dropout", "dropout_backward"),
     "optim": ("sgd_step", "adam_step", "rmsprop_step", "adagrad_step"),
+    "rnn": ("rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
+            "gru_backward"),
 }
 _FAMILY_OF = {name: family for family, names in _FAMILIES.items() for name in names}
 # Who owns the CPU cores (fastnn._kernels.cpu._threads): thread count, and the scope in which

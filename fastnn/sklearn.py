@@ -673,7 +673,7 @@ class _CUDAEpochs:
         return float(self.stats[g.EPOCH_LOSS])
 
     def params_finite(self):
-        from .nn._array import sum_squares
+        from ._kernels.arrayops import sum_squares
         return math.isfinite(sum_squares(self.params))
 
     def validation_score(self):

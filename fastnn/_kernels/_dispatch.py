@@ -11,27 +11,12 @@ import importlib
 
 import numpy as np
 
+from ._device import (cuda_available, cuda_simulated, is_cuda_array,  # noqa: F401 (re-exported)
+                      resolve_device, to_host)
 from ._validate import FLOAT_DTYPES, check_float, check_ndim
 from .cpu._threads import rebalance as _rebalance  # imports nothing heavy
 
 _forced = contextvars.ContextVar("fastnn_backend", default=None)
-
-
-def is_cuda_array(a):
-    """A GPU array: anything with ``__cuda_array_interface__``, or a numba.cuda simulator array."""
-    if a is None or isinstance(a, np.ndarray):
-        return False
-    return hasattr(a, "__cuda_array_interface__") or type(a).__name__ == "FakeCUDAArray"
-
-
-def to_host(a):
-    """A NumPy array with the values of ``a`` (a copy from the GPU for CUDA arrays)."""
-    if not is_cuda_array(a):
-        return np.asarray(a)
-    if hasattr(a, "copy_to_host"):
-        return a.copy_to_host()
-    from numba import cuda
-    return cuda.as_cuda_array(a).copy_to_host()
 
 
 @contextlib.contextmanager
@@ -98,9 +83,14 @@ class CPUBackend:
         return a
 
 
+_CUDA = []  # the CUDA backend, made once (its constructor checks for a usable GPU)
+
+
 def _cuda_backend():
-    from .cuda._arrays import CUDABackend
-    return CUDABackend()
+    if not _CUDA:
+        from .cuda._arrays import CUDABackend
+        _CUDA.append(CUDABackend())
+    return _CUDA[0]
 
 
 _CPU = CPUBackend()
@@ -117,56 +107,3 @@ def backend(*arrays):
         if a is not None and type(a) is not np.ndarray and is_cuda_array(a):
             return _cuda_backend()
     return _CPU
-
-
-def resolve_device(device):
-    """Map a user's ``device`` ('cpu', 'cuda', 'auto') to 'cpu' or 'cuda'; errors if CUDA is absent."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    if device == "auto":
-        # The numba.cuda simulator is a testing tool, never a reason to leave the CPU; without a
-        # CUDA driver, numba.cuda (0.4 s to import) is not even loaded.
-        if cuda_simulated() or not _cuda_driver_loadable():
-            return "cpu"
-        return "cuda" if cuda_available() else "cpu"
-    available = cuda_available()
-    if not available:
-        raise RuntimeError(
-            "device='cuda' was requested but no CUDA device was found "
-            "(numba.cuda.is_available() is False, or numba-cuda is not installed: "
-            "pip install 'fastnn[cuda]'); use device='cpu' or 'auto'")
-    return "cuda"
-
-
-def cuda_simulated():
-    """True when numba.cuda runs on its CPU simulator (NUMBA_ENABLE_CUDASIM=1)."""
-    import os
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-
-
-def _cuda_driver_loadable():
-    """Whether the CUDA driver library can be loaded (a cheap check before importing numba.cuda)."""
-    import ctypes
-    import sys
-    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so",
-                                                              "libcuda.dylib")
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def cuda_available():
-    try:
-        from numba import cuda
-    except Exception:  # numba-cuda missing or broken
-        return False
-    try:
-        return bool(cuda.is_available())
-    except Exception:
-        return False

@@ -5,9 +5,8 @@ parameters is the intended use). ``param`` and the state buffers must be writabl
 C-contiguous, because they are updated in place; ``grad`` may be any float array of the same
 shape and dtype. Each function returns None. Semantics are ``torch.optim``'s, to float32 rounding.
 
-The ``*_constants`` helpers compute each step's scalars in float64 for both backends.
+Each step's scalars come from ``_optim_constants`` (float64, shared by both backends).
 """
-import math
 import numbers
 
 import numpy as np
@@ -49,37 +48,6 @@ def _arrays(param, grad, buffers):
                     raise ValueError(
                         f"{name_a} and {name_b} share memory; each must be its own array")
     return be, param, grad, out
-
-
-# --- per-step constants (float64; each backend casts them to the parameter dtype) ----------
-
-def adam_constants(step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """``(coupled, wd, decay, beta1, 1-beta1, beta2, 1-beta2, sqrt(bc2), lr/bc1, eps)``.
-
-    ``coupled``: add ``wd * param`` to the gradient (Adam's L2 term); ``decay``: the factor that
-    multiplies ``param`` first (AdamW's ``1 - lr * weight_decay``, else 1). bc_k = 1 - beta_k**step.
-    """
-    coupled = weight_decay != 0 and not decoupled
-    decay = 1.0 - lr * weight_decay if decoupled else 1.0
-    bc1 = 1.0 - beta1 ** step
-    bc2 = 1.0 - beta2 ** step
-    return (coupled, weight_decay if coupled else 0.0, decay, beta1, 1.0 - beta1, beta2,
-            1.0 - beta2, math.sqrt(bc2), lr / bc1, eps)
-
-
-def sgd_constants(lr, momentum, dampening, weight_decay):
-    """``(use_wd, weight_decay, -lr, momentum, 1 - dampening)``."""
-    return weight_decay != 0, weight_decay, -lr, momentum, 1.0 - dampening
-
-
-def rmsprop_constants(lr, alpha, eps, weight_decay):
-    """``(use_wd, weight_decay, -lr, alpha, 1 - alpha, eps)``."""
-    return weight_decay != 0, weight_decay, -lr, alpha, 1.0 - alpha, eps
-
-
-def adagrad_constants(step, lr, eps, weight_decay, lr_decay):
-    """``(use_wd, weight_decay, -clr, eps)`` with ``clr = lr / (1 + (step - 1) * lr_decay)``."""
-    return weight_decay != 0, weight_decay, -(lr / (1.0 + (step - 1) * lr_decay)), eps
 
 
 # --- public steps -------------------------------------------------------------------------

@@ -13,22 +13,20 @@ Initialisation follows Keras: Glorot-uniform input weights, orthogonal recurrent
 gate's (units, units) block is orthogonal), zero biases except the LSTM forget gate's, which
 starts at 1.0 (``unit_forget_bias``) so that the cell remembers by default early in training.
 The initial state is zero; the sequence length T may change from call to call, F may not.
-Backpropagation runs through every time step. The layers run on the CPU (Numba kernels in
-``fastnn._kernels.cpu.rnn``).
+Backpropagation runs through every time step. The layers run on the CPU (the kernels
+``fastnn.kernels.rnn_forward``, ``lstm_forward``, ``gru_forward`` and their backwards).
 """
 import numbers
 
 import numpy as np
 
-from .._kernels._dispatch import is_cuda_array
+from .. import kernels as K
+from .._kernels._device import is_cuda_array
 from . import init
 from ._array import accumulate
 from .base import Layer, claim_values
 
 
-def _kernels():
-    from .._kernels.cpu import rnn
-    return rnn
 
 
 class _Recurrent(Layer):
@@ -154,12 +152,12 @@ class SimpleRNN(_Recurrent):
         self.activation = activation
 
     def _run(self, x):
-        return _kernels().rnn_forward(x, self.weight_ih.data, self.weight_hh.data,
-                                      self.bias.data, self.activation == "relu",
-                                      self.return_sequences)
+        return K.rnn_forward(x, self.weight_ih.data, self.weight_hh.data,
+                             self.bias.data, self.activation == "relu",
+                             self.return_sequences)
 
     def _run_backward(self, dy, cache):
-        return _kernels().rnn_backward(dy, cache)
+        return K.rnn_backward(dy, cache)
 
 
 class LSTM(_Recurrent):
@@ -179,11 +177,11 @@ class LSTM(_Recurrent):
         self.bias = self.add_parameter("bias", b, decay=False)
 
     def _run(self, x):
-        return _kernels().lstm_forward(x, self.weight_ih.data, self.weight_hh.data,
-                                       self.bias.data, self.return_sequences)
+        return K.lstm_forward(x, self.weight_ih.data, self.weight_hh.data,
+                              self.bias.data, self.return_sequences)
 
     def _run_backward(self, dy, cache):
-        return _kernels().lstm_backward(dy, cache)
+        return K.lstm_backward(dy, cache)
 
 
 class GRU(_Recurrent):
@@ -204,9 +202,9 @@ class GRU(_Recurrent):
         self.bias_hh = self.add_parameter("bias_hh", np.zeros(3 * self.units, dtype), decay=False)
 
     def _run(self, x):
-        return _kernels().gru_forward(x, self.weight_ih.data, self.weight_hh.data,
-                                      self.bias_ih.data, self.bias_hh.data,
-                                      self.return_sequences)
+        return K.gru_forward(x, self.weight_ih.data, self.weight_hh.data,
+                             self.bias_ih.data, self.bias_hh.data,
+                             self.return_sequences)
 
     def _run_backward(self, dy, cache):
-        return _kernels().gru_backward(dy, cache)
+        return K.gru_backward(dy, cache)

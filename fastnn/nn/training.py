@@ -26,6 +26,7 @@ from . import _array
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import schedules as _schedules
+from .base import model_buffers
 from .optimizers import Optimizer, clip_grad_norm
 
 
@@ -264,7 +265,6 @@ class ModelCheckpoint(_Monitor):
 
 def _snapshot(model, flat, into=None):
     """Copies of the parameter buffer and every layer buffer (reusing ``into``'s arrays)."""
-    from ..io import model_buffers
     bufs = model_buffers(model)
     if into is None:
         return _array.copy(flat.data), {k: _array.copy(v) for k, v in bufs.items()}
@@ -276,7 +276,6 @@ def _snapshot(model, flat, into=None):
 
 
 def _restore(model, flat, state):
-    from ..io import model_buffers
     data, saved = state
     _array.assign(flat.data, data)
     for k, v in model_buffers(model).items():

@@ -1,5 +1,8 @@
-"""Masked one-pass updates over a flat parameter buffer (CPU): weight decay and scikit-learn's
-L2 term on the parameters that decay. Serial below ``PARALLEL_MIN`` elements, parallel above."""
+"""Array operations on the CPU behind ``fastnn._kernels.arrayops``: masked one-pass updates over
+a flat parameter buffer (weight decay and scikit-learn's L2 term on the parameters that decay;
+serial below ``PARALLEL_MIN`` elements, parallel above), and the NumPy side of the device-neutral
+helpers (accumulate, gather rows, copies, sums of squares, correct-prediction counts)."""
+import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
@@ -48,3 +51,55 @@ def masked_scale(dst, mask, f):
 def l2_masked(data, grad, mask, c):
     """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64)."""
     return float(_L2[data.size >= PARALLEL_MIN](data, grad, mask, data.dtype.type(c)))
+
+
+# --- the host side of fastnn._kernels.arrayops (NumPy arrays) ----------------------------------
+
+def accumulate(dst, src):
+    """``dst += src`` in place."""
+    np.add(dst, src, out=dst)
+    return dst
+
+
+def empty(shape, dtype):
+    return np.empty(shape, dtype=dtype)
+
+
+def fill(a, value):
+    a.fill(value)
+    return a
+
+
+def copy(a):
+    return a.copy()
+
+
+def assign(dst, src):
+    """``dst[...] = src`` (``src`` already on the host)."""
+    dst[...] = src
+    return dst
+
+
+def sum_squares(a):
+    """``sum(a ** 2)`` accumulated in float64, as a Python float."""
+    v = a.reshape(-1)
+    return float(np.dot(v, v))
+
+
+def scale(a, f):
+    a *= a.dtype.type(f)
+    return a
+
+
+def take_rows(src, idx, out):
+    return np.take(src, idx, axis=0, out=out)
+
+
+def count_argmax_correct(output, target):
+    return int(np.count_nonzero(np.asarray(output).argmax(axis=1) == np.asarray(target)))
+
+
+def count_binary_correct(output, target):
+    out = np.asarray(output)
+    t = np.asarray(target).reshape(out.shape)
+    return int(np.count_nonzero((out > 0) == (t > 0.5)))

@@ -2,9 +2,9 @@
 
 Each host function takes validated arrays (same shape and float dtype; the updated ones writable
 and C-contiguous, ``grad`` C-contiguous) and validated Python scalars, exactly as the public
-wrapper in ``fastnn._kernels.optim`` documents, and returns None. The per-step constants come from
-the plain-Python helpers there (float64), cast to the parameter dtype here, so a kernel compiles
-once per dtype. Every element is independent: results do not depend on the thread count.
+wrapper in ``fastnn._kernels.optim`` documents, and returns None. The per-step constants come
+from the plain-Python helpers of ``_optim_constants`` (float64), cast to the parameter dtype
+here, so a kernel compiles once per dtype. Every element is independent: results do not depend on the thread count.
 
 Each kernel is one flat loop over the elements directly under ``prange``, with its constants
 hoisted; the element update is a function inlined into the loop (``inline="always"``: the loop
@@ -14,7 +14,8 @@ still vectorises), shared by a serial copy of the kernel that runs buffers small
 import numpy as np
 from numba import prange
 
-from ..optim import adagrad_constants, adam_constants, rmsprop_constants, sgd_constants
+from .._optim_constants import (adagrad_constants, adam_constants, rmsprop_constants,
+                                sgd_constants)
 from ._jit import jit, pjit
 
 PARALLEL_MIN = 32768

@@ -7,7 +7,7 @@ on the device. Host (NumPy) inputs are copied to the device.
 """
 import numpy as np
 
-from .._dispatch import is_cuda_array, resolve_device
+from .._device import is_cuda_array, resolve_device
 from .._validate import check_float, check_ndim
 
 

@@ -11,7 +11,7 @@ from numba import cuda
 
 from . import _config as cfg
 from ._arrays import _as_device
-from ._util import empty, flat
+from ._util import copy, empty, fill, flat  # noqa: F401 (copy, fill: fastnn._kernels.arrayops)
 from .loss import _block_sum64, _sum_partials
 
 _RT = cfg.REDUCE_TPB
@@ -191,3 +191,19 @@ def count_binary_correct(output, target):
     blocks, part = _partials(output.size)
     _count_binary[blocks, _RT](output, target, np.dtype(target.dtype).type(0.5), part)
     return int(round(_finish(part, blocks)))
+
+
+def as_device(a):
+    """A numba device array for the CUDA array ``a`` (no copy)."""
+    return _as_device(a)
+
+
+def to_device(a):
+    """A device copy of the host array ``a``."""
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def assign(dst, src):
+    """``dst[...] = src``; ``src`` a device array or a host array of ``dst``'s dtype."""
+    dst.copy_to_device(src)
+    return dst

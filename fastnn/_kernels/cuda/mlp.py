@@ -34,7 +34,7 @@ from ._gemm import matmul
 from ._util import dummy, empty, zeros
 from .arrayops import take_rows
 from .loss import _block_sum64, block_sum_partials
-from ..cpu.mlp import (  # noqa: F401  (codes and layout shared with the CPU kernels)
+from .._mlp_codes import (  # noqa: F401  (codes and layout shared with the CPU kernels)
     ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC, LOSS_CODES,
     POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, layout)
 

@@ -2,7 +2,7 @@
 
 Host functions mirror ``fastnn._kernels.cpu.optim`` (same names, signatures, semantics) on
 C-contiguous device arrays. The per-step constants come from the shared float64 helpers in
-``fastnn._kernels.optim`` and reach the kernel cast to the parameter dtype. Each kernel is a
+``fastnn._kernels._optim_constants`` and reach the kernel cast to the parameter dtype. Each kernel is a
 grid-stride loop over the elements (every element independent), so the result does not depend on
 the launch configuration.
 """
@@ -12,7 +12,8 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from ..optim import adagrad_constants, adam_constants, rmsprop_constants, sgd_constants
+from .._optim_constants import (adagrad_constants, adam_constants, rmsprop_constants,
+                                sgd_constants)
 from ._util import flat, zeros
 
 

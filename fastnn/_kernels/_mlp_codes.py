@@ -1,0 +1,33 @@
+"""The fused MLP epoch's codes (activations, losses, solvers) and its flat parameter layout.
+
+A neutral module shared by ``cpu/mlp.py``, ``cuda/mlp.py`` and the estimators; it imports
+neither backend.
+"""
+import numpy as np
+
+# activation codes (hidden and output)
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+ACTIVATION_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU,
+                    "softmax": SOFTMAX, "exp": EXP}
+# loss codes
+SQUARED, LOG_LOSS, BINARY_LOG_LOSS, POISSON = 0, 1, 2, 3
+LOSS_CODES = {"squared_error": SQUARED, "log_loss": LOG_LOSS,
+              "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON}
+# solver codes
+SGD, ADAM = 0, 1
+
+
+def layout(units):
+    """Offsets of each coefficient matrix and intercept vector in the flat parameter buffer."""
+    units = np.asarray(units, dtype=np.int64)
+    n_layers = units.size - 1
+    w_off = np.empty(n_layers, np.int64)
+    b_off = np.empty(n_layers, np.int64)
+    off = 0
+    for i in range(n_layers):
+        w_off[i] = off
+        off += units[i] * units[i + 1]
+    for i in range(n_layers):
+        b_off[i] = off
+        off += units[i + 1]
+    return w_off, b_off, int(off)

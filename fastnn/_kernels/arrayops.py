@@ -1,0 +1,118 @@
+"""Device-neutral array operations for the layers, the optimizers and the training loop.
+
+Each function runs where its first array lives: NumPy arrays on the CPU
+(``fastnn._kernels.cpu.arrayops``), CUDA arrays on the GPU (``fastnn._kernels.cuda.arrayops``,
+imported only when a device array arrives). This is the kernel API for what is not a named
+kernel: layers and estimators reach the backends only through it and ``fastnn.kernels``.
+"""
+import importlib
+
+import numpy as np
+
+from ._device import is_cuda_array, resolve_device, to_host
+
+
+def _on(a):
+    """The backend module for ``a`` (imported at first use: ``import fastnn.nn`` loads no Numba)."""
+    device = "cuda" if is_cuda_array(a) else "cpu"
+    return importlib.import_module(f"fastnn._kernels.{device}.arrayops")
+
+
+def device_of(a):
+    """'cuda' for a CUDA array, else 'cpu'."""
+    return "cuda" if is_cuda_array(a) else "cpu"
+
+
+def accumulate(dst, src):
+    """``dst += src`` in place (parameter-gradient accumulation)."""
+    return _on(dst).accumulate(dst, src)
+
+
+def reshape(a, shape):
+    """A reshaped view of a C-contiguous array (host or device)."""
+    return a.reshape(tuple(shape))
+
+
+def to_device(a, device):
+    """``a`` on ``device`` ('cpu', 'cuda' or 'auto'): no copy when it already is there."""
+    return move(a, resolve_device(device))
+
+
+def move(a, device):
+    """``a`` on the resolved ``device`` ('cpu' or 'cuda'); ``a`` itself when already there."""
+    if device == "cpu":
+        return to_host(a)
+    cuda_ops = importlib.import_module("fastnn._kernels.cuda.arrayops")
+    return cuda_ops.as_device(a) if is_cuda_array(a) else cuda_ops.to_device(a)
+
+
+def empty_like(a, shape=None):
+    """An uninitialised array on ``a``'s device, with ``a``'s dtype and ``shape`` (default a's)."""
+    shape = tuple(a.shape) if shape is None else tuple(shape)
+    return _on(a).empty(shape, np.dtype(a.dtype))
+
+
+def zeros_like(a):
+    """Zeros on ``a``'s device, with its shape and dtype."""
+    return fill(empty_like(a), 0)
+
+
+def fill(a, value):
+    """Set every element of ``a`` to ``value`` in place."""
+    return _on(a).fill(a, value)
+
+
+def copy(a):
+    """A new array on ``a``'s device equal to ``a``."""
+    return _on(a).copy(a)
+
+
+def assign(dst, src):
+    """``dst[...] = src`` in place; ``src`` may live on either device (same shape)."""
+    if tuple(dst.shape) != tuple(np.shape(src)):
+        raise ValueError(f"cannot assign shape {tuple(np.shape(src))} to {tuple(dst.shape)}")
+    if is_cuda_array(dst):
+        src = src if is_cuda_array(src) else np.ascontiguousarray(src, dtype=dst.dtype)
+        return _on(dst).assign(dst, src)
+    return _on(dst).assign(dst, to_host(src))
+
+
+def masked_axpy(dst, src, mask, c):
+    """``dst[mask] += c * src[mask]`` in place (flat arrays; ``mask`` bool on the same device)."""
+    _on(dst).masked_axpy(dst, src, mask, c)
+
+
+def masked_scale(dst, mask, f):
+    """``dst[mask] *= f`` in place."""
+    _on(dst).masked_scale(dst, mask, f)
+
+
+def l2_masked(data, grad, mask, c):
+    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` as a Python float."""
+    return _on(data).l2_masked(data, grad, mask, c)
+
+
+def sum_squares(a):
+    """``sum(a ** 2)`` accumulated in float64, as a Python float."""
+    return _on(a).sum_squares(a)
+
+
+def scale(a, f):
+    """``a *= f`` in place."""
+    _on(a).scale(a, f)
+    return a
+
+
+def take_rows(src, idx, out):
+    """``out[i] = src[idx[i]]`` along axis 0, on the arrays' device (``idx`` int64)."""
+    return _on(src).take_rows(src, idx, out)
+
+
+def count_argmax_correct(output, target):
+    """Rows of the (N, C) ``output`` whose argmax equals the integer ``target``."""
+    return _on(output).count_argmax_correct(output, target)
+
+
+def count_binary_correct(output, target):
+    """Elements where ``output > 0`` agrees with ``target > 0.5`` (same size)."""
+    return _on(output).count_binary_correct(output, target)
