@@ -205,15 +205,18 @@ def _gemm_nt_rest(A, m0, ma, B, nb, k0, kk, out, off, sa, sb, acc):
             n += 1
 
 
-@jit
-def _first_in_a(r1, r2):
+def _a_first(r1, r2):
     """Whether an r1-row operand should be ``_gemm_nt``'s A (``_TILE_M``-row tiles) against an
-    r2-row B (3-row tiles): fewer partial tiles first, then the larger operand in A."""
+    r2-row B (3-row tiles): fewer partial tiles first, then the larger operand in A. Plain Python
+    for the host; ``_first_in_a`` is the same rule compiled for the kernels."""
     waste_first = (r1 % _TILE_M != 0) + (r2 % 3 != 0)
     waste_second = (r2 % _TILE_M != 0) + (r1 % 3 != 0)
     if waste_first != waste_second:
         return waste_first < waste_second
     return r1 >= r2
+
+
+_first_in_a = jit(_a_first)
 
 
 @jit
@@ -793,7 +796,7 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
         wr = np.zeros((Co, kp), x.dtype)
         wr[:, :K] = w.transpose(0, 2, 3, 1).reshape(Co, K)
         _forward_nt(x, wr, bias, b is not None, relu, y, groups, kh, kw, *stride, *padding,
-                    *dilation, rblock, _first_in_a.py_func(cog, rblock * Wo), nchunks)
+                    *dilation, rblock, _a_first(cog, rblock * Wo), nchunks)
     elif path == 1:
         _forward_rows(x, w.reshape(Co, K), bias, b is not None, relu, y, groups, kh, kw, *stride,
                       *padding, *dilation, rblock, nchunks)

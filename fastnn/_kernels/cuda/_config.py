@@ -6,13 +6,7 @@ results do not depend on these numbers.
 """
 import functools
 
-import numpy as _np
 from numba import config as _numba_config
-
-# numba-cuda 0.30 registers an overload of np.row_stack when it compiles its first kernel; NumPy 2.5
-# removed that alias of np.vstack. Restore the alias so kernels compile with either NumPy.
-if not hasattr(_np, "row_stack"):
-    _np.row_stack = _np.vstack
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 
