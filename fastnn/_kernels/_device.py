@@ -1,7 +1,7 @@
-"""Devices: which arrays live on the GPU, and which device a user's ``device=`` means.
+"""Which arrays live on the GPU, and copies back to the host.
 
 A neutral module: the wrappers, both backends and the layers import it; it imports neither backend
-(numba.cuda loads only when a CUDA array or ``device='cuda'`` asks for it).
+(numba.cuda's simulator classes load only under NUMBA_ENABLE_CUDASIM=1).
 """
 import functools
 
@@ -41,54 +41,7 @@ def to_host(a):
     return cuda.as_cuda_array(a).copy_to_host()
 
 
-def resolve_device(device):
-    """Map a user's ``device`` ('cpu', 'cuda', 'auto') to 'cpu' or 'cuda'; errors if CUDA is absent."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    if device == "cpu":
-        return "cpu"
-    if device == "auto":
-        # The numba.cuda simulator is a testing tool, never a reason to leave the CPU; without a
-        # CUDA driver, numba.cuda (0.4 s to import) is not even loaded.
-        if cuda_simulated() or not _cuda_driver_loadable():
-            return "cpu"
-        return "cuda" if cuda_available() else "cpu"
-    available = cuda_available()
-    if not available:
-        raise RuntimeError(
-            "device='cuda' was requested but no CUDA device was found "
-            "(numba.cuda.is_available() is False, or numba-cuda is not installed: "
-            "pip install 'fastnn[cuda]'); use device='cpu' or 'auto'")
-    return "cuda"
-
-
 def cuda_simulated():
     """True when numba.cuda runs on its CPU simulator (NUMBA_ENABLE_CUDASIM=1)."""
     import os
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-
-
-def _cuda_driver_loadable():
-    """Whether the CUDA driver library can be loaded (a cheap check before importing numba.cuda)."""
-    import ctypes
-    import sys
-    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so",
-                                                              "libcuda.dylib")
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def cuda_available():
-    try:
-        from numba import cuda
-    except Exception:  # numba-cuda missing or broken
-        return False
-    try:
-        return bool(cuda.is_available())
-    except Exception:
-        return False

@@ -11,8 +11,7 @@ import importlib
 
 import numpy as np
 
-from ._device import (cuda_available, cuda_simulated, is_cuda_array,  # noqa: F401 (re-exported)
-                      resolve_device, to_host)
+from ._device import cuda_simulated, is_cuda_array, to_host  # noqa: F401 (re-exported)
 from ._validate import FLOAT_DTYPES, check_float, check_ndim
 from .cpu._threads import rebalance as _rebalance  # imports nothing heavy
 
@@ -88,6 +87,7 @@ _CUDA = []  # the CUDA backend, made once (its constructor checks for a usable G
 
 def _cuda_backend():
     if not _CUDA:
+        resolve_device("cuda")  # raises the clear error without a usable GPU
         from .cuda._arrays import CUDABackend
         _CUDA.append(CUDABackend())
     return _CUDA[0]
@@ -107,3 +107,50 @@ def backend(*arrays):
         if a is not None and type(a) is not np.ndarray and is_cuda_array(a):
             return _cuda_backend()
     return _CPU
+
+
+def resolve_device(device):
+    """Map a user's ``device`` ('cpu', 'cuda', 'auto') to 'cpu' or 'cuda'; errors if CUDA is absent."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    if device == "auto":
+        # The numba.cuda simulator is a testing tool, never a reason to leave the CPU; without a
+        # CUDA driver, numba.cuda (0.4 s to import) is not even loaded.
+        if cuda_simulated() or not _cuda_driver_loadable():
+            return "cpu"
+        return "cuda" if cuda_available() else "cpu"
+    available = cuda_available()
+    if not available:
+        raise RuntimeError(
+            "device='cuda' was requested but no CUDA device was found "
+            "(numba.cuda.is_available() is False, or numba-cuda is not installed: "
+            "pip install 'fastnn[cuda]'); use device='cpu' or 'auto'")
+    return "cuda"
+
+
+def _cuda_driver_loadable():
+    """Whether the CUDA driver library can be loaded (a cheap check before importing numba.cuda)."""
+    import ctypes
+    import sys
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so",
+                                                              "libcuda.dylib")
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def cuda_available():
+    try:
+        from numba import cuda
+    except Exception:  # numba-cuda missing or broken
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:
+        return False

@@ -9,7 +9,8 @@ import importlib
 
 import numpy as np
 
-from ._device import is_cuda_array, resolve_device, to_host
+from ._device import is_cuda_array, to_host
+from ._dispatch import resolve_device
 
 
 def _on(a):

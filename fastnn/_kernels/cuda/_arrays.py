@@ -7,7 +7,7 @@ on the device. Host (NumPy) inputs are copied to the device.
 """
 import numpy as np
 
-from .._device import is_cuda_array, resolve_device
+from .._device import is_cuda_array
 from .._validate import check_float, check_ndim
 
 
@@ -53,13 +53,9 @@ def contiguous(d):
 
 
 class CUDABackend:
-    name = "cuda"
-    _device_checked = False
+    """Made once per process by ``_dispatch``, after it checked that a usable GPU is there."""
 
-    def __init__(self):
-        if not CUDABackend._device_checked:     # once per process: raises without a usable GPU
-            resolve_device("cuda")
-            CUDABackend._device_checked = True
+    name = "cuda"
 
     @staticmethod
     def impl(family):
