@@ -1,0 +1,630 @@
+"""MLPClassifier and MLPRegressor: scikit-learn's multi-layer perceptrons, run by fused kernels."""
+import math
+import warnings
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .. import kernels as K
+from .._kernels._dispatch import resolve_device
+from ..nn.training import DIVERGED, DivergenceError
+from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _cuda_kernels,
+                      _dense, _kernels, _shuffled)
+from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared implementation of the MLP estimators (not for direct use)."""
+
+    def _fastnn_params(self):
+        """The checks scikit-learn makes in ``fit`` beyond ``_parameter_constraints``, and those of
+        fastnn's own parameters; returns the hidden layer sizes as a list."""
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        resolve_device(self.device)
+        return hidden
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    # -- data ------------------------------------------------------------------------------
+    def _prepare_X(self, X):
+        dtype = np.dtype(self.dtype)
+        if sp.issparse(X):
+            X = sp.csr_matrix(X, dtype=dtype)
+            X.sort_indices()
+            return X
+        return np.require(X, dtype=dtype, requirements=["C", "W"])
+
+    def _sample_weight(self, sample_weight, X, y_raw):
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return sample_weight
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y (optionally weighted samples)."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @K.cpu_bound
+    def _fit(self, X, y, sample_weight, incremental):
+        self._validate_params()  # scikit-learn's, from _parameter_constraints
+        hidden = self._fastnn_params()
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = self._sample_weight(sample_weight, X, y_raw)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        n_samples, n_features = X.shape
+        dtype = np.dtype(self.dtype)
+        units = np.array([n_features] + hidden + [y.shape[1]], dtype=np.int64)
+        rng = check_random_state(self.random_state)
+
+        # Work on a private state; attributes change only when training succeeded.
+        if first_pass:
+            state = self._initial_state(units, rng, dtype, y)
+        else:
+            state = self._current_state(units, dtype)
+        X = self._prepare_X(X)
+        y = np.ascontiguousarray(y, dtype=dtype)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(state, X, y, sample_weight)
+        else:
+            self._fit_stochastic(state, X, y, sample_weight, rng, incremental)
+        if not np.isfinite(state["params"]).all():
+            raise DivergenceError(DIVERGED)
+        self._commit(state)
+        return self
+
+    def _initial_state(self, units, rng, dtype, y):
+        if is_classifier(self):
+            out = "softmax" if self._pending_y_type == "multiclass" else "logistic"
+        else:
+            out = "exp" if self.loss == "poisson" else "identity"
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in zip(units[:-1], units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(rng.uniform(-bound, bound, fan_out))
+        params = np.concatenate([c.ravel() for c in coefs] + intercepts).astype(dtype)
+        state = dict(params=params, units=units, out_activation=out, n_iter=0, t=0,
+                     loss_curve=[], validation_scores=None, validation_losses=None,
+                     best_validation_score=None, best_loss=np.inf, no_improvement=0,
+                     optimizer=None, best_params=params.copy(), loss=None)
+        if self.solver != "lbfgs" and self.early_stopping:
+            state.update(validation_scores=[], validation_losses=[],
+                         best_validation_score=-np.inf, best_loss=None)
+        return state
+
+    def _current_state(self, units, dtype):
+        if self.coefs_[0].shape[0] != units[0] or self.n_outputs_ != units[-1]:
+            raise ValueError(
+                f"X has {units[0]} features and y {units[-1]} outputs, but this model was "
+                f"fitted with {self.n_features_in_} features and {self.n_outputs_} outputs")
+        params = np.concatenate([np.ravel(c) for c in self.coefs_]
+                                + [np.ravel(b) for b in self.intercepts_]).astype(dtype)
+        units = np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_],
+                         dtype=np.int64)
+        state = dict(params=params, units=units, out_activation=self.out_activation_,
+                     n_iter=self.n_iter_, t=self.t_, loss_curve=list(getattr(self, "loss_curve_", []) or []),
+                     validation_scores=None if self.validation_scores_ is None else list(self.validation_scores_),
+                     validation_losses=None if getattr(self, "validation_losses_", None) is None
+                     else list(self.validation_losses_),
+                     best_validation_score=self.best_validation_score_,
+                     best_loss=self.best_loss_, no_improvement=self._no_improvement_count,
+                     optimizer=self._optimizer_state, best_params=params.copy(), loss=self.loss_)
+        if state["optimizer"] is not None:
+            state["optimizer"] = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
+                                  for k, v in state["optimizer"].items()}
+        return state
+
+    def _commit(self, state):
+        units = state["units"]
+        mlp = _kernels()
+        w_off, b_off, _ = mlp.layout(units)
+        p = state["params"]
+        self.coefs_ = [p[w_off[i]:w_off[i] + units[i] * units[i + 1]].reshape(units[i], units[i + 1]).copy()
+                       for i in range(len(units) - 1)]
+        self.intercepts_ = [p[b_off[i]:b_off[i] + units[i + 1]].copy() for i in range(len(units) - 1)]
+        self.n_layers_ = len(units)
+        self.n_outputs_ = int(units[-1])
+        self.out_activation_ = state["out_activation"]
+        self.n_iter_ = state["n_iter"]
+        self.t_ = state["t"]
+        self.loss_ = state["loss"]
+        self._optimizer_state = state["optimizer"]
+        self._no_improvement_count = state["no_improvement"]
+        if self.solver == "lbfgs":
+            for name in ("loss_curve_", "best_loss_"):
+                self.__dict__.pop(name, None)
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.validation_losses_ = None
+        else:
+            self.loss_curve_ = state["loss_curve"]
+            self.best_loss_ = state["best_loss"]
+            self.validation_scores_ = state["validation_scores"]
+            self.validation_losses_ = state["validation_losses"]
+            self.best_validation_score_ = state["best_validation_score"]
+        if is_classifier(self):
+            self._label_binarizer = self._pending_binarizer
+            self.classes_ = self._label_binarizer.classes_
+
+    def _loss_name(self, state):
+        if is_classifier(self):
+            return "binary_log_loss" if state["out_activation"] == "logistic" else "log_loss"
+        return self.loss
+
+    def _codes(self, state):
+        mlp = _kernels()
+        return (mlp.ACTIVATION_CODES[self.activation],
+                mlp.ACTIVATION_CODES[state["out_activation"]],
+                mlp.LOSS_CODES[self._loss_name(state)])
+
+    def _fit_lbfgs(self, state, X, y, sample_weight):
+        mlp = _kernels()
+        units = state["units"]
+        w_off, b_off, size = mlp.layout(units)
+        hidden, output, loss_code = self._codes(state)
+        dtype = np.dtype(self.dtype)
+        Xd = _dense(X, dtype)
+        n = Xd.shape[0]
+        sw = np.ones(n, dtype) if sample_weight is None else sample_weight.astype(dtype)
+        if resolve_device(self.device) == "cuda":
+            fun = _cuda_objective(Xd, y, None if sample_weight is None else sw, units, hidden,
+                                  output, loss_code, float(self.alpha))
+        else:
+            acts, deltas = mlp.workspace(units, n, dtype)
+            part = mlp.grad_blocks(units, n, dtype)
+            params = np.empty(size, dtype)
+            grad = np.empty(size, dtype)
+
+            def fun(packed):
+                params[:] = packed
+                loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
+                                     w_off, b_off, hidden, output, loss_code,
+                                     float(self.alpha), acts, deltas, part)
+                return loss, grad.astype(np.float64)
+
+        iprint = 1 if self.verbose else -1
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if iprint >= 0:
+            options["disp"] = True
+        res = scipy.optimize.minimize(fun, state["params"].astype(np.float64), method="L-BFGS-B",
+                                      jac=True, options=options)
+        if res.status != 0:
+            warnings.warn(
+                "lbfgs failed to converge after %d iteration(s) (status=%d): %s. "
+                "Increase the number of iterations (max_iter) or scale the data."
+                % (res.nit, res.status, res.message), ConvergenceWarning)
+        state["n_iter"] = min(int(res.nit), self.max_iter)
+        state["loss"] = float(res.fun)
+        state["params"] = res.x.astype(dtype)
+
+    def _fit_stochastic(self, state, X, y, sample_weight, rng, incremental):
+        size = state["params"].size
+        dtype = np.dtype(self.dtype)
+        if not incremental or state["optimizer"] is None:
+            if self.solver == "adam":
+                state["optimizer"] = dict(lr=float(self.learning_rate_init), t=0,
+                                          m=np.zeros(size, dtype), v=np.zeros(size, dtype))
+            else:
+                state["optimizer"] = dict(lr=float(self.learning_rate_init), t=0,
+                                          m=np.zeros(size, dtype), v=np.zeros(0, dtype))
+        opt = state["optimizer"]
+
+        early_stopping = self.early_stopping
+        if early_stopping:
+            stratify = y if (is_classifier(self) and y.shape[1] == 1) else None
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = train_test_split(
+                    X, y, random_state=rng, test_size=self.validation_fraction, stratify=stratify)
+                sw_train = sw_val = None
+            else:
+                X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
+                    X, y, sample_weight, random_state=rng, test_size=self.validation_fraction,
+                    stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            X_train = self._prepare_X(X_train)
+            y_train = np.ascontiguousarray(y_train)
+            validation = (X_val, y_val, sw_val)
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+            validation = None
+
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        runner = _CUDAEpochs if resolve_device(self.device) == "cuda" else _CPUEpochs
+        runner = runner(self, state, X_train, y_train, sw_train, validation, batch_size)
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = _shuffled(sample_idx, rng)
+            total = runner.epoch(sample_idx, opt)
+            if not (math.isfinite(total) and runner.params_finite()):
+                raise DivergenceError(DIVERGED)  # at once, not after max_iter more epochs
+            state["n_iter"] += 1
+            state["loss"] = total / n_samples
+            state["t"] += n_samples
+            state["loss_curve"].append(state["loss"])
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (state["n_iter"], state["loss"]))
+            self._update_no_improvement(state, early_stopping, runner)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                opt["lr"] = float(self.learning_rate_init) / (state["t"] + 1) ** self.power_t
+            if state["no_improvement"] > self.n_iter_no_change:
+                what = "Validation score" if early_stopping else "Training loss"
+                how = "improve" if early_stopping else "improve"
+                msg = (f"{what} did not {how} more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self.solver == "sgd" and self.learning_rate == "adaptive":
+                    if opt["lr"] <= 1e-6:
+                        if self.verbose:
+                            print(msg + " Learning rate too small. Stopping.")
+                        break
+                    opt["lr"] /= 5.0
+                    if self.verbose:
+                        print(msg + " Setting learning rate to %f" % opt["lr"])
+                    state["no_improvement"] = 0
+                else:
+                    if self.verbose:
+                        print(msg + " Stopping.")
+                    break
+            if incremental:
+                break
+            if state["n_iter"] == self.max_iter:
+                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                              "optimization hasn't converged yet." % self.max_iter,
+                              ConvergenceWarning)
+        runner.finish(early_stopping)
+
+    def _update_no_improvement(self, state, early_stopping, runner):
+        if early_stopping:
+            score, val_loss = runner.validation_score()
+            state["validation_scores"].append(score)
+            state["validation_losses"].append(val_loss)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < state["best_validation_score"] + self.tol:
+                state["no_improvement"] += 1
+            else:
+                state["no_improvement"] = 0
+            if score > state["best_validation_score"]:
+                state["best_validation_score"] = score
+                runner.keep_best()
+        else:
+            last = state["loss_curve"][-1]
+            if last > state["best_loss"] - self.tol:
+                state["no_improvement"] += 1
+            else:
+                state["no_improvement"] = 0
+            if last < state["best_loss"]:
+                state["best_loss"] = last
+
+    def _validation_score(self, state, X_val, y_val, sw_val):
+        mlp = _kernels()
+        out = self._forward(state, X_val)
+        has_sw = sw_val is not None
+        sw = sw_val.astype(out.dtype) if has_sw else np.ones(1, out.dtype)
+        _, _, loss_code = self._codes(state)
+        val_loss = float(mlp._loss(np.ascontiguousarray(y_val, dtype=out.dtype), out, sw, has_sw,
+                                   loss_code))
+        if not np.isfinite(out).all():
+            return np.nan, val_loss
+        if is_classifier(self):
+            binarizer = self._pending_binarizer
+            pred = binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
+            truth = binarizer.inverse_transform(y_val if y_val.shape[1] > 1 else y_val.ravel())
+            return float(accuracy_score(truth, pred, sample_weight=sw_val)), val_loss
+        pred = out.ravel() if out.shape[1] == 1 else out
+        truth = y_val.ravel() if y_val.shape[1] == 1 else y_val
+        return float(r2_score(truth, pred, sample_weight=sw_val)), val_loss
+
+    # -- prediction ------------------------------------------------------------------------
+    @K.cpu_bound
+    def _forward(self, state, X):
+        """Output activations for X (already validated) using the parameters in ``state``."""
+        mlp = _kernels()
+        units = state["units"]
+        w_off, b_off, _ = mlp.layout(units)
+        hidden, output, _ = self._codes(state)
+        dtype = state["params"].dtype
+        n = X.shape[0]
+        out = np.empty((n, units[-1]), dtype)
+        # rows per chunk: the workspace holds every layer's activations; keep it near 16 MiB
+        rows = min(n, max(64, min(_PREDICT_CHUNK, (16 << 20) // (int(units.sum()) * dtype.itemsize))))
+        acts, _ = mlp.workspace(units, rows, dtype)
+        nblocks = mlp.row_blocks(rows, units, passes=1)
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            chunk = X[start:stop]
+            chunk = chunk.toarray() if sp.issparse(chunk) else chunk
+            chunk = np.ascontiguousarray(chunk, dtype=dtype)
+            out[start:stop] = mlp.forward(chunk, state["params"], units, w_off, b_off, hidden,
+                                          output, acts, nblocks)
+        return out
+
+    def _state_for_predict(self):
+        units = np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_], np.int64)
+        dtype = np.dtype(self.coefs_[0].dtype)
+        params = np.concatenate([np.ravel(c) for c in self.coefs_]
+                                + [np.ravel(b) for b in self.intercepts_]).astype(dtype)
+        return dict(params=params, units=units, out_activation=self.out_activation_)
+
+    def _forward_cuda(self, state, X):
+        """``_forward`` on the GPU: X copied to the device once (sparse X densified on the
+        host), the output copied back once."""
+        from numba import cuda
+        g = _cuda_kernels()
+        units = state["units"]
+        w_off, b_off, _ = g.layout(units)
+        hidden, output, _ = self._codes(state)
+        dtype = state["params"].dtype
+        x = cuda.to_device(_dense(X, dtype))
+        ws = g.workspace(units, min(X.shape[0], _CUDA_PREDICT_CHUNK), dtype,
+                          gather=False, train=False)
+        out = g.forward(x, cuda.to_device(state["params"]), units, w_off, b_off, hidden, output,
+                        ws)
+        return out.copy_to_host()
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                              dtype=(np.float64, np.float32))
+        X = self._prepare_X(X)
+        if resolve_device(self.device) == "cuda":
+            return self._forward_cuda(self._state_for_predict(), X)
+        return self._forward(self._state_for_predict(), X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+
+
+_COMMON_DOC = """
+    Parameters, defaults and fitted attributes are scikit-learn's (see its documentation);
+    fastnn adds:
+
+    dtype : {np.float32, np.float64}, default=np.float32
+        Precision of the computation and of ``coefs_``/``intercepts_``.
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their numba.cuda twin
+        (every solver; the data moves to the GPU once per fit and the results come back at
+        the end); raises RuntimeError without a CUDA device. 'auto': 'cuda' when a real GPU is
+        present, else 'cpu'. Fitted attributes are NumPy arrays whatever the device, so a model
+        fitted on a GPU pickles and, after ``set_params(device='cpu')``, predicts without one.
+
+    Fitted attributes beyond scikit-learn's: ``validation_losses_`` (with early stopping,
+    the loss on the validation set after each epoch).
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = ("Multi-layer perceptron classifier, a faster drop-in for scikit-learn's.\n"
+               + _COMMON_DOC + """
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` (as in scikit-learn's
+        linear models). Single-output targets only.
+    """)
+    _parameter_constraints = {**SkMLPClassifier._parameter_constraints, **FASTNN_CONSTRAINTS,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 class_weight=None, device="auto", dtype=np.float32):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.class_weight = class_weight
+        self.device = device
+        self.dtype = dtype
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        y_raw = y
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            binarizer = LabelBinarizer()
+            binarizer.fit(y)
+        else:
+            binarizer = self._label_binarizer
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        if getattr(self, "_partial_binarizer", None) is not None:
+            binarizer = self._partial_binarizer
+        self._pending_binarizer = binarizer
+        self._pending_y_type = binarizer.y_type_
+        y = binarizer.transform(y).astype(bool)
+        return X, y, y_raw
+
+    def _sample_weight(self, sample_weight, X, y_raw):
+        sample_weight = super()._sample_weight(sample_weight, X, y_raw)
+        if self.class_weight is not None:
+            if y_raw.ndim != 1:
+                raise ValueError("class_weight is supported for single-output targets only")
+            cw = compute_sample_weight(self.class_weight, y_raw)
+            sample_weight = cw if sample_weight is None else sample_weight * cw
+        return sample_weight
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); ``classes`` is required at the first call."""
+        first = not hasattr(self, "classes_")
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                binarizer.fit(y)
+            else:
+                binarizer.fit(classes)
+            self._partial_binarizer = binarizer
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"`classes={classes!r}` is not the same as on the first call to "
+                             f"partial_fit, which was {self.classes_!r}")
+        else:
+            self._partial_binarizer = self._label_binarizer
+        try:
+            return self._fit(X, y, sample_weight, incremental=True)
+        finally:
+            self._partial_binarizer = None
+
+    def predict(self, X):
+        """Predict class labels (or label indicator rows for multilabel targets)."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def predict_proba(self, X):
+        """Probability of each class, columns ordered as ``classes_``."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = "Multi-layer perceptron regressor, a faster drop-in for scikit-learn's.\n" + _COMMON_DOC
+    _parameter_constraints = {**SkMLPRegressor._parameter_constraints, **FASTNN_CONSTRAINTS}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 device="auto", dtype=np.float32):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.device = device
+        self.dtype = dtype
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' requires non-negative y")
+        return X, y, y
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron model."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
