@@ -89,14 +89,19 @@ def test_regressor_matches_scikit_learn_in_float64(params):
     np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-6, atol=1e-8)
 
 
-def test_float32_default_reaches_scikit_learn_accuracy(digits):
+def test_default_dtype_follows_x_and_float32_reaches_scikit_learn_accuracy(digits):
     Xtr, Xte, ytr, yte = digits
     ref = _quiet(sknn.MLPClassifier((64,), random_state=0, max_iter=60).fit, Xtr, ytr)
     ours = _quiet(MLPClassifier((64,), random_state=0, max_iter=60).fit, Xtr, ytr)
-    assert ours.coefs_[0].dtype == np.float32
-    assert ours.predict_proba(Xte).dtype == np.float32
-    assert abs(ours.score(Xte, yte) - ref.score(Xte, yte)) <= 0.01
-    np.testing.assert_allclose(ours.coefs_[0], ref.coefs_[0], atol=2e-3)
+    assert ours.coefs_[0].dtype == np.float64  # float64 X: float64, as scikit-learn
+    assert ours.predict_proba(Xte).dtype == np.float64
+    np.testing.assert_allclose(ours.coefs_[0], ref.coefs_[0], atol=1e-6)
+    fast = _quiet(MLPClassifier((64,), random_state=0, max_iter=60).fit,
+                  Xtr.astype(np.float32), ytr)
+    assert fast.coefs_[0].dtype == np.float32
+    assert fast.predict_proba(Xte.astype(np.float32)).dtype == np.float32
+    assert abs(fast.score(Xte, yte) - ref.score(Xte, yte)) <= 0.01
+    np.testing.assert_allclose(fast.coefs_[0], ref.coefs_[0], atol=2e-3)
 
 
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
@@ -163,12 +168,15 @@ def test_warm_start_partial_fit_and_convergence_warning(digits):
         clf = MLPClassifier((16,), random_state=0, max_iter=2).fit(Xtr, ytr)
     first = clf.coefs_[0].copy()
     clf.set_params(warm_start=True)
-    _quiet(clf.fit, Xtr, ytr)
-    assert clf.n_iter_ == 4 and not np.array_equal(first, clf.coefs_[0])
+    with pytest.warns(ConvergenceWarning):  # each call may reach max_iter, as scikit-learn's
+        clf.fit(Xtr, ytr)
+    # n_iter_ counts this call's epochs, t_ every sample seen (scikit-learn's counters)
+    assert clf.n_iter_ == 2 and clf.t_ == 4 * len(Xtr)
+    assert not np.array_equal(first, clf.coefs_[0])
     inc = MLPClassifier((16,), random_state=0)
     inc.partial_fit(Xtr[:500], ytr[:500], classes=np.arange(10))
     inc.partial_fit(Xtr[500:], ytr[500:])
-    assert inc.n_iter_ == 2
+    assert inc.n_iter_ == 1 and inc.t_ == len(Xtr)
     with pytest.raises(ValueError, match="classes"):
         inc.partial_fit(Xtr, np.full(len(Xtr), 42))
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")

@@ -1,5 +1,7 @@
 """Shared pieces of the estimators: fastnn's own parameter constraints, the fused MLP kernels'
 modules, small helpers."""
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import StrOptions
@@ -33,3 +35,19 @@ def _dense(X, dtype):
 def _cuda_kernels():
     from .._kernels.cuda import mlp
     return mlp
+
+
+def unchanged_on_failure(fit):
+    """A fit that fails, wherever and however (a bad input, a divergence, Ctrl-C), leaves the
+    estimator exactly as it was: its attributes are put back (fits replace attributes, they
+    never change an attribute's object in place)."""
+    @functools.wraps(fit)
+    def run(self, *args, **kwargs):
+        before = dict(self.__dict__)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+    return run

@@ -42,7 +42,7 @@ class _CPUEpochs:
         units = state["units"]
         w_off, b_off, size = mlp.layout(units)
         hidden, output, loss_code = est._codes(state)
-        dtype = np.dtype(est.dtype)
+        dtype = state["params"].dtype
         sparse = sp.issparse(X_train)
         if sparse:
             xd = np.zeros((1, 1), dtype)
@@ -110,7 +110,7 @@ class _CUDAEpochs:
         g = _cuda_kernels()
         self.est, self.state = est, state
         units = state["units"]
-        dtype = np.dtype(est.dtype)
+        dtype = state["params"].dtype
         w_off, b_off, size = g.layout(units)
         hidden, output, loss_code = est._codes(state)
         self.model_args = (units, w_off, b_off, hidden, output, loss_code)

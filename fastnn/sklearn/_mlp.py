@@ -17,14 +17,19 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
 from ..nn.training import DIVERGED, DivergenceError
 from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _cuda_kernels,
-                      _dense, _kernels, _shuffled)
+                      _dense, _kernels, _shuffled, unchanged_on_failure)
 from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective
+
+
+def _copy_list(values):
+    return None if values is None else list(values)
 
 
 class _BaseMLP(BaseEstimator):
@@ -39,8 +44,9 @@ class _BaseMLP(BaseEstimator):
         hidden = list(hidden)
         if np.any(np.array(hidden) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
-        if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.dtype is not None and np.dtype(self.dtype) not in (np.dtype(np.float32),
+                                                                    np.dtype(np.float64)):
+            raise ValueError(f"dtype must be None, float32 or float64, got {self.dtype!r}")
         resolve_device(self.device)
         return hidden
 
@@ -51,8 +57,13 @@ class _BaseMLP(BaseEstimator):
         return True
 
     # -- data ------------------------------------------------------------------------------
-    def _prepare_X(self, X):
-        dtype = np.dtype(self.dtype)
+    def _compute_dtype(self, X):
+        """scikit-learn's rule by default (``dtype=None``): X's float dtype (validated X is
+        float32 or float64); ``dtype=np.float32`` forces float32."""
+        return np.dtype(X.dtype) if self.dtype is None else np.dtype(self.dtype)
+
+    @staticmethod
+    def _prepare_X(X, dtype):
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=dtype)
             X.sort_indices()
@@ -69,6 +80,7 @@ class _BaseMLP(BaseEstimator):
         """Fit the model to data matrix X and target(s) y (optionally weighted samples)."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @unchanged_on_failure
     @K.cpu_bound
     def _fit(self, X, y, sample_weight, incremental):
         self._validate_params()  # scikit-learn's, from _parameter_constraints
@@ -81,7 +93,7 @@ class _BaseMLP(BaseEstimator):
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         n_samples, n_features = X.shape
-        dtype = np.dtype(self.dtype)
+        dtype = self._compute_dtype(X)
         units = np.array([n_features] + hidden + [y.shape[1]], dtype=np.int64)
         rng = check_random_state(self.random_state)
 
@@ -90,7 +102,7 @@ class _BaseMLP(BaseEstimator):
             state = self._initial_state(units, rng, dtype, y)
         else:
             state = self._current_state(units, dtype)
-        X = self._prepare_X(X)
+        X = self._prepare_X(X, dtype)
         y = np.ascontiguousarray(y, dtype=dtype)
         if self.solver == "lbfgs":
             self._fit_lbfgs(state, X, y, sample_weight)
@@ -132,12 +144,13 @@ class _BaseMLP(BaseEstimator):
         units = np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_],
                          dtype=np.int64)
         state = dict(params=params, units=units, out_activation=self.out_activation_,
-                     n_iter=self.n_iter_, t=self.t_, loss_curve=list(getattr(self, "loss_curve_", []) or []),
-                     validation_scores=None if self.validation_scores_ is None else list(self.validation_scores_),
-                     validation_losses=None if getattr(self, "validation_losses_", None) is None
-                     else list(self.validation_losses_),
-                     best_validation_score=self.best_validation_score_,
-                     best_loss=self.best_loss_, no_improvement=self._no_improvement_count,
+                     n_iter=self.n_iter_, t=self.t_,
+                     loss_curve=list(getattr(self, "loss_curve_", None) or []),
+                     validation_scores=_copy_list(getattr(self, "validation_scores_", None)),
+                     validation_losses=_copy_list(getattr(self, "validation_losses_", None)),
+                     best_validation_score=getattr(self, "best_validation_score_", None),
+                     best_loss=getattr(self, "best_loss_", np.inf),
+                     no_improvement=self._no_improvement_count,
                      optimizer=self._optimizer_state, best_params=params.copy(), loss=self.loss_)
         if state["optimizer"] is not None:
             state["optimizer"] = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
@@ -160,12 +173,10 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = state["loss"]
         self._optimizer_state = state["optimizer"]
         self._no_improvement_count = state["no_improvement"]
-        if self.solver == "lbfgs":
-            for name in ("loss_curve_", "best_loss_"):
+        if self.solver == "lbfgs":  # scikit-learn sets none of these for lbfgs
+            for name in ("loss_curve_", "best_loss_", "validation_scores_",
+                         "best_validation_score_", "validation_losses_"):
                 self.__dict__.pop(name, None)
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            self.validation_losses_ = None
         else:
             self.loss_curve_ = state["loss_curve"]
             self.best_loss_ = state["best_loss"]
@@ -192,7 +203,7 @@ class _BaseMLP(BaseEstimator):
         units = state["units"]
         w_off, b_off, size = mlp.layout(units)
         hidden, output, loss_code = self._codes(state)
-        dtype = np.dtype(self.dtype)
+        dtype = state["params"].dtype
         Xd = _dense(X, dtype)
         n = Xd.shape[0]
         sw = np.ones(n, dtype) if sample_weight is None else sample_weight.astype(dtype)
@@ -218,18 +229,13 @@ class _BaseMLP(BaseEstimator):
             options["disp"] = True
         res = scipy.optimize.minimize(fun, state["params"].astype(np.float64), method="L-BFGS-B",
                                       jac=True, options=options)
-        if res.status != 0:
-            warnings.warn(
-                "lbfgs failed to converge after %d iteration(s) (status=%d): %s. "
-                "Increase the number of iterations (max_iter) or scale the data."
-                % (res.nit, res.status, res.message), ConvergenceWarning)
-        state["n_iter"] = min(int(res.nit), self.max_iter)
+        state["n_iter"] = _check_optimize_result("lbfgs", res, self.max_iter)  # scikit-learn's
         state["loss"] = float(res.fun)
         state["params"] = res.x.astype(dtype)
 
     def _fit_stochastic(self, state, X, y, sample_weight, rng, incremental):
         size = state["params"].size
-        dtype = np.dtype(self.dtype)
+        dtype = state["params"].dtype
         if not incremental or state["optimizer"] is None:
             if self.solver == "adam":
                 state["optimizer"] = dict(lr=float(self.learning_rate_init), t=0,
@@ -253,7 +259,7 @@ class _BaseMLP(BaseEstimator):
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
-            X_train = self._prepare_X(X_train)
+            X_train = self._prepare_X(X_train, dtype)
             y_train = np.ascontiguousarray(y_train)
             validation = (X_val, y_val, sw_val)
         else:
@@ -273,6 +279,16 @@ class _BaseMLP(BaseEstimator):
         runner = runner(self, state, X_train, y_train, sw_train, validation, batch_size)
         sample_idx = np.arange(n_samples, dtype=np.int64)
 
+        try:
+            self._epochs(state, runner, opt, sample_idx, n_samples, rng, early_stopping,
+                         incremental)
+        except KeyboardInterrupt:  # as scikit-learn: keep what was trained so far
+            warnings.warn("Training interrupted by user.")
+        runner.finish(early_stopping)
+
+    def _epochs(self, state, runner, opt, sample_idx, n_samples, rng, early_stopping,
+                incremental):
+        state["n_iter"] = 0  # n_iter_ counts the epochs of this call, t_ every sample seen
         for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = _shuffled(sample_idx, rng)
@@ -312,7 +328,6 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
-        runner.finish(early_stopping)
 
     def _update_no_improvement(self, state, early_stopping, runner):
         if early_stopping:
@@ -407,10 +422,13 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=(np.float64, np.float32))
-        X = self._prepare_X(X)
+        out_dtype = np.result_type(X.dtype, self.coefs_[0].dtype)  # as scikit-learn's products
+        X = self._prepare_X(X, self.coefs_[0].dtype)
         if resolve_device(self.device) == "cuda":
-            return self._forward_cuda(self._state_for_predict(), X)
-        return self._forward(self._state_for_predict(), X)
+            out = self._forward_cuda(self._state_for_predict(), X)
+        else:
+            out = self._forward(self._state_for_predict(), X)
+        return out.astype(out_dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -424,8 +442,10 @@ _COMMON_DOC = """
     Parameters, defaults and fitted attributes are scikit-learn's (see its documentation);
     fastnn adds:
 
-    dtype : {np.float32, np.float64}, default=np.float32
-        Precision of the computation and of ``coefs_``/``intercepts_``.
+    dtype : {None, np.float32, np.float64}, default=None
+        Precision of the computation and of ``coefs_``/``intercepts_``. None: as scikit-learn,
+        X's float dtype (float32 X stays float32, anything else becomes float64);
+        ``np.float32`` forces float32 on float64 data, for speed.
     device : {'auto', 'cpu', 'cuda'}, default='auto'
         Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their numba.cuda twin
         (every solver; the data moves to the GPU once per fit and the results come back at
@@ -454,7 +474,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 class_weight=None, device="auto", dtype=np.float32):
+                 class_weight=None, device="auto", dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -504,6 +524,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"{self.classes_}. 'y' has {classes}.")
         if getattr(self, "_partial_binarizer", None) is not None:
             binarizer = self._partial_binarizer
+            if not hasattr(self, "classes_") and binarizer.y_type_ != "multilabel-indicator":
+                classes = unique_labels(y)  # the first partial_fit: y within its `classes`
+                if len(np.setdiff1d(classes, binarizer.classes_, assume_unique=True)):
+                    raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
+                                     f"has {binarizer.classes_}. 'y' has {classes}.")
         self._pending_binarizer = binarizer
         self._pending_y_type = binarizer.y_type_
         y = binarizer.transform(y).astype(bool)
@@ -531,9 +556,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             else:
                 binarizer.fit(classes)
             self._partial_binarizer = binarizer
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"`classes={classes!r}` is not the same as on the first call to "
-                             f"partial_fit, which was {self.classes_!r}")
+        elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
+            raise ValueError("`classes=%r` is not the same as on last call to partial_fit, was: "
+                             "%r" % (classes, self.classes_))
         else:
             self._partial_binarizer = self._label_binarizer
         try:
@@ -579,7 +604,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 device="auto", dtype=np.float32):
+                 device="auto", dtype=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation

@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
 from ..nn.training import DIVERGED, DivergenceError
-from ._common import FASTNN_CONSTRAINTS
+from ._common import FASTNN_CONSTRAINTS, unchanged_on_failure
 
 
 class _BaseNeuralNet(BaseEstimator):
@@ -105,6 +105,7 @@ class _BaseNeuralNet(BaseEstimator):
         """Train the network on (X, y); X rows are reshaped to ``input_shape`` when given."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @unchanged_on_failure
     @K.cpu_bound
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         import copy
@@ -229,6 +230,10 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
             encoder = LabelEncoder().fit(y if classes is None else classes)
         else:
             encoder = self._encoder
+            if classes is not None and not np.array_equal(encoder.classes_,
+                                                          unique_labels(classes)):
+                raise ValueError("`classes=%r` is not the same as on last call to partial_fit, "
+                                 "was: %r" % (classes, encoder.classes_))
             unknown = np.setdiff1d(unique_labels(y), encoder.classes_)
             if len(unknown):
                 raise ValueError(f"`y` has classes not in `self.classes_` {encoder.classes_}: "
@@ -251,8 +256,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
         """One epoch over (X, y); ``classes`` is required at the first call."""
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._fit(X, y, sample_weight, incremental=True,
-                         classes=classes if not hasattr(self, "classes_") else None)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the network output), columns ordered as ``classes_``."""

@@ -21,7 +21,7 @@ def _json_params(est):
         if name == "layers":
             continue
         if name == "dtype":
-            value = np.dtype(value).name
+            value = None if value is None else np.dtype(value).name
         elif name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
             raise TypeError("only an int or None random_state can be saved; got "
                             f"{type(value).__name__}")

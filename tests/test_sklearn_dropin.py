@@ -1,0 +1,202 @@
+"""The MLP drop-ins side by side with scikit-learn's: the same call on both, the same outcome
+(values, attributes, counters, dtypes, warnings, error types and messages)."""
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.utils._param_validation import InvalidParameterError
+
+from fastnn.sklearn import MLPClassifier, MLPRegressor, NeuralNetClassifier
+
+PAIRS = [(SkMLPClassifier, MLPClassifier), (SkMLPRegressor, MLPRegressor)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16, y[:600]
+
+
+def _both(call):
+    """``call(cls)`` on scikit-learn's classifier and on fastnn's: (result or error, warnings)."""
+    out = []
+    for cls in (SkMLPClassifier, MLPClassifier):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = call(cls)
+            except Exception as err:  # noqa: BLE001 - the type and message are compared
+                result = (type(err), str(err))
+        out.append((result, [(w.category, str(w.message)) for w in caught]))
+    return out
+
+
+def _same(call):
+    sk, ours = _both(call)
+    assert sk == ours
+
+
+def test_lbfgs_warm_start_fits_twice(digits):
+    X, y = digits
+
+    def call(cls):
+        m = cls(hidden_layer_sizes=(10,), solver="lbfgs", warm_start=True, max_iter=5,
+                random_state=0)
+        m.fit(X, y)
+        m.fit(X, y)
+        return m.n_iter_, m.t_
+    _same(call)
+
+
+def test_warm_start_counts_iterations_per_call_and_warns_each_time(digits):
+    X, y = digits
+
+    def call(cls):
+        m = cls(hidden_layer_sizes=(10,), warm_start=True, max_iter=3, random_state=0, tol=0)
+        m.fit(X, y)
+        first = (m.n_iter_, m.t_)
+        m.fit(X, y)
+        return first, m.n_iter_, m.t_, len(m.loss_curve_)
+    _same(call)
+
+
+def test_partial_fit_counters_and_classes_checks(digits):
+    X, y = digits
+
+    def counters(cls):
+        m = cls(hidden_layer_sizes=(10,), random_state=0)
+        m.partial_fit(X, y, classes=np.unique(y))
+        first = (m.n_iter_, m.t_)
+        m.partial_fit(X, y)
+        return first, m.n_iter_, m.t_, len(m.loss_curve_)
+    _same(counters)
+    _same(lambda cls: cls(hidden_layer_sizes=(5,)).partial_fit(X, y, classes=[2]))
+    _same(lambda cls: cls(hidden_layer_sizes=(5,)).partial_fit(X, y, classes=np.unique(y))
+          .partial_fit(X, y, classes=[0, 1]))
+    _same(lambda cls: cls(hidden_layer_sizes=(5,)).partial_fit(X, y))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_dtypes_follow_x_as_in_scikit_learn(digits, dtype):
+    X, y = digits
+    Xd = (X * 16).astype(dtype)
+
+    def call(cls):
+        m = cls(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(Xd, y)
+        return (m.coefs_[0].dtype, m.intercepts_[0].dtype, m.predict_proba(Xd).dtype,
+                m.predict_proba(Xd.astype(np.float64)).dtype, m.predict(Xd).dtype)
+    _same(call)
+
+
+def test_float32_can_still_be_forced_on_float64_data(digits):
+    X, y = digits
+    m = MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X, y)
+    assert m.coefs_[0].dtype == np.float32
+    assert m.predict_proba(X).dtype == np.float64  # float64 X times float32 weights
+
+
+@pytest.mark.parametrize("params", [
+    dict(alpha=-1), dict(learning_rate_init=float("nan")), dict(solver="newton"),
+    dict(activation="swish"), dict(batch_size=0), dict(momentum=2.0), dict(max_iter=0),
+    dict(validation_fraction=1.0), dict(beta_1=1.0), dict(epsilon=0), dict(tol=-1),
+    dict(hidden_layer_sizes=(0,)), dict(learning_rate="sometimes"), dict(shuffle="yes"),
+])
+def test_invalid_parameters_raise_scikit_learns_errors(digits, params):
+    X, y = digits
+    (sk, _), (ours, _) = _both(lambda cls: cls(**params).fit(X, y))
+    assert sk == ours and issubclass(ours[0], ValueError)
+
+
+def test_regressor_loss_parameter_is_validated_as_scikit_learn_does(digits):
+    X, y = digits
+    errors = []
+    for cls in (SkMLPRegressor, MLPRegressor):
+        with pytest.raises(InvalidParameterError) as err:
+            cls(loss="huber").fit(X, y.astype(float))
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+
+
+def test_neuralnet_parameters_are_checked_by_the_same_machinery(digits):
+    X, y = digits
+    with pytest.raises(InvalidParameterError, match="'learning_rate_init' parameter of "
+                                                    "NeuralNetClassifier"):
+        NeuralNetClassifier(learning_rate_init=-1).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_same_fitted_attributes_after_each_kind_of_fit(digits, solver, early_stopping):
+    X, y = digits
+
+    def call(cls):
+        m = cls(hidden_layer_sizes=(5,), solver=solver, max_iter=3, random_state=0,
+                early_stopping=early_stopping).fit(X, y)
+        names = {k for k in vars(m) if k.endswith("_") and not k.startswith("_")}
+        return names - {"validation_losses_"}  # fastnn's one documented addition
+    _same(call)
+
+
+def test_ctrl_c_keeps_the_epochs_trained_so_far(digits, monkeypatch):
+    from fastnn.sklearn import _epochs
+    X, y = digits
+    real = _epochs._CPUEpochs.epoch
+    calls = []
+
+    def interrupted(self, sample_idx, opt):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, sample_idx, opt)
+
+    monkeypatch.setattr(_epochs._CPUEpochs, "epoch", interrupted)
+    m = MLPClassifier(hidden_layer_sizes=(5,), max_iter=50, random_state=0, device="cpu")
+    with pytest.warns(UserWarning, match="Training interrupted by user."):
+        m.fit(X, y)
+    assert m.n_iter_ == 2 and len(m.loss_curve_) == 2
+    assert m.predict(X).shape == (len(X),)
+
+
+def _failures(X, y):
+    """Calls that fail on a fitted estimator, each in a different place (a diverging fit:
+    test_reliability.py::test_estimators_raise_scikit_learns_error_and_keep_a_fitted_model)."""
+    return {
+        # a fresh fit on other features that fails after n_features_in_ is reset
+        "features": lambda m: m.set_params(early_stopping=True,
+                                           validation_fraction=0.001).fit(X[:, :10], y),
+        "nan target": lambda m: m.fit(X, np.where(np.arange(len(y)) == 3, np.nan, y)),
+        "bad parameter": lambda m: m.set_params(alpha=-1).fit(X, y),
+        "partial_fit classes": lambda m: m.partial_fit(X, y, classes=[0, 1]),
+        "warm start features": lambda m: m.set_params(warm_start=True).fit(X[:, :10], y),
+    }
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, NeuralNetClassifier])
+def test_a_failed_fit_leaves_a_fitted_estimator_exactly_as_it_was(digits, cls):
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = cls(max_iter=3, random_state=0).fit(X, y)
+    proba = fitted.predict_proba(X)
+    params = fitted.get_params()
+    for what, fail in _failures(X, y).items():
+        before = dict(vars(fitted))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises((ValueError, FloatingPointError), match=""):
+                try:
+                    fail(fitted)
+                except (ValueError, FloatingPointError):
+                    raise
+                else:
+                    pytest.fail(f"{what}: did not fail")
+        fitted.set_params(**params)
+        assert set(vars(fitted)) == set(before), what
+        assert fitted.n_features_in_ == X.shape[1], what
+        np.testing.assert_array_equal(fitted.predict_proba(X), proba, err_msg=what)
