@@ -200,3 +200,87 @@ def test_a_failed_fit_leaves_a_fitted_estimator_exactly_as_it_was(digits, cls):
         assert set(vars(fitted)) == set(before), what
         assert fitted.n_features_in_ == X.shape[1], what
         np.testing.assert_array_equal(fitted.predict_proba(X), proba, err_msg=what)
+
+
+# -- NeuralNet estimators: what a skorch user expects ---------------------------------------------
+
+def _cnn(**params):
+    import fastnn.nn as nn
+    return NeuralNetClassifier([nn.Conv2D(4, 3), nn.ReLU(), nn.Flatten()], input_shape=(1, 8, 8),
+                               max_iter=2, random_state=0, **params)
+
+
+def test_nested_parameters_reach_layers_and_the_optimizer(digits):
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    X, y = digits
+    X = X.astype(np.float32)
+    est = _cnn(optimizer="sgd", optimizer_options={"momentum": 0.9})
+    params = est.get_params()
+    assert params["layers__0__filters"] == 4 and params["optimizer__momentum"] == 0.9
+    assert "layers__0__filters" not in est.get_params(deep=False)
+    changed = clone(est).set_params(layers__0__filters=8, optimizer__momentum=0.5)
+    assert changed.layers[0].filters == 8 and est.layers[0].filters == 4  # no shared layers
+    assert changed.optimizer_options == {"momentum": 0.5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grid = GridSearchCV(est, {"layers__0__filters": [2, 4], "optimizer__momentum": [0.5, 0.9]},
+                            cv=2).fit(X[:300], y[:300])
+    assert set(grid.best_params_) == {"layers__0__filters", "optimizer__momentum"}
+    assert grid.best_estimator_.model_.layers[0].filters == grid.best_params_["layers__0__filters"]
+    with pytest.raises(ValueError, match="layers has 3 layers"):
+        est.set_params(layers__7__filters=2)
+    with pytest.raises(ValueError, match="valid: "):
+        est.set_params(layers__0__colour=2)
+
+
+def test_unknown_parameters_name_the_estimator():
+    from fastnn.sklearn import NeuralNetRegressor
+    for cls in (NeuralNetClassifier, NeuralNetRegressor):
+        with pytest.raises(TypeError, match=f"{cls.__name__}.__init__"):
+            cls(hidden_layer_sizes=(3,))
+
+
+def test_class_weight_multiplies_the_sample_weights(digits):
+    X, y = digits
+    X = X.astype(np.float32)
+    weights = {c: (3.0 if c == 0 else 1.0) for c in range(10)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = NeuralNetClassifier(max_iter=2, random_state=0, class_weight=weights).fit(X, y)
+        b = NeuralNetClassifier(max_iter=2, random_state=0).fit(
+            X, y, sample_weight=np.where(y == 0, 3.0, 1.0))
+        balanced = NeuralNetClassifier(max_iter=2, random_state=0, class_weight="balanced")
+        balanced.fit(X, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-5, atol=1e-6)
+    assert balanced.predict(X).shape == y.shape
+
+
+def test_callbacks_run_inside_fit(digits):
+    import fastnn.nn as nn
+    X, y = digits
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        NeuralNetClassifier(max_iter=3, random_state=0, callbacks=[
+            nn.LambdaCallback(lambda epoch, logs: seen.append((epoch, "loss" in logs)))]).fit(X, y)
+    assert seen == [(0, True), (1, True), (2, True)]
+
+
+def test_nested_parameters_and_class_weights_survive_save_and_load(digits):
+    import io
+
+    import fastnn
+    X, y = digits
+    X = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = _cnn(optimizer="sgd", optimizer_options={"momentum": 0.5},
+                   class_weight={0: 2.0, 3: 0.5}).fit(X, y)
+    buf = io.BytesIO()
+    fastnn.save(est, buf)
+    buf.seek(0)
+    loaded = fastnn.load(buf)
+    assert loaded.class_weight == {0: 2.0, 3: 0.5}
+    assert loaded.get_params()["optimizer__momentum"] == 0.5
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))

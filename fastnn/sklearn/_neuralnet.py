@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -37,32 +38,52 @@ class _BaseNeuralNet(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "optimizer_options": [dict, None],
+        "callbacks": [list, tuple, None],
         **FASTNN_CONSTRAINTS,
     }
 
-    def __init__(self, layers=None, input_shape=None, *, optimizer="adam",
-                 learning_rate_init=0.001, batch_size="auto", max_iter=20, alpha=0.0001,
-                 schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
-                 device="auto", dtype=np.float32):
+    _NESTED = ("layers__", "optimizer__")
+
+    # -- nested parameters (skorch's style): layers__<i>__<name>, optimizer__<name> ---------
+    def get_params(self, deep=True):
+        params = super().get_params(deep=False)
+        if deep:  # (any values, valid or not: scikit-learn validates them only at fit)
+            layers = self.layers if isinstance(self.layers, (list, tuple)) else ()
+            for i, layer in enumerate(layers):
+                if hasattr(layer, "get_config"):
+                    for name, value in layer.get_config().items():
+                        params[f"layers__{i}__{name}"] = value
+            if isinstance(self.optimizer_options, dict):
+                for name, value in self.optimizer_options.items():
+                    params[f"optimizer__{name}"] = value
+        return params
+
+    def set_params(self, **params):
+        nested = {k: params.pop(k) for k in list(params) if k.startswith(self._NESTED)}
+        super().set_params(**params)
+        if not nested:
+            return self
+        layers = list(self.layers) if isinstance(self.layers, (list, tuple)) else None
+        options = dict(self.optimizer_options) if isinstance(self.optimizer_options, dict) else {}
+        for key, value in nested.items():
+            if key.startswith("optimizer__"):
+                options[key[len("optimizer__"):]] = value
+                continue
+            index, _, name = key[len("layers__"):].partition("__")
+            if layers is None or not index.isdigit() or int(index) >= len(layers) or not name:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {self}: layers has "
+                                 f"{0 if layers is None else len(layers)} layers "
+                                 "(use layers__<index>__<name>)")
+            layer = layers[int(index)]
+            config = layer.get_config()
+            if name not in config:
+                raise ValueError(f"Invalid parameter {name!r} for layer {index} "
+                                 f"({type(layer).__name__}); valid: {sorted(config)}")
+            layers[int(index)] = type(layer)(**{**config, name: value})
         self.layers = layers
-        self.input_shape = input_shape
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
+        self.optimizer_options = options or None
+        return self
 
     # -- validation ------------------------------------------------------------------------
     def _fastnn_params(self):
@@ -123,6 +144,7 @@ class _BaseNeuralNet(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X.reshape(len(X), -1),
                                                  dtype=np.float64)
+        sample_weight = self._weighted(sample_weight, y)
         n = X.shape[0]
         batch_size = min(200, n) if self.batch_size == "auto" else min(int(self.batch_size), n)
         seed = self._seed()
@@ -137,8 +159,9 @@ class _BaseNeuralNet(BaseEstimator):
             n_iter = self.n_iter_
         model.to(device)  # the optimizer state follows the parameters
         if optimizer is None or not incremental:
-            optimizer = get_optimizer(self.optimizer, model, lr=self.learning_rate_init)
-        callbacks = []
+            optimizer = get_optimizer(self.optimizer, model, lr=self.learning_rate_init,
+                                      **(self.optimizer_options or {}))
+        callbacks = list(self.callbacks or ())
         epochs = 1 if incremental else self.max_iter
         split = 0.0
         if self.early_stopping and not incremental:
@@ -214,6 +237,43 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
     """
 
     _loss = "cross_entropy"
+    _parameter_constraints = {**_BaseNeuralNet._parameter_constraints,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, layers=None, input_shape=None, *, optimizer="adam",
+                 learning_rate_init=0.001, batch_size="auto", max_iter=20, alpha=0.0001,
+                 schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
+                 device="auto", dtype=np.float32, optimizer_options=None, callbacks=None,
+                 class_weight=None):
+        self.layers = layers
+        self.input_shape = input_shape
+        self.optimizer = optimizer
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.schedule = schedule
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+        self.optimizer_options = optimizer_options
+        self.callbacks = callbacks
+        self.class_weight = class_weight
+
+    def _weighted(self, sample_weight, y):
+        """``sample_weight`` times the ``class_weight`` of each sample's class."""
+        if self.class_weight is None:
+            return sample_weight
+        cw = compute_sample_weight(self.class_weight, np.asarray(y).ravel())
+        return cw if sample_weight is None else sample_weight * cw
 
     def _encode_y(self, X, y, first, classes):
         from sklearn.preprocessing import LabelEncoder
@@ -281,6 +341,36 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
     """
 
     _loss = "mse"
+
+    def __init__(self, layers=None, input_shape=None, *, optimizer="adam",
+                 learning_rate_init=0.001, batch_size="auto", max_iter=20, alpha=0.0001,
+                 schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
+                 device="auto", dtype=np.float32, optimizer_options=None, callbacks=None):
+        self.layers = layers
+        self.input_shape = input_shape
+        self.optimizer = optimizer
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.schedule = schedule
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+        self.optimizer_options = optimizer_options
+        self.callbacks = callbacks
+
+    @staticmethod
+    def _weighted(sample_weight, y):
+        return sample_weight
 
     def _encode_y(self, X, y, first, classes):
         y = np.asarray(y)

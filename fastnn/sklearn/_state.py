@@ -18,7 +18,7 @@ def _json_params(est):
     params = est.get_params(deep=False)
     out = {}
     for name, value in params.items():
-        if name == "layers":
+        if name in ("layers", "callbacks"):  # layers: stored as the model; callbacks: run-time
             continue
         if name == "dtype":
             value = None if value is None else np.dtype(value).name
@@ -29,6 +29,9 @@ def _json_params(est):
             value = list(value)
         elif isinstance(value, np.generic):
             value = value.item()
+        elif name == "class_weight" and isinstance(value, dict):  # JSON keys are strings only
+            value = {"pairs": [[k.item() if isinstance(k, np.generic) else k, float(v)]
+                               for k, v in value.items()]}
         out[name] = value
     return out
 
@@ -128,6 +131,13 @@ def _estimator_from_params(cls, config, **extra):
     if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
         raise ValueError("the state must hold a 'params' object")
     params = dict(config["params"])
+    weights = params.get("class_weight")
+    if isinstance(weights, dict) and set(weights) == {"pairs"}:
+        pairs = weights["pairs"]
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2
+                                                  for p in pairs):
+            raise ValueError("class_weight must be saved as [label, weight] pairs")
+        params["class_weight"] = {k: v for k, v in pairs}
     unknown = set(params) - set(cls._get_param_names())
     if unknown:
         raise ValueError(f"unknown parameters {sorted(unknown)} for {cls.__name__}")
