@@ -284,3 +284,35 @@ def test_nested_parameters_and_class_weights_survive_save_and_load(digits):
     assert loaded.class_weight == {0: 2.0, 3: 0.5}
     assert loaded.get_params()["optimizer__momentum"] == 0.5
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+# -- scikit-learn's own checks on the default instances -------------------------------------------
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastnn.sklearn import NeuralNetRegressor  # noqa: E402
+
+
+def _excused(estimator):
+    # The NeuralNet estimators compute in float32 by default (their documented dtype); the
+    # sample-weight equivalence checks compare at 1e-7, so they run on a float64 instance below.
+    if isinstance(estimator, (NeuralNetClassifier, NeuralNetRegressor)) and \
+            estimator.dtype == np.float32:
+        return {"check_sample_weight_equivalence_on_dense_data": "float32 by default"}
+    return {}
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor(), NeuralNetClassifier(),
+                          NeuralNetRegressor()], expected_failed_checks=_excused)
+def test_default_instances_pass_scikit_learns_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+@pytest.mark.parametrize("cls", [NeuralNetClassifier, NeuralNetRegressor])
+def test_sample_weight_equivalence_at_float64(cls):
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_sample_weight_equivalence_on_dense_data(cls.__name__, cls(dtype=np.float64))

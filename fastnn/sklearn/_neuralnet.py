@@ -241,7 +241,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
 
     def __init__(self, layers=None, input_shape=None, *, optimizer="adam",
-                 learning_rate_init=0.001, batch_size="auto", max_iter=20, alpha=0.0001,
+                 learning_rate_init=0.001, batch_size="auto", max_iter=200, alpha=0.0001,
                  schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32, optimizer_options=None, callbacks=None,
@@ -343,7 +343,7 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
     _loss = "mse"
 
     def __init__(self, layers=None, input_shape=None, *, optimizer="adam",
-                 learning_rate_init=0.001, batch_size="auto", max_iter=20, alpha=0.0001,
+                 learning_rate_init=0.001, batch_size="auto", max_iter=200, alpha=0.0001,
                  schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32, optimizer_options=None, callbacks=None):
