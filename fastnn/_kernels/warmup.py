@@ -87,6 +87,8 @@ def _linear(k, r):
     k.linear_backward(y, x, w)
     x3 = r(2, 4, 3)
     k.linear_backward(k.linear(x3, w, b), x3, w)
+    xb, wb = r(128, 128), r(64, 128)  # 2**20 multiply-adds: the row-block (parallel) products
+    k.linear_backward(k.linear(xb, wb, activation="relu"), xb, wb)
 
 
 def _loss(k, r):
@@ -129,9 +131,23 @@ def _optim(k, r):
         k.adagrad_step(p, g, z[1], 1)
 
 
+def _rnn(k, r):
+    # a small batch runs the serial gate kernels, N*H >= 2**14 the parallel ones
+    for n, h in ((3, 4), (512, 32)):
+        x = r(n, 3, 2)
+        for sequences in (False, True):
+            for relu in (False, True):
+                y, cache = k.rnn_forward(x, r(h, 2), r(h, h), r(h), relu, sequences)
+                k.rnn_backward(y, cache)
+            y, cache = k.lstm_forward(x, r(4 * h, 2), r(4 * h, h), r(4 * h), sequences)
+            k.lstm_backward(y, cache)
+            y, cache = k.gru_forward(x, r(3 * h, 2), r(3 * h, h), r(3 * h), r(3 * h), sequences)
+            k.gru_backward(y, cache)
+
+
 # family -> function(kernels, random(*shape)) that calls each of the family's kernels
 FAMILY_CALLS = {"conv": _conv, "pool": _pool, "activation": _activation, "linear": _linear,
-                "loss": _loss, "norm": _norm, "dropout": _dropout, "optim": _optim}
+                "loss": _loss, "norm": _norm, "dropout": _dropout, "optim": _optim, "rnn": _rnn}
 
 
 def _dtypes(dtypes):
@@ -156,7 +172,7 @@ def warmup(dtypes=("float32",), verbose=True, families=None):
     """Compile (or load from Numba's cache) every CPU kernel for each dtype in ``dtypes``.
 
     ``families``: names from ``fastnn.kernels`` (``"conv"``, ``"pool"``, ``"activation"``,
-    ``"linear"``, ``"loss"``, ``"norm"``, ``"dropout"``, ``"optim"``); None for all. Returns the
+    ``"linear"``, ``"loss"``, ``"norm"``, ``"dropout"``, ``"optim"``, ``"rnn"``); None for all. Returns the
     seconds spent per family (summed over dtypes) and ``"total"``; ``verbose`` prints them.
     Compiled code is cached on disk, so a later process pays only the (short) loading time.
     """

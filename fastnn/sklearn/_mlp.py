@@ -422,7 +422,10 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=(np.float64, np.float32))
-        out_dtype = np.result_type(X.dtype, self.coefs_[0].dtype)  # as scikit-learn's products
+        # dtype=None: scikit-learn's products (float32 weights on float64 X give float64);
+        # a forced dtype: the outputs keep it
+        out_dtype = (np.result_type(X.dtype, self.coefs_[0].dtype) if self.dtype is None
+                     else self.coefs_[0].dtype)
         X = self._prepare_X(X, self.coefs_[0].dtype)
         if resolve_device(self.device) == "cuda":
             out = self._forward_cuda(self._state_for_predict(), X)

@@ -146,8 +146,8 @@ def test_sparse_input_on_cuda():
     X[np.abs(X) < 0.8] = 0
     Xs = sp.csr_matrix(X)
     gpu, cpu = _both(MLPClassifier(**COMMON, hidden_layer_sizes=(4,)), Xs, y)
-    _assert_same(gpu, cpu, F32)
-    np.testing.assert_allclose(gpu.predict_proba(Xs), cpu.predict_proba(X), **_tol(F32))
+    _assert_same(gpu, cpu, F64)  # float64 X: float64 by default, as scikit-learn
+    np.testing.assert_allclose(gpu.predict_proba(Xs), cpu.predict_proba(X), **_tol(F64))
 
 
 def test_partial_fit_and_warm_start_on_cuda():
@@ -157,7 +157,7 @@ def test_partial_fit_and_warm_start_on_cuda():
     for est in (gpu, cpu):
         est.partial_fit(X[:16], y[:16], classes=np.arange(3))
         est.partial_fit(X[8:], y[8:], sample_weight=sw[8:])
-    _assert_same(gpu, cpu, F32)
+    _assert_same(gpu, cpu, F64)
 
     gpu = MLPRegressor(hidden_layer_sizes=(4,), warm_start=True, device="cuda",
                        **{**COMMON, "max_iter": 2})
@@ -166,8 +166,8 @@ def test_partial_fit_and_warm_start_on_cuda():
     for est in (gpu, cpu):
         _fit(est, X, y)
         _fit(est, X, 2 * y)
-    assert gpu.n_iter_ == 4
-    _assert_same(gpu, cpu, F32)
+    assert gpu.n_iter_ == 2 and gpu.t_ == 4 * len(X)  # n_iter_ per call, t_ across calls
+    _assert_same(gpu, cpu, F64)
 
 
 def test_cuda_fitted_estimator_pickles_and_predicts_without_gpu(monkeypatch):
