@@ -546,3 +546,13 @@ def test_a_subclass_with_its_own_forward_is_not_fused(rng):
     model = Sequential(Scaled(3, in_features=2, seed=0), ReLU())
     x = rng.standard_normal((4, 2)).astype(np.float32)
     np.testing.assert_array_equal(model.forward(x), np.maximum(model[0].forward(x), 0))
+
+
+def test_a_relu_subclass_with_its_own_forward_is_not_fused(rng):
+    class HalfReLU(ReLU):
+        def _forward(self, x, training):
+            return super()._forward(x, training) * 0.5
+
+    model = Sequential(Dense(3, in_features=2, seed=0), HalfReLU())
+    x = rng.standard_normal((4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(model.forward(x), np.maximum(model[0].forward(x), 0) * 0.5)

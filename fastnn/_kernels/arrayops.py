@@ -13,10 +13,20 @@ from ._device import is_cuda_array, to_host
 from ._dispatch import resolve_device
 
 
+_MODULES = {}
+
+
+def _module(device):
+    """The backend module of ``device``, imported at first use (``import fastnn.nn`` loads no
+    Numba) and kept: these helpers run several times per training step."""
+    module = _MODULES.get(device)
+    if module is None:
+        module = _MODULES[device] = importlib.import_module(f"fastnn._kernels.{device}.arrayops")
+    return module
+
+
 def _on(a):
-    """The backend module for ``a`` (imported at first use: ``import fastnn.nn`` loads no Numba)."""
-    device = "cuda" if is_cuda_array(a) else "cpu"
-    return importlib.import_module(f"fastnn._kernels.{device}.arrayops")
+    return _module("cuda" if is_cuda_array(a) else "cpu")
 
 
 def device_of(a):
@@ -43,7 +53,7 @@ def move(a, device):
     """``a`` on the resolved ``device`` ('cpu' or 'cuda'); ``a`` itself when already there."""
     if device == "cpu":
         return to_host(a)
-    cuda_ops = importlib.import_module("fastnn._kernels.cuda.arrayops")
+    cuda_ops = _module("cuda")
     return cuda_ops.as_device(a) if is_cuda_array(a) else cuda_ops.to_device(a)
 
 

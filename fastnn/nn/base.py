@@ -299,13 +299,16 @@ class Layer:
 
     # Layers whose ``_backward(dy, input_grad=False)`` skips computing dx (Dense, convolutions).
     _skips_input_grad = False
-    # Layers whose ``_forward(x, training, relu=True)`` applies a following ReLU in their kernel.
+    # Layers whose ``_forward(x, training, relu=True)`` applies a following ReLU in their kernel,
+    # and the ReLU that can stand aside for it (``_take_fused``).
     _fuses_relu = False
+    _takes_fused_relu = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_forward" in vars(cls) and "_fuses_relu" not in vars(cls):
-            cls._fuses_relu = False  # a subclass with its own _forward fuses only if it says so
+        for flag in ("_fuses_relu", "_takes_fused_relu"):
+            if "_forward" in vars(cls) and flag not in vars(cls):
+                setattr(cls, flag, False)  # a subclass with its own _forward fuses only if it says so
 
     def backward(self, dy, input_grad=True):
         """Accumulate parameter gradients and return dx; ``input_grad=False`` says the caller
@@ -445,7 +448,7 @@ class Sequential(Layer):
         i = 0
         while i <= last:
             layer = layers[i]
-            if layer._fuses_relu and i < last and hasattr(layers[i + 1], "_take_fused"):
+            if layer._fuses_relu and i < last and layers[i + 1]._takes_fused_relu:
                 # conv/dense + bias + ReLU in one kernel; the ReLU layer keeps the output
                 y = layer._forward(layer._check_input(x), training, relu=True)
                 x = layers[i + 1]._take_fused(y)

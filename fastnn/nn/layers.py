@@ -665,6 +665,7 @@ class ReLU(_Activation):
     (``activation="relu"``) and this layer keeps the output, whose sign is the input's.
     """
     _kernel = "relu"
+    _takes_fused_relu = True
 
     def _take_fused(self, y):
         """Stand for ``forward`` when the previous layer already applied the ReLU to ``y``."""

@@ -13,7 +13,6 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
-from ..nn.training import DIVERGED, DivergenceError
 from ._common import FASTNN_CONSTRAINTS, unchanged_on_failure
 
 
@@ -182,9 +181,6 @@ class _BaseNeuralNet(BaseEstimator):
                              validation_split=split, shuffle=self.shuffle, seed=seed,
                              schedule=self.schedule, alpha=self.alpha, callbacks=callbacks,
                              metrics=(), verbose=int(self.verbose), sample_weight=sample_weight)
-        from ..nn import to_host
-        if not np.isfinite(to_host(model.flat.data)).all():
-            raise DivergenceError(DIVERGED)
         epochs_run = len(history.epoch)
         if not incremental and stopper.stopped_epoch is None and epochs_run == self.max_iter:
             warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "
