@@ -109,6 +109,11 @@ def backend(*arrays):
     return _CPU
 
 
+def device_backend(device):
+    """The backend of a resolved device name ('cpu' or 'cuda'), for calls that take no array."""
+    return _cuda_backend() if device == "cuda" else _CPU
+
+
 def resolve_device(device):
     """Map a user's ``device`` ('cpu', 'cuda', 'auto') to 'cpu' or 'cuda'; errors if CUDA is absent."""
     if device not in ("cpu", "cuda", "auto"):

@@ -15,6 +15,10 @@ LOSS_CODES = {"squared_error": SQUARED, "log_loss": LOG_LOSS,
               "binary_log_loss": BINARY_LOG_LOSS, "poisson": POISSON}
 # solver codes
 SGD, ADAM = 0, 1
+# slots of the GPU workspace's float64 ``stats`` (``read_stats``): epoch loss sum, validation
+# loss, non-finite validation outputs, weight of correctly classified validation rows, then
+# per-output squared residuals
+EPOCH_LOSS, VAL_LOSS, VAL_BAD, VAL_CORRECT, VAL_SSE = 0, 1, 2, 3, 4
 
 
 def layout(units):

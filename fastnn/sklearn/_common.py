@@ -1,18 +1,11 @@
-"""Shared pieces of the estimators: fastnn's own parameter constraints, the fused MLP kernels'
-modules, small helpers."""
+"""Shared pieces of the estimators: fastnn's own parameter constraints, small helpers."""
 import functools
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.utils._param_validation import StrOptions
 
 _PREDICT_CHUNK = 8192
 _CUDA_PREDICT_CHUNK = 16384
-
-
-def _kernels():
-    from .._kernels.cpu import mlp
-    return mlp
 
 
 # fastnn's own estimator parameters, checked as scikit-learn checks its own (dtype in _fastnn_params)
@@ -25,16 +18,6 @@ def _shuffled(idx, rng):
     perm = np.arange(idx.shape[0])
     rng.shuffle(perm)
     return idx[perm]
-
-
-def _dense(X, dtype):
-    """A C-contiguous dense array of ``dtype`` (sparse X densified on the host)."""
-    return np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=dtype)
-
-
-def _cuda_kernels():
-    from .._kernels.cuda import mlp
-    return mlp
 
 
 def unchanged_on_failure(fit):

@@ -23,9 +23,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
 from ..nn.training import DIVERGED, DivergenceError
-from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _cuda_kernels,
-                      _dense, _kernels, _shuffled, unchanged_on_failure)
-from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective
+from .._kernels import mlp as kmlp
+from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _shuffled,
+                      unchanged_on_failure)
+from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective, _model
 
 
 def _copy_list(values):
@@ -159,8 +160,7 @@ class _BaseMLP(BaseEstimator):
 
     def _commit(self, state):
         units = state["units"]
-        mlp = _kernels()
-        w_off, b_off, _ = mlp.layout(units)
+        w_off, b_off, _ = kmlp.layout(units)
         p = state["params"]
         self.coefs_ = [p[w_off[i]:w_off[i] + units[i] * units[i + 1]].reshape(units[i], units[i + 1]).copy()
                        for i in range(len(units) - 1)]
@@ -193,34 +193,26 @@ class _BaseMLP(BaseEstimator):
         return self.loss
 
     def _codes(self, state):
-        mlp = _kernels()
-        return (mlp.ACTIVATION_CODES[self.activation],
-                mlp.ACTIVATION_CODES[state["out_activation"]],
-                mlp.LOSS_CODES[self._loss_name(state)])
+        return (kmlp.ACTIVATION_CODES[self.activation],
+                kmlp.ACTIVATION_CODES[state["out_activation"]],
+                kmlp.LOSS_CODES[self._loss_name(state)])
 
     def _fit_lbfgs(self, state, X, y, sample_weight):
-        mlp = _kernels()
-        units = state["units"]
-        w_off, b_off, size = mlp.layout(units)
-        hidden, output, loss_code = self._codes(state)
+        m = _model(self, state)
         dtype = state["params"].dtype
-        Xd = _dense(X, dtype)
+        Xd = kmlp.dense(X, dtype)
         n = Xd.shape[0]
-        sw = np.ones(n, dtype) if sample_weight is None else sample_weight.astype(dtype)
+        sw = None if sample_weight is None else sample_weight.astype(dtype)
         if resolve_device(self.device) == "cuda":
-            fun = _cuda_objective(Xd, y, None if sample_weight is None else sw, units, hidden,
-                                  output, loss_code, float(self.alpha))
+            fun = _cuda_objective(Xd, y, sw, m, float(self.alpha))
         else:
-            acts, deltas = mlp.workspace(units, n, dtype)
-            part = mlp.grad_blocks(units, n, dtype)
-            params = np.empty(size, dtype)
-            grad = np.empty(size, dtype)
+            ws = kmlp.batch_workspace(m, n, dtype)
+            params = np.empty(m.size, dtype)
+            grad = np.empty(m.size, dtype)
 
             def fun(packed):
                 params[:] = packed
-                loss = mlp.loss_grad(Xd, y, sw, sample_weight is not None, params, grad, units,
-                                     w_off, b_off, hidden, output, loss_code,
-                                     float(self.alpha), acts, deltas, part)
+                loss = kmlp.loss_grad(Xd, y, sw, params, grad, m, float(self.alpha), ws)
                 return loss, grad.astype(np.float64)
 
         iprint = 1 if self.verbose else -1
@@ -353,13 +345,9 @@ class _BaseMLP(BaseEstimator):
                 state["best_loss"] = last
 
     def _validation_score(self, state, X_val, y_val, sw_val):
-        mlp = _kernels()
         out = self._forward(state, X_val)
-        has_sw = sw_val is not None
-        sw = sw_val.astype(out.dtype) if has_sw else np.ones(1, out.dtype)
         _, _, loss_code = self._codes(state)
-        val_loss = float(mlp._loss(np.ascontiguousarray(y_val, dtype=out.dtype), out, sw, has_sw,
-                                   loss_code))
+        val_loss = kmlp.batch_loss(y_val, out, sw_val, loss_code)
         if not np.isfinite(out).all():
             return np.nan, val_loss
         if is_classifier(self):
@@ -375,24 +363,20 @@ class _BaseMLP(BaseEstimator):
     @K.cpu_bound
     def _forward(self, state, X):
         """Output activations for X (already validated) using the parameters in ``state``."""
-        mlp = _kernels()
-        units = state["units"]
-        w_off, b_off, _ = mlp.layout(units)
-        hidden, output, _ = self._codes(state)
+        m = _model(self, state)
+        units = m.units
         dtype = state["params"].dtype
         n = X.shape[0]
         out = np.empty((n, units[-1]), dtype)
         # rows per chunk: the workspace holds every layer's activations; keep it near 16 MiB
         rows = min(n, max(64, min(_PREDICT_CHUNK, (16 << 20) // (int(units.sum()) * dtype.itemsize))))
-        acts, _ = mlp.workspace(units, rows, dtype)
-        nblocks = mlp.row_blocks(rows, units, passes=1)
+        ws = kmlp.forward_rows(m, rows, dtype)
         for start in range(0, n, rows):
             stop = min(n, start + rows)
             chunk = X[start:stop]
             chunk = chunk.toarray() if sp.issparse(chunk) else chunk
             chunk = np.ascontiguousarray(chunk, dtype=dtype)
-            out[start:stop] = mlp.forward(chunk, state["params"], units, w_off, b_off, hidden,
-                                          output, acts, nblocks)
+            out[start:stop] = kmlp.forward(chunk, state["params"], m, ws)
         return out
 
     def _state_for_predict(self):
@@ -406,16 +390,12 @@ class _BaseMLP(BaseEstimator):
         """``_forward`` on the GPU: X copied to the device once (sparse X densified on the
         host), the output copied back once."""
         from numba import cuda
-        g = _cuda_kernels()
-        units = state["units"]
-        w_off, b_off, _ = g.layout(units)
-        hidden, output, _ = self._codes(state)
+        m = _model(self, state)
         dtype = state["params"].dtype
-        x = cuda.to_device(_dense(X, dtype))
-        ws = g.workspace(units, min(X.shape[0], _CUDA_PREDICT_CHUNK), dtype,
-                          gather=False, train=False)
-        out = g.forward(x, cuda.to_device(state["params"]), units, w_off, b_off, hidden, output,
-                        ws)
+        x = cuda.to_device(kmlp.dense(X, dtype))
+        ws = kmlp.device_workspace(m, min(X.shape[0], _CUDA_PREDICT_CHUNK), dtype,
+                                   gather=False, train=False)
+        out = kmlp.forward(x, cuda.to_device(state["params"]), m, ws)
         return out.copy_to_host()
 
     def _forward_pass_fast(self, X, check_input=True):

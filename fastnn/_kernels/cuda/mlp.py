@@ -35,14 +35,12 @@ from ._util import dummy, empty, zeros
 from .arrayops import take_rows
 from .loss import _block_sum64, block_sum_partials
 from .._mlp_codes import (  # noqa: F401  (codes and layout shared with the CPU kernels)
-    ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC, LOSS_CODES,
-    POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, layout)
+    ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EPOCH_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC,
+    LOSS_CODES, POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, VAL_BAD, VAL_CORRECT, VAL_LOSS,
+    VAL_SSE, layout)
 
 _RT = cfg.REDUCE_TPB
 NO_LOSS = -1
-# slots of Workspace.stats (float64): epoch loss sum, validation loss, non-finite validation
-# outputs, weight of correctly classified validation rows, then per-output squared residuals
-EPOCH_LOSS, VAL_LOSS, VAL_BAD, VAL_CORRECT, VAL_SSE = 0, 1, 2, 3, 4
 
 
 # ------------------------------------------------------------------------------------ kernels
