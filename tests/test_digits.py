@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from fastnn.nn.base import Sequential
+from fastnn.nn import Sequential
 from fastnn.nn.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from fastnn.nn.recurrent import GRU, LSTM
 from fastnn.nn.training import evaluate, fit

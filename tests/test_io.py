@@ -9,7 +9,7 @@ import pytest
 import fastnn
 from fastnn import io as fio
 from fastnn.nn import optimizers
-from fastnn.nn.base import Sequential
+from fastnn.nn import Sequential
 from fastnn.nn.layers import (BatchNorm, Conv2D, Dense, Dropout, GlobalAvgPool2D, LeakyReLU,
                               MaxPool2D, ReLU, Tanh)
 from fastnn.nn.recurrent import GRU, LSTM, SimpleRNN

@@ -192,7 +192,7 @@ def test_l2_penalty_large_buffer_parallel_path():
 def test_l2_and_cross_entropy_match_sklearn_mlp_backprop(weighted):
     """A fastnn MLP's loss and gradients equal MLPClassifier._backprop (same weights)."""
     from sklearn.neural_network import MLPClassifier
-    from fastnn.nn.base import Sequential
+    from fastnn.nn import Sequential
     from fastnn.nn.layers import Dense, ReLU
 
     rng = np.random.default_rng(0)

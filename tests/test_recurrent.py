@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastnn._kernels.cpu import rnn as rnn_kernels
-from fastnn.nn.base import Sequential
+from fastnn.nn import Sequential
 from fastnn.nn.recurrent import GRU, LSTM, SimpleRNN
 from gradients import check_backward
 from naive import rnn as ref

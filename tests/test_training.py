@@ -4,10 +4,11 @@ import pytest
 
 import fastnn
 from fastnn.nn import losses, optimizers, schedules
-from fastnn.nn.base import Sequential
+from fastnn.nn import Sequential
 from fastnn.nn.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, ReLU
-from fastnn.nn.training import (Callback, EarlyStopping, ModelCheckpoint, RandomFlip, RandomShift,
-                                evaluate, fit, predict)
+from fastnn.nn import ModelCheckpoint
+from fastnn.nn.training import (Callback, EarlyStopping, RandomFlip, RandomShift, evaluate, fit,
+                                predict)
 
 
 def blobs(n=240, d=8, k=3, seed=0, dtype=np.float32):

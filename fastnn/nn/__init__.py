@@ -4,7 +4,8 @@ Importing ``fastnn.nn`` loads no Numba code; kernels compile when a layer first 
 """
 from . import init, losses, optimizers, schedules
 from ._array import to_device, to_host
-from .base import FlatBuffer, Layer, Parameter, Sequential, parameter_count
+from .base import FlatBuffer, Layer, Parameter, parameter_count
+from .sequential import Sequential
 from .layers import (ELU, GELU, PReLU, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D,
                      Conv2DTranspose, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
                      MaxPool1D, MaxPool2D, ReLU, Reshape, Sigmoid, Softmax, StochasticPool2D, Tanh)
@@ -14,7 +15,8 @@ from .schedules import (Constant, CosineAnnealing, ExponentialDecay, InverseScal
                         ReduceOnPlateau, StepDecay)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .training import (Callback, Compose, DivergenceError, EarlyStopping, History, LambdaCallback,
-                       ModelCheckpoint, RandomFlip, RandomShift, evaluate, fit, predict)
+                       RandomFlip, RandomShift, evaluate, fit, predict)
+from .checkpoint import ModelCheckpoint
 
 __all__ = [
     "FlatBuffer", "Layer", "Parameter", "Sequential", "parameter_count",

@@ -237,7 +237,7 @@ def _mlp_from_state(cls, config, arrays):
 
 
 def _neuralnet_state(self):
-    from ..io import _optimizer_state, model_state
+    from ..nn._state import _optimizer_state, model_state
     check_is_fitted(self)
     model_config, arrays = model_state(self.model_)
     scalars, opt_arrays = _optimizer_state(self._optimizer)
@@ -253,7 +253,8 @@ def _neuralnet_state(self):
 def _neuralnet_from_state(cls, config, arrays):
     from sklearn.preprocessing import LabelEncoder
 
-    from ..io import _Invalid, _optimizer_from_state, model_from_state
+    from .._archive import _Invalid
+    from ..nn._state import _optimizer_from_state, model_from_state
     model_arrays = {k: v for k, v in arrays.items() if not k.startswith("solver/")}
     model = model_from_state(config["model"], model_arrays)
     if not isinstance(config.get("has_layers"), bool):

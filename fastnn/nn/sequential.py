@@ -1,0 +1,159 @@
+"""``Sequential``: layers applied in order, their parameters in one flat buffer."""
+import numpy as np
+
+from .._kernels._dispatch import is_cuda_array, resolve_device
+from .base import FlatBuffer, Layer, _check_same_device, _check_supports, _expected, _shape_matches
+from .training import fit, predict
+
+
+class Sequential(Layer):
+    """Layers applied in order. Parameters of all layers share one flat buffer (``self.flat``).
+
+    ``seed`` makes weight initialisation reproducible (the same seed gives identical weights).
+    """
+
+    def __init__(self, *layers, seed=None):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes fastnn.nn layers, got {type(layer).__name__}")
+        self.layers = list(layers)
+        self.seed = seed
+        self.flat = None
+
+    def get_config(self):
+        return {"layers": [layer.clone() for layer in self.layers], "seed": self.seed}
+
+    def clone(self):
+        return Sequential(*[layer.clone() for layer in self.layers], seed=self.seed)
+
+    def __repr__(self):
+        inner = ",\n".join("  " + repr(layer) for layer in self.layers)
+        return f"Sequential(\n{inner}\n)"
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        """Build every layer for per-sample ``input_shape`` (a forward pass on an empty batch on
+        the host), then move to the model's device."""
+        if rng is not None:
+            self._rng = rng
+        if not self.built:  # an empty batch: every layer builds, no activation is allocated
+            self._build_forward(np.zeros((0,) + tuple(input_shape), dtype=dtype), False)
+        if self.device != "cpu":
+            self.to(self.device)
+        return self
+
+    def to(self, device):
+        """Move every layer's parameters (one flat buffer) and state arrays to ``device``."""
+        device = resolve_device(device)
+        for layer in self.layers:
+            _check_supports(layer, device)
+        if self.built:
+            if self.flat is not None:
+                self.flat.to(device)
+            for layer in self.layers:
+                layer._move_buffers(device)
+                layer.device = device
+        self.device = device  # an unbuilt model moves when it builds
+        return self
+
+    def _check_input(self, x):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        if self.built:
+            if not _shape_matches(self.input_shape, tuple(x.shape[1:])):
+                raise ValueError(f"Sequential was built for input of shape "
+                                 f"{_expected(self.input_shape)}, got {tuple(x.shape)}")
+            if self.flat is not None:
+                _check_same_device("the model's parameters are", self.device, x)
+        return x
+
+    def forward(self, x, training=False):
+        x = self._check_input(x)
+        if not self.built:
+            if self.device == "cpu" and not is_cuda_array(x):
+                return self._build_forward(x, training)
+            self.to("cuda")  # builds on the host, then moves (the input stays where it is)
+            self.build(tuple(x.shape[1:]), dtype=np.dtype(x.dtype))
+            self._check_input(x)
+        layers = self.layers
+        last = len(layers) - 1
+        i = 0
+        while i <= last:
+            layer = layers[i]
+            if layer._fuses_relu and i < last and layers[i + 1]._takes_fused_relu:
+                # conv/dense + bias + ReLU in one kernel; the ReLU layer keeps the output
+                y = layer._forward(layer._check_input(x), training, relu=True)
+                x = layers[i + 1]._take_fused(y)
+                i += 2
+            else:
+                x = layer.forward(x, training)
+                i += 1
+        return x
+
+    def _build_forward(self, x, training):
+        """The first forward pass on the host: every layer builds from what it receives."""
+        input_shape = tuple(x.shape[1:])
+        rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer._rng = rng
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        self.input_shape = input_shape
+        self.built = True
+        self.pack()
+        return x
+
+    def pack(self):
+        """Move every parameter into one flat buffer (values and gradients)."""
+        params = self.parameters()
+        self.flat = FlatBuffer.of(params) if params else None
+        return self.flat
+
+    def backward(self, dy, input_grad=True):
+        """Backpropagate through every layer. With ``input_grad=False`` (training: nobody needs
+        the gradient of the input) the layers before the first one with parameters are skipped
+        and that layer computes no dx; None is returned."""
+        first = 0
+        if not input_grad:
+            first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), None)
+            if first is None:
+                return None
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            dy = self.layers[i].backward(dy, input_grad=input_grad or i > first)
+        return dy
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self):
+        if self.flat is not None:
+            self.flat.zero_grad()
+        else:
+            for p in self.parameters():
+                p.grad[...] = 0
+
+    def predict(self, x, batch_size=None):
+        """Forward pass in inference mode, in batches (``None``: sized to bound memory, see
+        ``fastnn.nn.predict``); returns a NumPy array of the outputs.
+
+        A model on the GPU takes NumPy or CUDA input: the input moves to the device once and the
+        outputs come back once.
+        """
+        return predict(self, x, batch_size=batch_size)
+
+    def fit(self, x, y, **kwargs):
+        """Train this model; see ``fastnn.nn.fit`` for the arguments. Returns the history."""
+        return fit(self, x, y, **kwargs)
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return np.dtype(params[0].data.dtype) if params else None
