@@ -54,7 +54,8 @@ def register_onnx_converters():
                           f"run them): {_INSTALL}") from exc
     from ._mlp import MLPClassifier, MLPRegressor
     update_registered_converter(MLPClassifier, "FastnnMLPClassifier", _classifier_shapes,
-                                _convert_classifier, options=_CLASSIFIER_OPTIONS)
+                                _convert_classifier, parser=_parse_classifier,
+                                options=_CLASSIFIER_OPTIONS)
     update_registered_converter(MLPRegressor, "FastnnMLPRegressor", _regressor_shapes,
                                 _convert_regressor)
 
@@ -80,6 +81,14 @@ def _check(model):
 
 def _multilabel(model):
     return getattr(model._label_binarizer, "y_type_", None) == "multilabel-indicator"
+
+
+def _parse_classifier(scope, model, inputs, custom_parsers=None):
+    """skl2onnx's parser of classifiers (the one ``update_registered_converter`` would pick for
+    the zipmap option), after the check that the model is fitted."""
+    from skl2onnx._parse import _parse_sklearn_classifier
+    _check(model)
+    return _parse_sklearn_classifier(scope, model, inputs, custom_parsers=custom_parsers)
 
 
 # -- shape calculators ---------------------------------------------------------------------
