@@ -1,4 +1,4 @@
-"""ONNX export of MLPClassifier / MLPRegressor with skl2onnx, run by onnxruntime (the onnx extra)."""
+"""ONNX export of MLPClassifier / MLPRegressor with skl2onnx, run by onnxruntime (onnx extra)."""
 import subprocess
 import sys
 import warnings
@@ -202,6 +202,19 @@ def test_zipmap_and_pipeline():
     got = np.array([[row[c] for c in pipe.classes_] for row in proba])
     np.testing.assert_allclose(got, expected, **TOL[np.float32])
     _assert_labels(labels, pipe.predict(X_test), expected, TOL[np.float32]["atol"])
+
+
+@pytest.mark.parametrize("kind", ["multiclass-str", "multilabel"])
+def test_loaded_model_exports_as_the_fitted_one(tmp_path, kind):
+    import fastnn
+    X, rng = _data(np.float64)
+    clf = _fit(MLPClassifier((8,), max_iter=5, random_state=0), X, _targets(kind, rng, len(X)))
+    fastnn.save(clf, tmp_path / "model.fnn")
+    back = fastnn.load(tmp_path / "model.fnn")
+    _, ours = _run(clf, X, options={"zipmap": False})
+    _, loaded = _run(back, X, options={"zipmap": False})
+    for a, b in zip(ours, loaded):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_output_class_labels_option():

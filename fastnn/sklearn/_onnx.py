@@ -23,12 +23,13 @@ The type of the sample given to ``to_onnx`` (or of ``initial_types``) sets the p
 graph, as for scikit-learn's models: a float32 sample gives a float32 graph, a float64 sample a
 float64 one, whatever the dtype of ``coefs_`` (for fastnn's own precision, export with
 ``X[:1].astype(model.coefs_[0].dtype)``). Outputs are skl2onnx's: the classifier gives the labels
-and the probabilities (a list of dicts unless ``options={"zipmap": False}``; multilabel models
-give the 0/1 indicator matrix), the regressor an (n_samples, n_outputs) array, (n_samples, 1)
-for a single output.
+(multilabel models: the 0/1 indicator matrix) and the probabilities, as one dict per row unless
+``options={"zipmap": False}`` (ONNX's ZipMap takes float32 only: float64 graphs need
+``zipmap=False``, as for scikit-learn's models); the regressor gives an (n_samples, n_outputs)
+array, (n_samples, 1) for a single output.
 
-The graphs are skl2onnx's own converters for scikit-learn's MLPs, except where those would give
-wrong results: multilabel classifiers (skl2onnx's Binarizer node has no float64 kernel in
+The graphs are skl2onnx's own converters for scikit-learn's MLPs, except where those fail or
+give wrong results: multilabel classifiers (skl2onnx's Binarizer node has no float64 kernel in
 onnxruntime, and its label shape is declared 1-D), regressors with several outputs (skl2onnx
 flattens them into one column) and ``loss='poisson'`` (its ``exp`` output activation is not in
 skl2onnx's table). Those are built here with the same nodes.
