@@ -23,8 +23,15 @@ from pathlib import Path
 import numba
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+# The folder that holds the fastnn package: a repository checkout (README.md, benchmarks/) or
+# site-packages of an installed fastnn.
+ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "benchmarks").is_dir()
+# Default results folder: benchmarks/results/ of a checkout; for an installed fastnn,
+# fastnn-bench-results/ in the current directory.
+RESULTS = ROOT / "benchmarks" / "results" if CHECKOUT else Path.cwd() / "fastnn-bench-results"
+if CHECKOUT and str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))  # benchmark the checkout's fastnn, not another installed one
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,6 +106,8 @@ def _version(distribution):
 
 
 def _git_commit():
+    if not CHECKOUT:
+        return None
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                              capture_output=True, text=True, timeout=10)

@@ -71,7 +71,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-busy", action="store_true")
     p.add_argument("--quick", action="store_true", help="20,000 rows, one repeat")
-    p.add_argument("--out", default="benchmarks/results/predict.json")
+    p.add_argument("--out", default=str(_common.RESULTS / "predict.json"))
     args = p.parse_args(argv)
     if args.quick:
         args.rows, args.repeats = 20_000, 1

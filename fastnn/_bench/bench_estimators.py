@@ -99,7 +99,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="few epochs, one repeat (smoke test)")
     parser.add_argument("--no-busy", action="store_true",
                         help="skip the runs beside a busy competing process")
-    parser.add_argument("--out", default="benchmarks/results/estimators.json")
+    parser.add_argument("--out", default=str(_common.RESULTS / "estimators.json"))
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     epochs = 5 if args.quick else 200

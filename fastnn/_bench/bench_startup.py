@@ -51,7 +51,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-busy", action="store_true")
     p.add_argument("--quick", action="store_true", help="one repeat, no first-ever compile")
-    p.add_argument("--out", default="benchmarks/results/startup.json")
+    p.add_argument("--out", default=str(_common.RESULTS / "startup.json"))
     args = p.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     env = _common.environment()

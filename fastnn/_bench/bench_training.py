@@ -183,7 +183,7 @@ def main(argv=None):
     p.add_argument("--no-rss", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--no-torch", action="store_true", help="benchmark fastnn alone")
     p.add_argument("--quick", action="store_true", help="smoke run: 256 images, one repeat")
-    p.add_argument("--out", default="benchmarks/results/training.json")
+    p.add_argument("--out", default=str(_common.RESULTS / "training.json"))
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.repeats = min(args.images, 256), 1
