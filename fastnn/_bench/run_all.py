@@ -163,14 +163,12 @@ def update_readme(text):
     README.write_text(f"{head}{START}\n{text}{END}{tail}")
 
 
-def parse_args(argv=None, prog=None):
-    p = argparse.ArgumentParser(
-        prog=prog, description=__doc__.split("\n\n")[0],
-        epilog="Benchmarks: " + ", ".join(BENCHMARKS) + ". Timings mean something only on an "
-               "otherwise idle machine: check the load average first.")
+def add_arguments(p, cli=False):
+    """The suite's options on parser ``p`` (``cli``: for ``fastnn bench``, which never rewrites
+    README.md and so has no ``--no-readme``)."""
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, one repeat: checks that everything runs (the figures mean "
-                        "nothing); README is left alone")
+                        "nothing)" + ("" if cli else "; README is left alone"))
     p.add_argument("--only", default=None, metavar="NAMES",
                    help="comma-separated benchmarks to run (default: all): "
                         + ", ".join(BENCHMARKS))
@@ -178,13 +176,25 @@ def parse_args(argv=None, prog=None):
                    help="skip the runs beside a busy competing process")
     p.add_argument("--no-torch", action="store_true",
                    help="skip the PyTorch comparisons even when PyTorch is installed")
+    default = (f"{RESULTS}" if CHECKOUT else f"./{RESULTS}")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help=f"folder for the JSON results and table.md (default: {RESULTS}"
-                        + ("" if CHECKOUT else " in the current folder") + ")")
-    p.add_argument("--no-readme", action="store_true",
-                   help="never rewrite README.md's table (only a full run from a repository "
-                        "checkout does)")
+                   help=f"folder for the JSON results and table.md (default: {default})")
+    if not cli:
+        p.add_argument("--no-readme", action="store_true",
+                       help="never rewrite README.md's table (only a full run from a repository "
+                            "checkout does)")
+    return p
+
+
+def parse_args(argv=None, prog=None, cli=False):
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0],
+        epilog="Benchmarks: " + ", ".join(BENCHMARKS) + ". Timings mean something only on an "
+               "otherwise idle machine: check the load average first.")
+    add_arguments(p, cli)
     args = p.parse_args(argv)
+    if cli:
+        args.no_readme = True
     if args.only:
         args.only = [s.strip() for s in args.only.split(",") if s.strip()]
         unknown = [s for s in args.only if s not in BENCHMARKS]
@@ -193,10 +203,11 @@ def parse_args(argv=None, prog=None):
     return args
 
 
-def main(argv=None, prog=None, command=None):
+def main(argv=None, prog=None, command=None, cli=False):
     """Run the suite; returns the results by benchmark name. ``command`` names the command line
-    in the table (default ``python benchmarks/run_all.py`` and the flags)."""
-    args = parse_args(argv, prog)
+    in the table (default ``python benchmarks/run_all.py`` and the flags); ``cli``: called by
+    ``fastnn bench`` (README.md is never rewritten)."""
+    args = parse_args(argv, prog, cli)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = command or " ".join(["python benchmarks/run_all.py", *argv])
     out_dir = Path(args.out) if args.out else RESULTS
