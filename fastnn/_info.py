@@ -143,7 +143,9 @@ def _cuda():
                                                resolve_device)
         out["simulator"] = bool(cuda_simulated())
         out["driver"] = bool(_cuda_driver_loadable())
-        if out["driver"] or out["simulator"]:
+        # the simulator is a testing tool, not a GPU (device='auto' ignores it): numba.cuda
+        # (seconds to import) is only asked about a real driver
+        if out["driver"] and not out["simulator"]:
             out["available"] = bool(cuda_available())
         if out["available"]:
             try:
@@ -235,7 +237,7 @@ def format_info(d):
     if "error" in c:
         cuda = [("error", c["error"])]
     else:
-        status = ("numba.cuda simulator (NUMBA_ENABLE_CUDASIM=1), not a GPU" if c.get("simulator")
+        status = ("no (the numba.cuda simulator is on: NUMBA_ENABLE_CUDASIM=1)" if c.get("simulator")
                   else "yes" if c["available"] else
                   "no (numba-cuda is not installed)" if not c["numba_cuda"] else
                   "no (no CUDA driver found)" if not c.get("driver") else

@@ -132,7 +132,7 @@ def _environment(results):
     return None
 
 
-def table(results, command, notes=()):
+def table(results, command, notes=(), busy=True):
     env = _environment(results)
     if env:
         m = env["machine"]
@@ -142,8 +142,9 @@ def table(results, command, notes=()):
         where = ""
     lines = [f"Measured with `{command}`{where}, "
              f"{time.strftime('%Y-%m-%d')}; fastnn/peer speed ratios (> 1: fastnn faster), "
-             "medians of interleaved runs in one process, quiet and beside one busy competing "
-             "process; load = 1-minute load average before the quiet run.", ""]
+             "medians of interleaved runs in one process, "
+             + ("quiet and beside one busy competing process" if busy else "quiet only")
+             + "; load = 1-minute load average before the quiet run.", ""]
     lines += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     lines += ["| case | peer | ratio | busy | load | target | met |",
               "|---|---|---|---|---|---|---|"]
@@ -239,7 +240,7 @@ def main(argv=None, prog=None, command=None, cli=False):
             continue
         flags = common + (["--no-torch"] if name == "training" and not has_torch else [])
         results[name] = run(script, *flags, out=out_dir / f"{name}.json")
-    text = table(results, command, notes)
+    text = table(results, command, notes, busy=not args.no_busy)
     (out_dir / "table.md").write_text(text)
     print("\n" + text)
     print(f"results in {out_dir.resolve()}")
