@@ -288,3 +288,11 @@ def test_run_all_rewrites_readme_only_after_a_full_run_from_a_checkout(tmp_path,
     monkeypatch.setattr(run_all, "CHECKOUT", False)  # an installed fastnn: no README to rewrite
     run_all.main(["--out", str(tmp_path)])
     assert len(written) == 1
+
+
+def test_bench_relative_out_is_the_callers_folder(capsys, tmp_path, fake_suite, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the scripts run in the checkout: --out must not follow them
+    code, _ = _main(capsys, "bench", "--quick", "--only", "predict", "--out", "res")
+    assert code == 0
+    assert fake_suite[0][2] == tmp_path / "res" / "predict.json"
+    assert (tmp_path / "res" / "table.md").is_file()

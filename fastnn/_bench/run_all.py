@@ -211,7 +211,7 @@ def main(argv=None, prog=None, command=None, cli=False):
     args = parse_args(argv, prog, cli)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = command or " ".join(["python benchmarks/run_all.py", *argv])
-    out_dir = Path(args.out) if args.out else RESULTS
+    out_dir = (Path(args.out) if args.out else RESULTS).resolve()  # the scripts run elsewhere
     out_dir.mkdir(parents=True, exist_ok=True)
     selected = args.only or list(BENCHMARKS)
     notes = []
