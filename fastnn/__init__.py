@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = ("kernels", "nn", "sklearn", "testing")
 _FUNCTIONS = {"save": "fastnn.io", "load": "fastnn.io", "warmup": "fastnn._kernels.warmup",
-              "set_num_threads": "fastnn.kernels", "get_num_threads": "fastnn.kernels"}
+              "set_num_threads": "fastnn.kernels", "get_num_threads": "fastnn.kernels",
+              "show_versions": "fastnn._info", "info": "fastnn._info"}
 __all__ = list(_SUBMODULES) + list(_FUNCTIONS) + ["__version__"]
 
 

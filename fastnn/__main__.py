@@ -1,3 +1,6 @@
-from .demo import main
+"""``python -m fastnn``: the ``fastnn`` command (demo, bench, info)."""
+import sys
 
-main()
+from ._cli import main
+
+sys.exit(main())

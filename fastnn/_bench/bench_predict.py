@@ -1,0 +1,99 @@
+"""Prediction on many rows: ``predict_proba`` of fitted estimators against scikit-learn's.
+
+A ``NeuralNetClassifier`` with one hidden ``Dense(100)`` and fastnn's ``MLPClassifier(
+hidden_layer_sizes=(100,))`` against scikit-learn's ``MLPClassifier`` of the same shape, each
+fitted briefly on 2,000 rows, then ``predict_proba`` on 1,000,000 x 64 float32 rows. Calls are
+interleaved; medians are reported with each call's peak of traced extra memory (tracemalloc:
+the arrays allocated during the call, the returned probabilities included).
+Target: the NeuralNet estimator no slower than scikit-learn, peak extra memory <= 100 MB.
+
+    python benchmarks/bench_predict.py [--rows 1000000] [--repeats 5] [--quick]
+"""
+import argparse
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+
+def fitted(features=64, classes=10, seed=0):
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    from fastnn.nn import Dense, ReLU
+    from fastnn.sklearn import MLPClassifier, NeuralNetClassifier
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2000, features)).astype(np.float32)
+    y = rng.integers(0, classes, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a short fit on purpose
+        return {"fastnn NeuralNet": NeuralNetClassifier([Dense(100), ReLU()], max_iter=2,
+                                                        random_state=0).fit(X, y),
+                "fastnn MLP": MLPClassifier(hidden_layer_sizes=(100,), max_iter=2,
+                                            random_state=0).fit(X, y),
+                "sklearn MLP": SkMLP(hidden_layer_sizes=(100,), max_iter=2,
+                                     random_state=0).fit(X, y)}
+
+
+def compare(models, X, repeats):
+    for m in models.values():  # compile / load cached kernels
+        m.predict_proba(X[:5000])
+    seconds = {k: [] for k in models}
+    peak = {k: 0 for k in models}
+    for _ in range(repeats):
+        for name, m in models.items():
+            tracemalloc.start()
+            t0 = time.perf_counter()
+            m.predict_proba(X)
+            seconds[name].append(time.perf_counter() - t0)
+            peak[name] = max(peak[name], tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+    out = {"loadavg": _common.loadavg()}
+    for name in models:
+        out[name] = {"seconds": seconds[name], "median_s": float(np.median(seconds[name])),
+                     "peak_extra_mib": peak[name] / 2 ** 20}
+    ref = out["sklearn MLP"]["median_s"]
+    for name in models:
+        out[name]["speedup_vs_sklearn"] = ref / out[name]["median_s"]
+    nn = out["fastnn NeuralNet"]
+    out["met"] = bool(nn["speedup_vs_sklearn"] >= 1.0 and nn["peak_extra_mib"] <= 100)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-busy", action="store_true")
+    p.add_argument("--quick", action="store_true", help="20,000 rows, one repeat")
+    p.add_argument("--out", default=str(_common.RESULTS / "predict.json"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rows, args.repeats = 20_000, 1
+    env = _common.environment()
+    print(_common.format_environment(env))
+    result = {**_common.run_header("bench_predict", argv), "environment": env, "rows": args.rows}
+    models = fitted()
+    X = np.random.default_rng(1).standard_normal((args.rows, 64)).astype(np.float32)
+    runs = _common.with_and_without_busy(lambda: compare(models, X, args.repeats),
+                                         busy=not args.no_busy)
+    result["runs"] = runs
+    print(f"\npredict_proba on {args.rows:,} x 64 float32 rows; medians of {args.repeats}")
+    print(f"{'load':>6} {'estimator':>17} {'median s':>9} {'x sklearn':>10} {'peak extra MiB':>15}")
+    for load, r in runs.items():
+        for name in models:
+            m = r[name]
+            print(f"{load:>6} {name:>17} {m['median_s']:9.3f} {m['speedup_vs_sklearn']:9.2f}x "
+                  f"{m['peak_extra_mib']:15.0f}")
+        print(f"{'':>6} target (NeuralNet >= 1x sklearn, <= 100 MB): "
+              f"{'PASS' if r['met'] else 'MISS'}")
+    return _common.finish(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
