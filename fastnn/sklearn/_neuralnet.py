@@ -14,6 +14,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
 from ._common import FASTNN_CONSTRAINTS, unchanged_on_failure
+from ._mlp import _set_init_args
 
 
 class _BaseNeuralNet(BaseEstimator):
@@ -242,27 +243,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32, optimizer_options=None, callbacks=None,
                  class_weight=None):
-        self.layers = layers
-        self.input_shape = input_shape
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.optimizer_options = optimizer_options
-        self.callbacks = callbacks
-        self.class_weight = class_weight
+        _set_init_args(self, locals())
 
     def _weighted(self, sample_weight, y):
         """``sample_weight`` times the ``class_weight`` of each sample's class."""
@@ -343,26 +324,7 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
                  schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32, optimizer_options=None, callbacks=None):
-        self.layers = layers
-        self.input_shape = input_shape
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.optimizer_options = optimizer_options
-        self.callbacks = callbacks
+        _set_init_args(self, locals())
 
     @staticmethod
     def _weighted(sample_weight, y):
