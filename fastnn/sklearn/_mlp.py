@@ -34,7 +34,8 @@ def _copy_list(values):
 
 def _set_init_args(est, args):
     """The body of every estimator's ``__init__``: each argument stored unchanged under its own
-    name (scikit-learn's convention); ``args`` is ``locals()`` taken first thing in ``__init__``."""
+    name (scikit-learn's convention); ``args`` is the ``locals()`` of ``__init__``, taken
+    before anything else."""
     for name, value in args.items():
         if name != "self":
             setattr(est, name, value)
@@ -549,14 +550,14 @@ _MLP_PARAMETERS = """
 
 _CLASS_WEIGHT_PARAMETER = """
     class_weight : dict, 'balanced' or None, default=None
-        fastnn only. Weights of the classes, ``{label: weight}``, multiplied into
+        Added by fastnn. Weights of the classes, ``{label: weight}``, multiplied into
         ``sample_weight`` (as in scikit-learn's linear models); 'balanced' weighs each class by
         ``n_samples / (n_classes * n_samples_of_the_class)``. Single-output targets only.
 """
 
 _FASTNN_PARAMETERS = """
     device : {'auto', 'cpu', 'cuda'}, default='auto'
-        fastnn only. Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their
+        Added by fastnn. Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their
         numba.cuda twin (every solver; the data moves to the GPU once per fit and the results
         come back at the end; sparse X is densified on the host first); raises RuntimeError
         without a CUDA device. 'auto': 'cuda' when a real GPU is present, else 'cpu'. Fitted
@@ -564,7 +565,7 @@ _FASTNN_PARAMETERS = """
         and, after ``set_params(device='cpu')``, predicts without one.
 
     dtype : {None, np.float32, np.float64}, default=None
-        fastnn only. Precision of the computation, of ``coefs_`` and ``intercepts_`` (their
+        Added by fastnn. Precision of the computation, of ``coefs_`` and ``intercepts_`` (their
         names, 'float32' or 'float64', work too). None: scikit-learn's rule, X's float dtype
         (float32 X stays float32, anything else becomes float64), and predictions in the
         dtype NumPy gives X times the weights. ``np.float32`` forces float32 on float64 data,
@@ -594,8 +595,8 @@ _MLP_ATTRIBUTES = """
         'adam' only.
 
     validation_losses_ : list of shape (n_iter_,) or None
-        fastnn only. With ``early_stopping``, the loss on the validation set after each epoch
-        (no L2 penalty); None otherwise. Set by 'sgd' and 'adam' only.
+        Added by fastnn. With ``early_stopping``, the loss on the validation set after each
+        epoch (no L2 penalty); None otherwise. Set by 'sgd' and 'adam' only.
 
     t_ : int
         The number of training samples seen by the solver ('sgd' and 'adam': epochs times
@@ -676,7 +677,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     --------
     MLPRegressor : The multi-layer perceptron for regression.
     NeuralNetClassifier : A classifier around any list of ``fastnn.nn`` layers (CNNs, RNNs).
-    sklearn.neural_network.MLPClassifier : scikit-learn's estimator, which this one replaces.
+    sklearn.neural_network.MLPClassifier : The scikit-learn estimator this one replaces.
 """ + _MLP_NOTES % ", ``class_weight``" + """
     Examples
     --------
@@ -828,7 +829,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     --------
     MLPClassifier : The multi-layer perceptron for classification.
     NeuralNetRegressor : A regressor around any list of ``fastnn.nn`` layers (CNNs, RNNs).
-    sklearn.neural_network.MLPRegressor : scikit-learn's estimator, which this one replaces.
+    sklearn.neural_network.MLPRegressor : The scikit-learn estimator this one replaces.
 """ + _MLP_NOTES % "" + """
     Examples
     --------

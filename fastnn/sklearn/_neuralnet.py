@@ -390,7 +390,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
     See Also
     --------
     NeuralNetRegressor : The same for regression.
-    MLPClassifier : scikit-learn's multi-layer perceptron classifier, as a faster drop-in.
+    MLPClassifier : The faster drop-in for scikit-learn's multi-layer perceptron classifier.
     fastnn.nn.fit : The training loop underneath.
 """ + _NN_NOTES % """``class_weight`` multiplies each sample's weight by its class's weight, as in
     scikit-learn's linear models; with ``sample_weight`` both apply.""" + """
@@ -512,7 +512,8 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
     targets.
 
     Parameters
-    ----------""" + _NN_PARAMETERS % "linear, one unit per target, trained with the mean squared error" + """
+    ----------""" + _NN_PARAMETERS % ("linear, one unit per target, trained with the mean "
+                                      "squared error") + """
     Attributes
     ----------
     n_outputs_ : int
@@ -521,10 +522,10 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
     See Also
     --------
     NeuralNetClassifier : The same for classification.
-    MLPRegressor : scikit-learn's multi-layer perceptron regressor, as a faster drop-in.
+    MLPRegressor : The faster drop-in for scikit-learn's multi-layer perceptron regressor.
     fastnn.nn.fit : The training loop underneath.
-""" + _NN_NOTES % """Sample weights: ``fit(X, y, sample_weight)`` weighs each sample's squared error
-    (there is no ``class_weight`` for regression).""" + """
+""" + _NN_NOTES % """Sample weights: ``fit(X, y, sample_weight)`` weighs each sample's squared
+    error (there is no ``class_weight`` for regression).""" + """
     Examples
     --------
     >>> from sklearn.datasets import make_regression
