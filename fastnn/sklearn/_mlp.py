@@ -644,11 +644,13 @@ _MLP_NOTES = """
       count). At float64, weights after 15 epochs agree to a relative 1e-7; like any rounding
       difference in an iterative fit, it can grow over many epochs.
     - Extra parameters (``dtype``, ``device``%s) and one extra attribute,
-      ``validation_losses_``; nothing of scikit-learn's is missing.
-    - Divergence stops at once: when an epoch ends with a non-finite loss or non-finite
-      weights, fit raises ``fastnn.nn.DivergenceError`` (a ValueError, with scikit-learn's
-      message) from that epoch; scikit-learn trains on to ``max_iter`` and then raises its
-      ValueError.
+      ``validation_losses_``; none of scikit-learn's parameters, attributes or methods is
+      missing.
+    - Divergence stops at once: when an 'sgd' or 'adam' epoch ends with a non-finite loss or
+      non-finite weights, fit raises ``fastnn.nn.DivergenceError`` (a ValueError, with
+      scikit-learn's message) from that epoch; scikit-learn trains on to ``max_iter`` and
+      then raises its ValueError, wasting the remaining epochs. ('lbfgs' checks at the end
+      in both.)
     - A fit that fails (invalid input, divergence) leaves the estimator exactly as it was,
       with its previous fitted attributes; scikit-learn may already have replaced some
       (``classes_``, for example).

@@ -291,10 +291,11 @@ _NN_PARAMETERS = """
 
     device : {'auto', 'cpu', 'cuda'}, default='auto'
         Where to train and predict. 'cuda': the model, its optimizer state and the data live on
-        the GPU during fit and prediction (recurrent layers run on the CPU); raises
-        RuntimeError without a CUDA device. 'auto': 'cuda' when a real GPU is present, else
-        'cpu'. The fitted model pickles with host arrays, so it loads and predicts on a machine
-        without a GPU.
+        the GPU during fit and prediction; raises RuntimeError without a CUDA device, and
+        ValueError for a network with a recurrent layer (``SimpleRNN``, ``LSTM``, ``GRU`` run
+        on the CPU only: pass ``device='cpu'`` for them). 'auto': 'cuda' when a real GPU is
+        present, else 'cpu'. The fitted model pickles with host arrays, so it loads and
+        predicts on a machine without a GPU.
 
     dtype : {np.float32, np.float64}, default=np.float32
         Precision of the model, of the computation and of the predictions (X is cast to it).
@@ -334,7 +335,7 @@ _NN_ATTRIBUTES = """
 
     validation_losses_ : list or None
         With ``early_stopping``, the validation loss of each epoch of the last ``fit``; None
-        otherwise.
+        without it and after ``partial_fit``.
 
     history_ : fastnn.nn.History
         The records of the last ``fit`` or ``partial_fit`` call: ``history_["loss"]``,
@@ -350,6 +351,12 @@ _NN_NOTES = """
     ``optimizer_options`` as ``optimizer__<name>`` (``optimizer__momentum``);
     ``set_params`` accepts both (a layer is rebuilt with the new argument, an optimizer key is
     added to ``optimizer_options``), so ``GridSearchCV`` can search them.
+
+    Callbacks: each fit passes ``callbacks`` to ``fastnn.nn.fit``, followed by the
+    estimator's own ``fastnn.nn.EarlyStopping`` (the ``tol``/``n_iter_no_change`` rule), so
+    they see every epoch's logs and may stop training earlier. They are used as given, not
+    copied: a stateful callback carries its state from one fit to the next, while ``clone``
+    (and so ``GridSearchCV`` and ``cross_val_score``) gives each clone its own copy.
 
     %s
 
