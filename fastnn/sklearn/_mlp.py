@@ -41,6 +41,15 @@ def _set_init_args(est, args):
             setattr(est, name, value)
 
 
+def _numpydoc(summary, *, parameters, attributes, see_also, notes, examples):
+    """A class docstring from its summary and numpydoc sections (indented text blocks)."""
+    sections = [("Parameters", parameters), ("Attributes", attributes), ("See Also", see_also),
+                ("Notes", notes), ("Examples", examples)]
+    return summary.rstrip() + "\n" + "".join(
+        f"\n    {title}\n    {'-' * len(title)}\n{body.lstrip(chr(10)).rstrip()}\n"
+        for title, body in sections) + "    "
+
+
 class _BaseMLP(BaseEstimator):
     """Shared implementation of the MLP estimators (not for direct use)."""
 
@@ -631,8 +640,6 @@ _MLP_ATTRIBUTES = """
 """
 
 _MLP_NOTES = """
-    Notes
-    -----
     The parameters shared with scikit-learn's estimator have its names, defaults, validation
     (the same ``InvalidParameterError`` messages) and meaning, and the algorithm is the same:
     initialization, batch order, Adam and Nesterov-SGD updates, L-BFGS through SciPy,
@@ -661,28 +668,26 @@ _MLP_NOTES = """
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    __doc__ = """Multi-layer perceptron classifier, a faster drop-in for scikit-learn's.
+    __doc__ = _numpydoc(
+        """Multi-layer perceptron classifier, a faster drop-in for scikit-learn's.
 
     The same model, parameters, defaults and fitted attributes as
     ``sklearn.neural_network.MLPClassifier`` (it optimizes the log-loss with L-BFGS, SGD or
     Adam), trained by fused Numba kernels on the CPU or by their numba.cuda twin on a GPU.
     Targets may be binary, multiclass or multilabel; X may be dense or sparse.
-
-    Parameters
-    ----------""" + _MLP_PARAMETERS + _CLASS_WEIGHT_PARAMETER + _FASTNN_PARAMETERS + """
-    Attributes
-    ----------
+    """,
+        parameters=_MLP_PARAMETERS + _CLASS_WEIGHT_PARAMETER + _FASTNN_PARAMETERS,
+        attributes="""
     classes_ : ndarray or list of ndarray of shape (n_classes,)
         Class labels for each output.
-""" + _MLP_ATTRIBUTES + """
-    See Also
-    --------
+""" + _MLP_ATTRIBUTES,
+        see_also="""
     MLPRegressor : The multi-layer perceptron for regression.
     NeuralNetClassifier : A classifier around any list of ``fastnn.nn`` layers (CNNs, RNNs).
     sklearn.neural_network.MLPClassifier : The scikit-learn estimator this one replaces.
-""" + _MLP_NOTES % ", ``class_weight``" + """
-    Examples
-    --------
+""",
+        notes=_MLP_NOTES % ", ``class_weight``",
+        examples="""
     >>> import numpy as np
     >>> from sklearn.datasets import load_digits
     >>> from sklearn.model_selection import train_test_split
@@ -706,7 +711,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dtype('float32')
     >>> fast.score(X_test, y_test) > 0.95
     True
-    """
+    """)
     _parameter_constraints = {**SkMLPClassifier._parameter_constraints, **FASTNN_CONSTRAINTS,
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
 
@@ -812,29 +817,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    __doc__ = """Multi-layer perceptron regressor, a faster drop-in for scikit-learn's.
+    __doc__ = _numpydoc(
+        """Multi-layer perceptron regressor, a faster drop-in for scikit-learn's.
 
     The same model, parameters, defaults and fitted attributes as
     ``sklearn.neural_network.MLPRegressor`` (it optimizes the squared error or the Poisson
     deviance with L-BFGS, SGD or Adam), trained by fused Numba kernels on the CPU or by their
     numba.cuda twin on a GPU. Single or multiple targets; X may be dense or sparse.
-
-    Parameters
-    ----------
+    """,
+        parameters="""
     loss : {'squared_error', 'poisson'}, default='squared_error'
         The loss to minimize: half the squared error, or half the Poisson deviance with a
         log link (the output activation is then 'exp'; y must be >= 0).
-""" + _MLP_PARAMETERS + _FASTNN_PARAMETERS + """
-    Attributes
-    ----------""" + _MLP_ATTRIBUTES + """
-    See Also
-    --------
+""" + _MLP_PARAMETERS + _FASTNN_PARAMETERS,
+        attributes=_MLP_ATTRIBUTES,
+        see_also="""
     MLPClassifier : The multi-layer perceptron for classification.
     NeuralNetRegressor : A regressor around any list of ``fastnn.nn`` layers (CNNs, RNNs).
     sklearn.neural_network.MLPRegressor : The scikit-learn estimator this one replaces.
-""" + _MLP_NOTES % "" + """
-    Examples
-    --------
+""",
+        notes=_MLP_NOTES % "",
+        examples="""
     >>> from sklearn.datasets import make_regression
     >>> from sklearn.model_selection import train_test_split
     >>> from fastnn.sklearn import MLPRegressor
@@ -845,7 +848,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     array([  29., -291.])
     >>> regr.score(X_test, y_test) > 0.95
     True
-    """
+    """)
     _parameter_constraints = {**SkMLPRegressor._parameter_constraints, **FASTNN_CONSTRAINTS}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,

@@ -14,7 +14,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
 from ._common import FASTNN_CONSTRAINTS, unchanged_on_failure
-from ._mlp import _set_init_args
+from ._mlp import _numpydoc, _set_init_args
 
 
 class _BaseNeuralNet(BaseEstimator):
@@ -344,8 +344,6 @@ _NN_ATTRIBUTES = """
 """
 
 _NN_NOTES = """
-    Notes
-    -----
     Nested parameters, as in skorch: ``get_params()`` lists each layer's constructor
     arguments as ``layers__<index>__<name>`` (``layers__0__filters``) and each key of
     ``optimizer_options`` as ``optimizer__<name>`` (``optimizer__momentum``);
@@ -358,7 +356,7 @@ _NN_NOTES = """
     copied: a stateful callback carries its state from one fit to the next, while ``clone``
     (and so ``GridSearchCV`` and ``cross_val_score``) gives each clone its own copy.
 
-    %s
+%s
 
     Precision: ``dtype`` is float32 by default, as in ``fastnn.nn`` (the MLP estimators follow
     X's dtype, as scikit-learn does); ``dtype=np.float64`` passes scikit-learn's
@@ -376,33 +374,32 @@ _NN_NOTES = """
 
 
 class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
-    __doc__ = """A classifier around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
+    __doc__ = _numpydoc(
+        """A classifier around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
 
     A scikit-learn estimator (``fit``, ``partial_fit``, ``predict``, ``predict_proba``,
     ``score``; usable in pipelines, grid searches and ``cross_val_score``) that trains
     ``layers`` plus an output layer with softmax cross-entropy, by ``fastnn.nn.fit``.
     Targets are single-output class labels of any type.
-
-    Parameters
-    ----------""" + _NN_PARAMETERS % "one unit per class, trained with softmax cross-entropy" + """
+    """,
+        parameters=_NN_PARAMETERS % "one unit per class, trained with softmax cross-entropy" + """
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, ``{label: weight}``, multiplied into ``sample_weight``;
         'balanced' weighs each class by ``n_samples / (n_classes * n_samples_of_the_class)``.
-
-    Attributes
-    ----------
+""",
+        attributes="""
     classes_ : ndarray of shape (n_classes,)
         The class labels, in the order of the output units and of ``predict_proba``'s columns.
-""" + _NN_ATTRIBUTES + """
-    See Also
-    --------
+""" + _NN_ATTRIBUTES,
+        see_also="""
     NeuralNetRegressor : The same for regression.
     MLPClassifier : The faster drop-in for scikit-learn's multi-layer perceptron classifier.
     fastnn.nn.fit : The training loop underneath.
-""" + _NN_NOTES % """``class_weight`` multiplies each sample's weight by its class's weight, as in
-    scikit-learn's linear models; with ``sample_weight`` both apply.""" + """
-    Examples
-    --------
+""",
+        notes=_NN_NOTES % """\
+    ``class_weight`` multiplies each sample's weight by its class's weight, as in
+    scikit-learn's linear models; with ``sample_weight`` both apply.""",
+        examples="""
     A small convolutional network on the 8x8 digit images:
 
     >>> from sklearn.datasets import load_digits
@@ -431,7 +428,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
     Conv2D(filters=16, kernel_size=3, ...)
     >>> clf.optimizer_options
     {'momentum': 0.9}
-    """
+    """)
 
     _loss = "cross_entropy"
     _parameter_constraints = {**_BaseNeuralNet._parameter_constraints,
@@ -511,30 +508,29 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
 
 
 class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
-    __doc__ = """A regressor around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
+    __doc__ = _numpydoc(
+        """A regressor around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
 
     A scikit-learn estimator (``fit``, ``partial_fit``, ``predict``, ``score``; usable in
     pipelines, grid searches and ``cross_val_score``) that trains ``layers`` plus a linear
     output layer with the mean squared error, by ``fastnn.nn.fit``. Single or multiple
     targets.
-
-    Parameters
-    ----------""" + _NN_PARAMETERS % ("linear, one unit per target, trained with the mean "
-                                      "squared error") + """
-    Attributes
-    ----------
+    """,
+        parameters=_NN_PARAMETERS % ("linear, one unit per target, trained with the mean "
+                                     "squared error"),
+        attributes="""
     n_outputs_ : int
         Number of targets (output units).
-""" + _NN_ATTRIBUTES + """
-    See Also
-    --------
+""" + _NN_ATTRIBUTES,
+        see_also="""
     NeuralNetClassifier : The same for classification.
     MLPRegressor : The faster drop-in for scikit-learn's multi-layer perceptron regressor.
     fastnn.nn.fit : The training loop underneath.
-""" + _NN_NOTES % """Sample weights: ``fit(X, y, sample_weight)`` weighs each sample's squared
-    error (there is no ``class_weight`` for regression).""" + """
-    Examples
-    --------
+""",
+        notes=_NN_NOTES % """\
+    Sample weights: ``fit(X, y, sample_weight)`` weighs each sample's squared error (there
+    is no ``class_weight`` for regression).""",
+        examples="""
     >>> from sklearn.datasets import make_regression
     >>> from sklearn.model_selection import train_test_split
     >>> from fastnn.sklearn import NeuralNetRegressor
@@ -551,7 +547,7 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
       ReLU(),
       Dense(units=1, ...)
     )
-    """
+    """)
 
     _loss = "mse"
 
