@@ -223,10 +223,11 @@ class _BaseNeuralNet(BaseEstimator):
 _NN_PARAMETERS = """
     layers : list of fastnn.nn layers or None, default=None
         The hidden layers (``fastnn.nn.Dense``, ``Conv2D``, ``MaxPool2D``, ``LSTM``, ``Dropout``,
-        activations...). They are cloned at each fit (the list itself is never trained); the
-        estimator appends an output ``Dense`` (%s). None builds
-        ``[Dense(100), ReLU()]``. Their constructor arguments are nested parameters,
-        ``layers__<index>__<name>`` (see Notes).
+        activations...). They are cloned at each fit (the list itself is never trained), and
+        the estimator appends the output layer:
+        %s.
+        None builds ``[Dense(100), ReLU()]``. The layers' constructor arguments are nested
+        parameters, ``layers__<index>__<name>`` (see Notes).
 
     input_shape : tuple of int or None, default=None
         The shape of one sample as the first layer expects it: each flat row of X is reshaped
@@ -382,7 +383,8 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
     ``layers`` plus an output layer with softmax cross-entropy, by ``fastnn.nn.fit``.
     Targets are single-output class labels of any type.
     """,
-        parameters=_NN_PARAMETERS % "one unit per class, trained with softmax cross-entropy" + """
+        parameters=_NN_PARAMETERS % ("a ``Dense`` with one unit per class, trained with "
+                                     "softmax cross-entropy") + """
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, ``{label: weight}``, multiplied into ``sample_weight``;
         'balanced' weighs each class by ``n_samples / (n_classes * n_samples_of_the_class)``.
@@ -516,8 +518,8 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
     output layer with the mean squared error, by ``fastnn.nn.fit``. Single or multiple
     targets.
     """,
-        parameters=_NN_PARAMETERS % ("linear, one unit per target, trained with the mean "
-                                     "squared error"),
+        parameters=_NN_PARAMETERS % ("a linear ``Dense`` with one unit per target, trained "
+                                     "with the mean squared error"),
         attributes="""
     n_outputs_ : int
         Number of targets (output units).
