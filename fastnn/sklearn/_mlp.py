@@ -33,6 +33,24 @@ def _copy_list(values):
     return None if values is None else list(values)
 
 
+def _set_init_args(est, args):
+    """The body of every estimator's ``__init__``: each argument stored unchanged under its own
+    name (scikit-learn's convention); ``args`` is the ``locals()`` of ``__init__``, taken
+    before anything else."""
+    for name, value in args.items():
+        if name != "self":
+            setattr(est, name, value)
+
+
+def _numpydoc(summary, *, parameters, attributes, see_also, notes, examples):
+    """A class docstring from its summary and numpydoc sections (indented text blocks)."""
+    sections = [("Parameters", parameters), ("Attributes", attributes), ("See Also", see_also),
+                ("Notes", notes), ("Examples", examples)]
+    return summary.rstrip() + "\n" + "".join(
+        f"\n    {title}\n    {'-' * len(title)}\n{body.lstrip(chr(10)).rstrip()}\n"
+        for title, body in sections) + "    "
+
+
 class _BaseMLP(BaseEstimator):
     """Shared implementation of the MLP estimators (not for direct use)."""
 
@@ -419,34 +437,260 @@ class _BaseMLP(BaseEstimator):
         return tags
 
 
+# -- docstrings: the sections the two MLPs share, assembled below -------------------------------
+_MLP_PARAMETERS = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer (an int: one hidden
+        layer). Every size must be > 0.
 
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function of the hidden layers: 'identity' ``f(x) = x``, 'logistic'
+        ``f(x) = 1 / (1 + exp(-x))``, 'tanh' ``f(x) = tanh(x)``, 'relu' ``f(x) = max(0, x)``.
 
-_COMMON_DOC = """
-    Parameters, defaults and fitted attributes are scikit-learn's (see its documentation);
-    fastnn adds:
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        The solver for weight optimization. 'lbfgs': SciPy's L-BFGS-B, as in scikit-learn, on
+        the loss and gradient of the whole data set, each computed by one fused kernel call.
+        'sgd': stochastic gradient descent with scikit-learn's momentum and Nesterov updates.
+        'adam': scikit-learn's Adam. The stochastic solvers train a whole epoch (every
+        mini-batch: forward, backward and update) per kernel call. 'adam' suits data sets of
+        thousands of samples or more; 'lbfgs' often converges faster on small ones.
+
+    alpha : float, default=0.0001
+        Strength of the L2 regularization term, divided by the sample size (the mini-batch size
+        for the stochastic solvers) when added to the loss.
+
+    batch_size : int or 'auto', default='auto'
+        Size of the mini-batches of 'sgd' and 'adam' ('lbfgs' uses none). 'auto' means
+        ``min(200, n_samples)``; a larger int is clipped to ``n_samples`` with a warning.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule of ``solver='sgd'``. 'constant': ``learning_rate_init``
+        throughout. 'invscaling': ``learning_rate_init / (t + 1) ** power_t`` after each epoch,
+        ``t`` being the samples seen (``t_``). 'adaptive': ``learning_rate_init`` as long as
+        training improves; each time the training loss (the validation score with
+        ``early_stopping``) has not improved by ``tol`` for more than ``n_iter_no_change``
+        epochs, the rate is divided by 5, and training stops once it is at most 1e-6.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate (step size) of 'sgd' and 'adam'.
+
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' learning rate ('sgd' only).
+
+    max_iter : int, default=200
+        Maximum number of iterations: epochs (passes over the data, not gradient steps) for
+        'sgd' and 'adam', L-BFGS iterations for 'lbfgs'. Stopping there issues a
+        ``ConvergenceWarning``.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples before each epoch ('sgd' and 'adam').
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the early-stopping split and the shuffling. fastnn draws the
+        same numbers in the same order as scikit-learn: one seed gives both libraries the same
+        initial weights, validation split and mini-batches.
+
+    tol : float, default=1e-4
+        Tolerance: when the training loss (the validation score with ``early_stopping``) has not
+        improved by at least ``tol`` for more than ``n_iter_no_change`` consecutive epochs,
+        training stops (unless ``learning_rate='adaptive'``). For 'lbfgs': SciPy's ``gtol``.
+
+    verbose : bool, default=False
+        Print scikit-learn's progress messages (the loss of each epoch, the validation score
+        with early stopping, why training stopped) to stdout; for 'lbfgs', SciPy's output.
+
+    warm_start : bool, default=False
+        Reuse the solution of the previous call to ``fit`` as initialization (its weights and,
+        for 'sgd' and 'adam', ``t_``, ``loss_curve_`` and the best loss or score); otherwise
+        start from new random weights.
+
+    momentum : float, default=0.9
+        Momentum of the 'sgd' updates, in [0, 1].
+
+    nesterovs_momentum : bool, default=True
+        Whether 'sgd' uses Nesterov's momentum (when ``momentum > 0``).
+
+    early_stopping : bool, default=False
+        Set ``validation_fraction`` of the training data aside and stop when the validation
+        score (accuracy for the classifier, R^2 for the regressor) has not improved by ``tol``
+        for more than ``n_iter_no_change`` consecutive epochs; the weights of the best epoch are
+        kept. The split is stratified for single-output classification. 'sgd' and 'adam' only;
+        ``partial_fit`` raises ValueError with it.
+
+    validation_fraction : float, default=0.1
+        Proportion of the training data set aside for early stopping, in (0, 1).
+
+    beta_1 : float, default=0.9
+        Decay rate of Adam's first-moment estimates, in [0, 1).
+
+    beta_2 : float, default=0.999
+        Decay rate of Adam's second-moment estimates, in [0, 1).
+
+    epsilon : float, default=1e-8
+        Adam's term for numerical stability.
+
+    n_iter_no_change : int, default=10
+        Number of consecutive epochs allowed without an improvement of ``tol`` (one more stops
+        training, or divides the 'adaptive' learning rate); 'sgd' and 'adam'.
+
+    max_fun : int, default=15000
+        Maximum number of loss function calls of 'lbfgs' (SciPy's ``maxfun``).
+"""
+
+_CLASS_WEIGHT_PARAMETER = """
+    class_weight : dict, 'balanced' or None, default=None
+        Added by fastnn. Weights of the classes, ``{label: weight}``, multiplied into
+        ``sample_weight`` (as in scikit-learn's linear models); 'balanced' weighs each class by
+        ``n_samples / (n_classes * n_samples_of_the_class)``. Single-output targets only.
+"""
+
+_FASTNN_PARAMETERS = """
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Added by fastnn. Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their
+        numba.cuda twin (every solver; the data moves to the GPU once per fit and the results
+        come back at the end; sparse X is densified on the host first); raises RuntimeError
+        without a CUDA device. 'auto': 'cuda' when a real GPU is present, else 'cpu'. Fitted
+        attributes are NumPy arrays whatever the device, so a model fitted on a GPU pickles
+        and, after ``set_params(device='cpu')``, predicts without one.
 
     dtype : {None, np.float32, np.float64}, default=None
-        Precision of the computation and of ``coefs_``/``intercepts_``. None: as scikit-learn,
-        X's float dtype (float32 X stays float32, anything else becomes float64);
-        ``np.float32`` forces float32 on float64 data, for speed.
-    device : {'auto', 'cpu', 'cuda'}, default='auto'
-        Where to train and predict. 'cpu': fused Numba kernels. 'cuda': their numba.cuda twin
-        (every solver; the data moves to the GPU once per fit and the results come back at
-        the end); raises RuntimeError without a CUDA device. 'auto': 'cuda' when a real GPU is
-        present, else 'cpu'. Fitted attributes are NumPy arrays whatever the device, so a model
-        fitted on a GPU pickles and, after ``set_params(device='cpu')``, predicts without one.
+        Added by fastnn. Precision of the computation, of ``coefs_`` and ``intercepts_`` (their
+        names, 'float32' or 'float64', work too). None: scikit-learn's rule, X's float dtype
+        (float32 X stays float32, anything else becomes float64), and predictions in the
+        dtype NumPy gives X times the weights. ``np.float32`` forces float32 on float64 data,
+        for speed, and the predictions keep float32.
+"""
 
-    Fitted attributes beyond scikit-learn's: ``validation_losses_`` (with early stopping,
-    the loss on the validation set after each epoch).
+_MLP_ATTRIBUTES = """
+    loss_ : float
+        The loss at the end of fitting (L2 penalty included): of the last epoch for 'sgd' and
+        'adam', L-BFGS's final objective for 'lbfgs'.
+
+    best_loss_ : float or None
+        The minimum training loss reached; None with ``early_stopping`` (see
+        ``best_validation_score_``). Set by 'sgd' and 'adam' only.
+
+    loss_curve_ : list of shape (n_iter_,)
+        The training loss of each epoch (continued by warm starts and ``partial_fit``). Set by
+        'sgd' and 'adam' only.
+
+    validation_scores_ : list of shape (n_iter_,) or None
+        With ``early_stopping``, the score on the held-out validation set after each epoch
+        (accuracy for the classifier, R^2 for the regressor); None otherwise. Set by 'sgd' and
+        'adam' only.
+
+    best_validation_score_ : float or None
+        With ``early_stopping``, the best validation score; None otherwise. Set by 'sgd' and
+        'adam' only.
+
+    validation_losses_ : list of shape (n_iter_,) or None
+        Added by fastnn. With ``early_stopping``, the loss on the validation set after each
+        epoch (no L2 penalty); None otherwise. Set by 'sgd' and 'adam' only.
+
+    t_ : int
+        The number of training samples seen by the solver ('sgd' and 'adam': epochs times
+        samples, across warm starts and ``partial_fit``; 0 for 'lbfgs').
+
+    coefs_ : list of shape (n_layers - 1,)
+        The ith element is the weight matrix of layer i, an ndarray of shape
+        (units of layer i, units of layer i + 1) in the computation's dtype (see ``dtype``).
+
+    intercepts_ : list of shape (n_layers - 1,)
+        The ith element is the bias vector of layer i + 1.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when X has feature names that are
+        all strings.
+
+    n_iter_ : int
+        The number of iterations the solver ran in the last call to ``fit`` (1 after
+        ``partial_fit``).
+
+    n_layers_ : int
+        Number of layers, the input and output layers included.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Name of the output activation function.
+"""
+
+_MLP_NOTES = """
+    The parameters shared with scikit-learn's estimator have its names, defaults, validation
+    (the same ``InvalidParameterError`` messages) and meaning, and the algorithm is the same:
+    initialization, batch order, Adam and Nesterov-SGD updates, L-BFGS through SciPy,
+    stopping rules, warnings, counters and the dtype rules. The estimator passes
+    scikit-learn's ``check_estimator``. What remains different, and why:
+
+    - Results agree to rounding, not bit for bit: the fused kernels add up in another order
+      (in blocks cut by the machine's cores, so that results do not depend on the thread
+      count). At float64, weights after 15 epochs agree to a relative 1e-7; like any rounding
+      difference in an iterative fit, it can grow over many epochs.
+    - Extra parameters (``dtype``, ``device``%s) and one extra attribute,
+      ``validation_losses_``; none of scikit-learn's parameters, attributes or methods is
+      missing.
+    - Divergence stops at once: when an 'sgd' or 'adam' epoch ends with a non-finite loss or
+      non-finite weights, fit raises ``fastnn.nn.DivergenceError`` (a ValueError, with
+      scikit-learn's message) from that epoch; scikit-learn trains on to ``max_iter`` and
+      then raises its ValueError, wasting the remaining epochs. ('lbfgs' checks at the end
+      in both.)
+    - A fit that fails (invalid input, divergence) leaves the estimator exactly as it was,
+      with its previous fitted attributes; scikit-learn may already have replaced some
+      (``classes_``, for example).
+    - The private state differs (the optimizer state is a dict of arrays, not scikit-learn's
+      optimizer object), so a pickle of one library's estimator does not load as the other's.
+      ``fastnn.save`` and ``fastnn.load`` store a fitted estimator without pickle.
 """
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    __doc__ = ("Multi-layer perceptron classifier, a faster drop-in for scikit-learn's.\n"
-               + _COMMON_DOC + """
-    class_weight : dict, 'balanced' or None, default=None
-        Weights of the classes, multiplied into ``sample_weight`` (as in scikit-learn's
-        linear models). Single-output targets only.
+    __doc__ = _numpydoc(
+        """Multi-layer perceptron classifier, a faster drop-in for scikit-learn's.
+
+    The same model, parameters, defaults and fitted attributes as
+    ``sklearn.neural_network.MLPClassifier`` (it optimizes the log-loss with L-BFGS, SGD or
+    Adam), trained by fused Numba kernels on the CPU or by their numba.cuda twin on a GPU.
+    Targets may be binary, multiclass or multilabel; X may be dense or sparse.
+    """,
+        parameters=_MLP_PARAMETERS + _CLASS_WEIGHT_PARAMETER + _FASTNN_PARAMETERS,
+        attributes="""
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels for each output.
+""" + _MLP_ATTRIBUTES,
+        see_also="""
+    MLPRegressor : The multi-layer perceptron for regression.
+    NeuralNetClassifier : A classifier around any list of ``fastnn.nn`` layers (CNNs, RNNs).
+    sklearn.neural_network.MLPClassifier : The scikit-learn estimator this one replaces.
+""",
+        notes=_MLP_NOTES % ", ``class_weight``",
+        examples="""
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
+    >>> from fastnn.sklearn import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X / 16, y, random_state=0)
+    >>> clf = MLPClassifier(max_iter=300, random_state=0).fit(X_train, y_train)
+    >>> clf.predict(X_test[:5])
+    array([2, 8, 2, 6, 6])
+    >>> clf.predict_proba(X_test[:5]).shape
+    (5, 10)
+    >>> clf.score(X_test, y_test) > 0.95
+    True
+
+    Float64 X trains in float64, as in scikit-learn; ``dtype`` forces float32 for speed:
+
+    >>> clf.coefs_[0].dtype
+    dtype('float64')
+    >>> fast = MLPClassifier(max_iter=300, random_state=0, dtype=np.float32)
+    >>> fast.fit(X_train, y_train).coefs_[0].dtype
+    dtype('float32')
+    >>> fast.score(X_test, y_test) > 0.95
+    True
     """)
     _parameter_constraints = {**SkMLPClassifier._parameter_constraints, **FASTNN_CONSTRAINTS,
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
@@ -458,32 +702,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  class_weight=None, device="auto", dtype=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.class_weight = class_weight
-        self.device = device
-        self.dtype = dtype
+        _set_init_args(self, locals())
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
@@ -578,7 +797,38 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    __doc__ = "Multi-layer perceptron regressor, a faster drop-in for scikit-learn's.\n" + _COMMON_DOC
+    __doc__ = _numpydoc(
+        """Multi-layer perceptron regressor, a faster drop-in for scikit-learn's.
+
+    The same model, parameters, defaults and fitted attributes as
+    ``sklearn.neural_network.MLPRegressor`` (it optimizes the squared error or the Poisson
+    deviance with L-BFGS, SGD or Adam), trained by fused Numba kernels on the CPU or by their
+    numba.cuda twin on a GPU. Single or multiple targets; X may be dense or sparse.
+    """,
+        parameters="""
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        The loss to minimize: half the squared error, or half the Poisson deviance with a
+        log link (the output activation is then 'exp'; y must be >= 0).
+""" + _MLP_PARAMETERS + _FASTNN_PARAMETERS,
+        attributes=_MLP_ATTRIBUTES,
+        see_also="""
+    MLPClassifier : The multi-layer perceptron for classification.
+    NeuralNetRegressor : A regressor around any list of ``fastnn.nn`` layers (CNNs, RNNs).
+    sklearn.neural_network.MLPRegressor : The scikit-learn estimator this one replaces.
+""",
+        notes=_MLP_NOTES % "",
+        examples="""
+    >>> from sklearn.datasets import make_regression
+    >>> from sklearn.model_selection import train_test_split
+    >>> from fastnn.sklearn import MLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=20, random_state=1)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=1)
+    >>> regr = MLPRegressor(random_state=1, max_iter=2000, tol=0.1).fit(X_train, y_train)
+    >>> regr.predict(X_test[:2]).round()
+    array([  29., -291.])
+    >>> regr.score(X_test, y_test) > 0.95
+    True
+    """)
     _parameter_constraints = {**SkMLPRegressor._parameter_constraints, **FASTNN_CONSTRAINTS}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
@@ -588,32 +838,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  device="auto", dtype=None):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.device = device
-        self.dtype = dtype
+        _set_init_args(self, locals())
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,

@@ -14,6 +14,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .. import kernels as K
 from .._kernels._dispatch import resolve_device
 from ._common import FASTNN_CONSTRAINTS, unchanged_on_failure
+from ._mlp import _numpydoc, _set_init_args
 
 
 class _BaseNeuralNet(BaseEstimator):
@@ -218,19 +219,218 @@ class _BaseNeuralNet(BaseEstimator):
         return tags
 
 
-class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
-    """A classifier around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
+# -- docstrings: the sections the two NeuralNet estimators share, assembled below ---------------
+_NN_PARAMETERS = """
+    layers : list of fastnn.nn layers or None, default=None
+        The hidden layers (``fastnn.nn.Dense``, ``Conv2D``, ``MaxPool2D``, ``LSTM``, ``Dropout``,
+        activations...). They are cloned at each fit (the list itself is never trained), and
+        the estimator appends the output layer:
+        %s.
+        None builds ``[Dense(100), ReLU()]``. The layers' constructor arguments are nested
+        parameters, ``layers__<index>__<name>`` (see Notes).
 
-    ``layers``: the hidden layers (copied at fit); an output ``Dense`` with one unit per class
-    is appended, trained with softmax cross-entropy. ``None`` builds ``[Dense(100), ReLU()]``.
-    ``input_shape``: reshape each flat row of X, e.g. ``(1, 8, 8)`` for images or ``(8, 8)``
-    for sequences; X may also arrive already shaped. Training stops after ``max_iter`` epochs,
-    or when the training loss (validation loss with ``early_stopping``) has not improved by
-    ``tol`` for ``n_iter_no_change`` epochs (with early stopping the best weights are restored).
-    ``device``: 'cpu', 'cuda' (the model, its optimizer state and the data live on the GPU during
-    fit and prediction; RuntimeError without a CUDA device) or 'auto' (a real GPU when present).
-    The fitted model pickles with host arrays, so it loads on a machine without a GPU.
-    """
+    input_shape : tuple of int or None, default=None
+        The shape of one sample as the first layer expects it: each flat row of X is reshaped
+        to it, e.g. ``(1, 8, 8)`` (channels, height, width) for a ``Conv2D`` or ``(8, 8)``
+        (time steps, features) for a recurrent layer. X may also arrive already shaped, as an
+        array of more than two dimensions. None: the rows as they are.
+
+    optimizer : {'adam', 'adamw', 'sgd', 'rmsprop', 'adagrad'}, default='adam'
+        The ``fastnn.nn`` optimizer (PyTorch's update rules), built with
+        ``lr=learning_rate_init`` and ``optimizer_options``.
+
+    learning_rate_init : float, default=0.001
+        The optimizer's learning rate (the start of ``schedule``, if one is given).
+
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size; 'auto' means ``min(200, n_samples)``, a larger int is clipped to
+        ``n_samples``.
+
+    max_iter : int, default=200
+        Maximum number of epochs of ``fit``; stopping there issues a ``ConvergenceWarning``.
+
+    alpha : float, default=0.0001
+        Strength of scikit-learn's L2 penalty: ``0.5 * alpha * ||W||^2 / batch size`` added to
+        the loss, for the weights (biases and normalization parameters take none).
+
+    schedule : str, tuple, fastnn.nn.schedules.Schedule, callable or None, default=None
+        Learning-rate schedule of ``fastnn.nn.fit``, stepped after every epoch: a name
+        ('step', 'cosine', ...), ``(name, kwargs)``, a ``Schedule`` or ``f(epoch) -> lr``.
+        None keeps ``learning_rate_init``.
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples before each epoch.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the samples (a random subset drawn from
+        ``random_state``, not stratified) and stop when the validation loss has not improved by
+        more than ``tol`` for ``n_iter_no_change`` epochs; the weights of the best epoch are
+        restored. Without it, training stops on the same rule applied to the training loss.
+        ``partial_fit`` ignores it.
+
+    validation_fraction : float, default=0.1
+        Proportion of the samples held out with ``early_stopping``, in (0, 1); the held-out
+        set must have at least two samples.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without an improvement of more than ``tol`` after which training
+        stops (the ``patience`` of ``fastnn.nn.EarlyStopping``).
+
+    tol : float, default=1e-4
+        The improvement of the monitored loss that counts (``min_delta``).
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling, the validation split and dropout; an int
+        gives the same model at every fit.
+
+    verbose : int, default=0
+        0: silent; 1: one line per epoch on stdout; 2: a progress bar on stderr.
+
+    warm_start : bool, default=False
+        Whether ``fit`` continues from the fitted ``model_`` (with a new optimizer state)
+        instead of building new layers; ``n_iter_`` and ``loss_curve_`` then add up.
+
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        Where to train and predict. 'cuda': the model, its optimizer state and the data live on
+        the GPU during fit and prediction; raises RuntimeError without a CUDA device, and
+        ValueError for a network with a recurrent layer (``SimpleRNN``, ``LSTM``, ``GRU`` run
+        on the CPU only: pass ``device='cpu'`` for them). 'auto': 'cuda' when a real GPU is
+        present, else 'cpu'. The fitted model pickles with host arrays, so it loads and
+        predicts on a machine without a GPU.
+
+    dtype : {np.float32, np.float64}, default=np.float32
+        Precision of the model, of the computation and of the predictions (X is cast to it).
+        float32 by default, unlike the MLP estimators, which follow X.
+
+    optimizer_options : dict or None, default=None
+        Further keyword arguments of the optimizer, e.g. ``{'momentum': 0.9, 'nesterov': True}``
+        for 'sgd' or ``{'weight_decay': 0.01}`` for 'adamw'; each key is also the nested
+        parameter ``optimizer__<key>``.
+
+    callbacks : list of fastnn.nn.Callback or None, default=None
+        Callbacks run inside each fit (``fastnn.nn.LambdaCallback``, ``ModelCheckpoint``,
+        ``EarlyStopping``, your own ``Callback`` subclasses), before the estimator's own stopping
+        rule. A callback may stop training (``self.trainer.stop_training = True``, or a
+        ``LambdaCallback`` function returning True).
+"""
+
+_NN_ATTRIBUTES = """
+    model_ : fastnn.nn.Sequential
+        The fitted network: clones of ``layers`` followed by the output ``Dense``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit`` (of the flattened rows when X arrives shaped).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``. Defined only when X has feature names that are
+        all strings.
+
+    n_iter_ : int
+        The number of epochs trained, in total over warm starts and ``partial_fit`` calls.
+
+    loss_ : float
+        The training loss of the last epoch (L2 penalty included).
+
+    loss_curve_ : list of shape (n_iter_,)
+        The training loss of each epoch.
+
+    validation_losses_ : list or None
+        With ``early_stopping``, the validation loss of each epoch of the last ``fit``; None
+        without it and after ``partial_fit``.
+
+    history_ : fastnn.nn.History
+        The records of the last ``fit`` or ``partial_fit`` call: ``history_["loss"]``,
+        ``history_["lr"]``, ``history_["time"]`` and, with ``early_stopping``,
+        ``history_["val_loss"]``, one value per epoch.
+"""
+
+_NN_NOTES = """
+    Nested parameters, as in skorch: ``get_params()`` lists each layer's constructor
+    arguments as ``layers__<index>__<name>`` (``layers__0__filters``) and each key of
+    ``optimizer_options`` as ``optimizer__<name>`` (``optimizer__momentum``);
+    ``set_params`` accepts both (a layer is rebuilt with the new argument, an optimizer key is
+    added to ``optimizer_options``), so ``GridSearchCV`` can search them.
+
+    Callbacks: each fit passes ``callbacks`` to ``fastnn.nn.fit``, followed by the
+    estimator's own ``fastnn.nn.EarlyStopping`` (the ``tol``/``n_iter_no_change`` rule), so
+    they see every epoch's logs and may stop training earlier. They are used as given, not
+    copied: a stateful callback carries its state from one fit to the next, while ``clone``
+    (and so ``GridSearchCV`` and ``cross_val_score``) gives each clone its own copy.
+
+%s
+
+    Precision: ``dtype`` is float32 by default, as in ``fastnn.nn`` (the MLP estimators follow
+    X's dtype, as scikit-learn does); ``dtype=np.float64`` passes scikit-learn's
+    sample-weight equivalence checks.
+
+    Compared with ``MLPClassifier``/``MLPRegressor`` (and scikit-learn's), on the same
+    layers the results differ: the layers start from ``fastnn.nn``'s initializations
+    (He-uniform weights, zero biases), the optimizers follow PyTorch's update rules (Adam's
+    ``eps`` is added after the bias correction unless ``optimizer__sklearn_epsilon=True``),
+    early stopping monitors the validation loss rather than a score, and ``n_iter_`` counts
+    every epoch trained. X must be dense. A fit that fails (invalid input, a
+    ``fastnn.nn.DivergenceError`` when training produces non-finite values) leaves the
+    estimator exactly as it was.
+"""
+
+
+class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
+    __doc__ = _numpydoc(
+        """A classifier around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
+
+    A scikit-learn estimator (``fit``, ``partial_fit``, ``predict``, ``predict_proba``,
+    ``score``; usable in pipelines, grid searches and ``cross_val_score``) that trains
+    ``layers`` plus an output layer with softmax cross-entropy, by ``fastnn.nn.fit``.
+    Targets are single-output class labels of any type.
+    """,
+        parameters=_NN_PARAMETERS % ("a ``Dense`` with one unit per class, trained with "
+                                     "softmax cross-entropy") + """
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, ``{label: weight}``, multiplied into ``sample_weight``;
+        'balanced' weighs each class by ``n_samples / (n_classes * n_samples_of_the_class)``.
+""",
+        attributes="""
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, in the order of the output units and of ``predict_proba``'s columns.
+""" + _NN_ATTRIBUTES,
+        see_also="""
+    NeuralNetRegressor : The same for regression.
+    MLPClassifier : The faster drop-in for scikit-learn's multi-layer perceptron classifier.
+    fastnn.nn.fit : The training loop underneath.
+""",
+        notes=_NN_NOTES % """\
+    ``class_weight`` multiplies each sample's weight by its class's weight, as in
+    scikit-learn's linear models; with ``sample_weight`` both apply.""",
+        examples="""
+    A small convolutional network on the 8x8 digit images:
+
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
+    >>> from fastnn import nn
+    >>> from fastnn.sklearn import NeuralNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X / 16, y, random_state=0)
+    >>> stop = nn.LambdaCallback(lambda epoch, logs: logs["loss"] < 0.05)
+    >>> clf = NeuralNetClassifier(
+    ...     layers=[nn.Conv2D(8, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten()],
+    ...     input_shape=(1, 8, 8), learning_rate_init=0.01, callbacks=[stop], random_state=0)
+    >>> clf.fit(X_train, y_train).predict(X_test[:5])
+    array([2, 8, 2, 6, 6])
+    >>> clf.score(X_test, y_test) > 0.95
+    True
+    >>> clf.loss_ < 0.05
+    True
+
+    Nested parameters reach the layers and the optimizer:
+
+    >>> clf.get_params()["layers__0__filters"]
+    8
+    >>> clf = clf.set_params(layers__0__filters=16, optimizer="sgd", optimizer__momentum=0.9)
+    >>> clf.layers[0]
+    Conv2D(filters=16, kernel_size=3, ...)
+    >>> clf.optimizer_options
+    {'momentum': 0.9}
+    """)
 
     _loss = "cross_entropy"
     _parameter_constraints = {**_BaseNeuralNet._parameter_constraints,
@@ -242,27 +442,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32, optimizer_options=None, callbacks=None,
                  class_weight=None):
-        self.layers = layers
-        self.input_shape = input_shape
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.optimizer_options = optimizer_options
-        self.callbacks = callbacks
-        self.class_weight = class_weight
+        _set_init_args(self, locals())
 
     def _weighted(self, sample_weight, y):
         """``sample_weight`` times the ``class_weight`` of each sample's class."""
@@ -330,11 +510,46 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
 
 
 class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
-    """A regressor around a network of ``fastnn.nn`` layers, trained with mean squared error.
+    __doc__ = _numpydoc(
+        """A regressor around a network of ``fastnn.nn`` layers (CNNs, RNNs, MLPs).
 
-    ``layers`` are the hidden layers (copied at fit); a linear output ``Dense`` with one unit per
-    target is appended. Other parameters as in ``NeuralNetClassifier``.
-    """
+    A scikit-learn estimator (``fit``, ``partial_fit``, ``predict``, ``score``; usable in
+    pipelines, grid searches and ``cross_val_score``) that trains ``layers`` plus a linear
+    output layer with the mean squared error, by ``fastnn.nn.fit``. Single or multiple
+    targets.
+    """,
+        parameters=_NN_PARAMETERS % ("a linear ``Dense`` with one unit per target, trained "
+                                     "with the mean squared error"),
+        attributes="""
+    n_outputs_ : int
+        Number of targets (output units).
+""" + _NN_ATTRIBUTES,
+        see_also="""
+    NeuralNetClassifier : The same for classification.
+    MLPRegressor : The faster drop-in for scikit-learn's multi-layer perceptron regressor.
+    fastnn.nn.fit : The training loop underneath.
+""",
+        notes=_NN_NOTES % """\
+    Sample weights: ``fit(X, y, sample_weight)`` weighs each sample's squared error (there
+    is no ``class_weight`` for regression).""",
+        examples="""
+    >>> from sklearn.datasets import make_regression
+    >>> from sklearn.model_selection import train_test_split
+    >>> from fastnn.sklearn import NeuralNetRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=10, noise=1.0, random_state=0)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y / y.std(), random_state=0)
+    >>> regr = NeuralNetRegressor(learning_rate_init=0.01, random_state=0).fit(X_train, y_train)
+    >>> regr.predict(X_test[:3]).shape
+    (3,)
+    >>> regr.score(X_test, y_test) > 0.95
+    True
+    >>> regr.model_
+    Sequential(
+      Dense(units=100, ...),
+      ReLU(),
+      Dense(units=1, ...)
+    )
+    """)
 
     _loss = "mse"
 
@@ -343,26 +558,7 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
                  schedule=None, shuffle=True, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, tol=1e-4, random_state=None, verbose=0, warm_start=False,
                  device="auto", dtype=np.float32, optimizer_options=None, callbacks=None):
-        self.layers = layers
-        self.input_shape = input_shape
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.schedule = schedule
-        self.shuffle = shuffle
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.optimizer_options = optimizer_options
-        self.callbacks = callbacks
+        _set_init_args(self, locals())
 
     @staticmethod
     def _weighted(sample_weight, y):
