@@ -78,15 +78,22 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return be.impl("pool").max_pool2d(x, k, s, p)
 
 
-def max_pool2d_backward(dy, indices, x_shape):
-    """Gradient of ``max_pool2d``: ``dy`` routed to ``indices`` (summed where they coincide)."""
+def _max_backward_inputs(dy, indices, x_shape, ndim, dy_layout, x_layout):
+    """The backend and the checked ``dy``, ``indices`` and ``x_shape`` of a max-pool gradient."""
     be = backend(dy, indices)
-    dy = be.float_array(dy, "dy", ndim=4, layout="(N, C, OH, OW)")
-    indices = be.int_array(indices, "indices", ndim=4)
-    x_shape = _x_shape(x_shape, 4, _LAYOUT_2D)
+    dy = be.float_array(dy, "dy", ndim=ndim, layout=dy_layout)
+    indices = be.int_array(indices, "indices", ndim=ndim)
+    x_shape = _x_shape(x_shape, ndim, x_layout)
     _expect(indices, "indices", dy.shape)
     if tuple(dy.shape[:2]) != x_shape[:2]:
         raise ValueError(f"dy must have N, C = {x_shape[:2]} like x_shape, got shape {tuple(dy.shape)}")
+    return be, dy, indices, x_shape
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    """Gradient of ``max_pool2d``: ``dy`` routed to ``indices`` (summed where they coincide)."""
+    be, dy, indices, x_shape = _max_backward_inputs(dy, indices, x_shape, 4, "(N, C, OH, OW)",
+                                                    _LAYOUT_2D)
     return be.impl("pool").max_pool2d_backward(dy, indices, x_shape)
 
 
@@ -124,13 +131,8 @@ def max_pool1d(x, kernel_size, stride=None, padding=0):
 
 def max_pool1d_backward(dy, indices, x_shape):
     """Gradient of ``max_pool1d``: ``dy`` (N, C, OL) routed to ``indices`` in an input ``x_shape``."""
-    be = backend(dy, indices)
-    dy = be.float_array(dy, "dy", ndim=3, layout="(N, C, OL)")
-    indices = be.int_array(indices, "indices", ndim=3)
-    x_shape = _x_shape(x_shape, 3, _LAYOUT_1D)
-    _expect(indices, "indices", dy.shape)
-    if tuple(dy.shape[:2]) != x_shape[:2]:
-        raise ValueError(f"dy must have N, C = {x_shape[:2]} like x_shape, got shape {tuple(dy.shape)}")
+    be, dy, indices, x_shape = _max_backward_inputs(dy, indices, x_shape, 3, "(N, C, OL)",
+                                                    _LAYOUT_1D)
     dx = be.impl("pool").max_pool2d_backward(dy.reshape(_as_2d(dy.shape)),
                                              indices.reshape(_as_2d(indices.shape)), _as_2d(x_shape))
     return dx.reshape(x_shape)

@@ -39,10 +39,11 @@ def _generator(rng):
     raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {rng!r}")
 
 
-def _float_dtype(dtype):
+def float_dtype(dtype):
+    """``dtype`` as a NumPy dtype, float32 or float64 (what layers and weights compute in)."""
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        raise TypeError(f"layers compute in float32 or float64, got dtype {dtype}")
     return dtype
 
 
@@ -75,55 +76,55 @@ def _positive(fan, what, shape):
 
 
 def _normal(shape, std, rng, dtype):
-    return (_generator(rng).standard_normal(shape) * std).astype(_float_dtype(dtype))
+    return (_generator(rng).standard_normal(shape) * std).astype(float_dtype(dtype))
 
 
 def _uniform(shape, bound, rng, dtype):
-    return _generator(rng).uniform(-bound, bound, size=shape).astype(_float_dtype(dtype))
+    return _generator(rng).uniform(-bound, bound, size=shape).astype(float_dtype(dtype))
+
+
+def _variance_scaling(shape, rng, dtype, fan_in, fan_out, scale, mode, distribution):
+    """Weights of variance ``scale / n``, ``n`` = fan_in (``mode="fan_in"``) or fan_in + fan_out:
+    Normal(0, sqrt(scale / n)) or Uniform(-a, a) with ``a = sqrt(3 * scale / n)``."""
+    shape = _shape(shape)
+    fan_in, fan_out = _fans(shape, fan_in, fan_out)
+    if mode == "fan_in":
+        n = _positive(fan_in, "fan_in", shape)
+    else:
+        n = _positive(fan_in + fan_out, "fan_in + fan_out", shape)
+    if distribution == "normal":
+        return _normal(shape, math.sqrt(scale / n), rng, dtype)
+    return _uniform(shape, math.sqrt(3.0 * scale / n), rng, dtype)
 
 
 def he_normal(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """Normal(0, std) with ``std = sqrt(2 / fan_in)`` (He et al. 2015; as ``kaiming_normal_``)."""
-    shape = _shape(shape)
-    fan_in, _ = _fans(shape, fan_in, fan_out)
-    return _normal(shape, math.sqrt(2.0 / _positive(fan_in, "fan_in", shape)), rng, dtype)
+    return _variance_scaling(shape, rng, dtype, fan_in, fan_out, 2.0, "fan_in", "normal")
 
 
 def he_uniform(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """Uniform(-a, a) with ``a = sqrt(6 / fan_in)`` (variance ``2 / fan_in``, as ``he_normal``)."""
-    shape = _shape(shape)
-    fan_in, _ = _fans(shape, fan_in, fan_out)
-    return _uniform(shape, math.sqrt(6.0 / _positive(fan_in, "fan_in", shape)), rng, dtype)
+    return _variance_scaling(shape, rng, dtype, fan_in, fan_out, 2.0, "fan_in", "uniform")
 
 
 def glorot_normal(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """Normal(0, std) with ``std = sqrt(2 / (fan_in + fan_out))`` (Glorot & Bengio 2010)."""
-    shape = _shape(shape)
-    fan_in, fan_out = _fans(shape, fan_in, fan_out)
-    total = _positive(fan_in + fan_out, "fan_in + fan_out", shape)
-    return _normal(shape, math.sqrt(2.0 / total), rng, dtype)
+    return _variance_scaling(shape, rng, dtype, fan_in, fan_out, 2.0, "fan_avg", "normal")
 
 
 def glorot_uniform(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """Uniform(-a, a) with ``a = sqrt(6 / (fan_in + fan_out))`` (Glorot & Bengio 2010)."""
-    shape = _shape(shape)
-    fan_in, fan_out = _fans(shape, fan_in, fan_out)
-    total = _positive(fan_in + fan_out, "fan_in + fan_out", shape)
-    return _uniform(shape, math.sqrt(6.0 / total), rng, dtype)
+    return _variance_scaling(shape, rng, dtype, fan_in, fan_out, 2.0, "fan_avg", "uniform")
 
 
 def lecun_normal(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """Normal(0, std) with ``std = sqrt(1 / fan_in)`` (LeCun et al. 1998)."""
-    shape = _shape(shape)
-    fan_in, _ = _fans(shape, fan_in, fan_out)
-    return _normal(shape, math.sqrt(1.0 / _positive(fan_in, "fan_in", shape)), rng, dtype)
+    return _variance_scaling(shape, rng, dtype, fan_in, fan_out, 1.0, "fan_in", "normal")
 
 
 def lecun_uniform(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """Uniform(-a, a) with ``a = sqrt(3 / fan_in)`` (variance ``1 / fan_in``)."""
-    shape = _shape(shape)
-    fan_in, _ = _fans(shape, fan_in, fan_out)
-    return _uniform(shape, math.sqrt(3.0 / _positive(fan_in, "fan_in", shape)), rng, dtype)
+    return _variance_scaling(shape, rng, dtype, fan_in, fan_out, 1.0, "fan_in", "uniform")
 
 
 def orthogonal(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None, gain=1.0):
@@ -140,7 +141,7 @@ def orthogonal(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None, gai
     rows = shape[0]
     cols = int(np.prod(shape[1:], dtype=np.int64))
     if rows == 0 or cols == 0:
-        return np.zeros(shape, dtype=_float_dtype(dtype))
+        return np.zeros(shape, dtype=float_dtype(dtype))
     a = _generator(rng).standard_normal((rows, cols))
     if rows < cols:
         a = a.T
@@ -148,17 +149,17 @@ def orthogonal(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None, gai
     q = q * np.where(np.diag(r) < 0, -1.0, 1.0)  # unique, uniformly distributed factor
     if rows < cols:
         q = q.T
-    return (float(gain) * q).reshape(shape).astype(_float_dtype(dtype))
+    return (float(gain) * q).reshape(shape).astype(float_dtype(dtype))
 
 
 def zeros(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """All zeros (biases, BatchNorm shift)."""
-    return np.zeros(_shape(shape), dtype=_float_dtype(dtype))
+    return np.zeros(_shape(shape), dtype=float_dtype(dtype))
 
 
 def ones(shape, rng=None, dtype=np.float32, fan_in=None, fan_out=None):
     """All ones (BatchNorm scale)."""
-    return np.ones(_shape(shape), dtype=_float_dtype(dtype))
+    return np.ones(_shape(shape), dtype=float_dtype(dtype))
 
 
 xavier_normal = glorot_normal

@@ -22,6 +22,8 @@ import numbers
 import numpy as np
 
 from .. import kernels as K
+from .._kernels import conv as _conv_ops
+from .._kernels import pool as _pool_ops
 from .._kernels._validate import check_scalar, int_tuple
 from . import init as _init
 from ._array import accumulate
@@ -69,13 +71,6 @@ def _need_rank(layer, input_shape, ranks, layout):
                          f"per-sample shape {tuple(input_shape)} ({len(input_shape) + 1}-D input)")
 
 
-def _float_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"layers compute in float32 or float64, got dtype {dtype}")
-    return dtype
-
-
 def _free(rank):
     return (None,) * rank
 
@@ -119,7 +114,7 @@ class _Weighted(Layer):
 
     def _start_build(self, rng, dtype):
         self._params = []
-        return (self._init_rng() if rng is None else rng), _float_dtype(dtype)
+        return (self._init_rng() if rng is None else rng), _init.float_dtype(dtype)
 
     def _check_dtype(self, x):
         want = np.dtype(self._params[0].data.dtype) if self._params else None
@@ -287,7 +282,19 @@ class _Conv(_Weighted):
         return dx
 
 
-class Conv1D(_Conv):
+class _ConvND(_Conv):
+    """Conv1D and Conv2D: one layer, told apart by class attributes (the number of spatial
+    axes and the kernels)."""
+    _skips_input_grad = True
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 use_bias=True, kernel_initializer=None, in_channels=None, seed=None):
+        super().__init__(seed)
+        self._setup(filters, kernel_size, stride, padding, dilation, groups, use_bias,
+                    kernel_initializer, in_channels)
+
+
+class Conv1D(_ConvND):
     """1-D convolution (``F.conv1d``) on (N, C, L): ``weight`` (filters, C/groups, k).
 
     Weights default to He-uniform with ``fan_in = C/groups * k`` (ReLU family; pass
@@ -295,23 +302,11 @@ class Conv1D(_Conv):
     length is accepted once built; ``in_channels`` builds at construction.
     """
     _nd = 1
-
-    def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 use_bias=True, kernel_initializer=None, in_channels=None, seed=None):
-        super().__init__(seed)
-        self._setup(filters, kernel_size, stride, padding, dilation, groups, use_bias,
-                    kernel_initializer, in_channels)
-
-    def _op(self, x, w, b, **geo):
-        return K.conv1d(x, w, b, **geo)
-
-    _skips_input_grad = True
-
-    def _op_backward(self, dy, x, w, **geo):
-        return K.conv1d_backward(dy, x, w, **geo)
+    _op = staticmethod(_conv_ops.conv1d)
+    _op_backward = staticmethod(_conv_ops.conv1d_backward)
 
 
-class Conv2D(_Conv):
+class Conv2D(_ConvND):
     """2-D convolution (``F.conv2d``) on (N, C, H, W): ``weight`` (filters, C/groups, kh, kw).
 
     Weights default to He-uniform with ``fan_in = C/groups * kh * kw`` (ReLU family; pass
@@ -319,20 +314,8 @@ class Conv2D(_Conv):
     height and width are accepted once built; ``in_channels`` builds at construction.
     """
     _nd = 2
-
-    def __init__(self, filters, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 use_bias=True, kernel_initializer=None, in_channels=None, seed=None):
-        super().__init__(seed)
-        self._setup(filters, kernel_size, stride, padding, dilation, groups, use_bias,
-                    kernel_initializer, in_channels)
-
-    def _op(self, x, w, b, **geo):
-        return K.conv2d(x, w, b, **geo)
-
-    _skips_input_grad = True
-
-    def _op_backward(self, dy, x, w, **geo):
-        return K.conv2d_backward(dy, x, w, **geo)
+    _op = staticmethod(_conv_ops.conv2d)
+    _op_backward = staticmethod(_conv_ops.conv2d_backward)
 
 
 class Conv2DTranspose(_Conv):
@@ -358,12 +341,8 @@ class Conv2DTranspose(_Conv):
         return geo
 
     _fuses_relu = False
-
-    def _op(self, x, w, b, **geo):
-        return K.conv_transpose2d(x, w, b, **geo)
-
-    def _op_backward(self, dy, x, w, **geo):
-        return K.conv_transpose2d_backward(dy, x, w, **geo)
+    _op = staticmethod(_conv_ops.conv_transpose2d)
+    _op_backward = staticmethod(_conv_ops.conv_transpose2d_backward)
 
 
 # -- pooling ----------------------------------------------------------------------------------
@@ -389,54 +368,56 @@ class _Pool(_Stateless):
         return self._k, self._stride, self._padding
 
 
-class MaxPool1D(_Pool):
+class _MaxPool(_Pool):
+    """Max pooling: the subclasses name the number of axes and the kernels."""
+
+    def _forward(self, x, training):
+        y, idx = self._pool(x, *self._args())
+        self._cache = (idx, tuple(x.shape))
+        return y
+
+    def _backward(self, dy):
+        idx, shape = self._cached()
+        return self._pool_backward(dy, idx, shape)
+
+
+class MaxPool1D(_MaxPool):
     """Max pooling over (N, C, L) (``F.max_pool1d``); ``stride`` defaults to ``pool_size``."""
     _nd = 1
-
-    def _forward(self, x, training):
-        y, idx = K.max_pool1d(x, *self._args())
-        self._cache = (idx, tuple(x.shape))
-        return y
-
-    def _backward(self, dy):
-        idx, shape = self._cached()
-        return K.max_pool1d_backward(dy, idx, shape)
+    _pool = staticmethod(_pool_ops.max_pool1d)
+    _pool_backward = staticmethod(_pool_ops.max_pool1d_backward)
 
 
-class MaxPool2D(_Pool):
+class MaxPool2D(_MaxPool):
     """Max pooling over (N, C, H, W) (``F.max_pool2d``); ``stride`` defaults to ``pool_size``."""
+    _nd = 2
+    _pool = staticmethod(_pool_ops.max_pool2d)
+    _pool_backward = staticmethod(_pool_ops.max_pool2d_backward)
+
+
+class _AvgPool(_Pool):
+    """Average pooling (zero padding counted): the subclasses name the axes and the kernels."""
 
     def _forward(self, x, training):
-        y, idx = K.max_pool2d(x, *self._args())
-        self._cache = (idx, tuple(x.shape))
-        return y
+        self._cache = tuple(x.shape)
+        return self._pool(x, *self._args())
 
     def _backward(self, dy):
-        idx, shape = self._cached()
-        return K.max_pool2d_backward(dy, idx, shape)
+        return self._pool_backward(dy, self._cached(), *self._args())
 
 
-class AvgPool1D(_Pool):
+class AvgPool1D(_AvgPool):
     """Average pooling over (N, C, L) (``F.avg_pool1d``, zero padding counted)."""
     _nd = 1
-
-    def _forward(self, x, training):
-        self._cache = tuple(x.shape)
-        return K.avg_pool1d(x, *self._args())
-
-    def _backward(self, dy):
-        return K.avg_pool1d_backward(dy, self._cached(), *self._args())
+    _pool = staticmethod(_pool_ops.avg_pool1d)
+    _pool_backward = staticmethod(_pool_ops.avg_pool1d_backward)
 
 
-class AvgPool2D(_Pool):
+class AvgPool2D(_AvgPool):
     """Average pooling over (N, C, H, W) (``F.avg_pool2d``, zero padding counted)."""
-
-    def _forward(self, x, training):
-        self._cache = tuple(x.shape)
-        return K.avg_pool2d(x, *self._args())
-
-    def _backward(self, dy):
-        return K.avg_pool2d_backward(dy, self._cached(), *self._args())
+    _nd = 2
+    _pool = staticmethod(_pool_ops.avg_pool2d)
+    _pool_backward = staticmethod(_pool_ops.avg_pool2d_backward)
 
 
 class StochasticPool2D(_Stateless):
@@ -599,7 +580,7 @@ class BatchNorm(Layer):
     def build(self, input_shape, rng=None, dtype=np.float32):
         input_shape = tuple(input_shape)
         _need_rank(self, input_shape, (1, 2, 3), "(N, C), (N, C, L) or (N, C, H, W)")
-        dtype = _float_dtype(dtype)
+        dtype = _init.float_dtype(dtype)
         c = int(input_shape[0])
         claim_values(self, 4 * c)  # gamma, beta and the two running statistics
         self._params = []
@@ -748,7 +729,7 @@ class PReLU(Layer):
     def build(self, input_shape, rng=None, dtype=np.float32):
         input_shape = tuple(input_shape)
         _need_rank(self, input_shape, range(1, 64), "(N, C, ...)")
-        dtype = _float_dtype(dtype)
+        dtype = _init.float_dtype(dtype)
         c = int(input_shape[0])
         claim_values(self, c)
         self._params = []
