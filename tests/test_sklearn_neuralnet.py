@@ -118,3 +118,14 @@ def test_grid_search_on_dask_cluster(digits):
         with joblib.parallel_backend("dask"):
             _fit(grid, Xtr, ytr)
     assert grid.best_score_ > 0.85 and len(grid.cv_results_["params"]) == 2
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_verbose_shows_accuracy_and_validation_loss_one_line_per_epoch(capsys, early_stopping):
+    X, y = load_digits(return_X_y=True)
+    NeuralNetClassifier([Dense(16), ReLU()], max_iter=2, verbose=1, random_state=0,
+                        early_stopping=early_stopping).fit(X[:300] / 16.0, y[:300])
+    out = capsys.readouterr().out.splitlines()
+    epochs = [line for line in out if line.startswith("Epoch ")]
+    assert len(epochs) == 2 and all("accuracy:" in line for line in epochs)
+    assert all(("val_loss:" in line) == early_stopping for line in epochs)

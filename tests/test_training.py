@@ -1,4 +1,6 @@
 """The training loop: history, reproducibility, callbacks, schedules, augmentation, evaluation."""
+import io
+
 import numpy as np
 import pytest
 
@@ -230,14 +232,62 @@ def test_regression_and_multilabel():
     assert h["accuracy"][-1] > 0.9
 
 
-def test_verbose_output(capsys):
+@pytest.mark.parametrize("verbose", [1, 2, "auto"])
+def test_verbose_output_off_a_terminal_is_one_line_per_epoch(capsys, verbose):
+    # Keras' semantics; stdout captured is not a terminal: no redraws in a log
     x, y = blobs(n=40)
-    fit(mlp(seed=0), x, y, epochs=2, verbose=1, validation_split=0.2)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 2 and out[0].startswith("Epoch 1/2") and "val_loss" in out[0]
-    fit(mlp(seed=0), x, y, epochs=2, verbose=2)
-    err = capsys.readouterr().err
-    assert "Epoch 2/2" in err and "[" in err and err.endswith("\n")
+    fit(mlp(seed=0), x, y, epochs=2, verbose=verbose, validation_split=0.2)
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert len(out) == 2 and out[0].startswith("Epoch 1/2") and out[1].startswith("Epoch 2/2")
+    assert "val_loss" in out[0] and "accuracy" in out[0] and "\r" not in captured.out
+    assert captured.err == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_verbose_1_on_a_terminal_redraws_one_line_with_rate_eta_and_metrics(monkeypatch):
+    from fastnn.nn import progress
+    term = _Terminal()
+    monkeypatch.setattr(progress.sys, "stdout", term)
+    monkeypatch.setattr(progress.Progress, "REDRAW_SECONDS", 0.0)  # draw after every batch
+    x, y = blobs(n=40)
+    fit(mlp(seed=0), x, y, epochs=2, batch_size=10, verbose=1, validation_split=0.25)
+    text = term.getvalue()
+    lines = text.split("\n")
+    assert len(lines) == 3 and lines[2] == ""  # one finished line per epoch
+    first = lines[0].split("\r")[1:]           # the redraws of epoch 1
+    assert len(first) == 3 + 1                  # 3 batches, then the epoch's logs
+    assert first[0].startswith("Epoch 1/2 1/3 [") and "samples/s" in first[0]
+    assert "ETA" in first[0] and "loss:" in first[0] and "accuracy:" in first[0]
+    assert first[-1].startswith("Epoch 1/2 - loss:") and "val_loss" in first[-1]
+
+
+def test_verbose_0_prints_nothing(capsys):
+    x, y = blobs(n=40)
+    fit(mlp(seed=0), x, y, epochs=2, verbose=0)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_history_to_frame_and_plot():
+    pd = pytest.importorskip("pandas")
+    x, y = blobs(n=40)
+    h = fit(mlp(seed=0), x, y, epochs=3, validation_split=0.25)
+    frame = h.to_frame()
+    assert isinstance(frame, pd.DataFrame) and list(frame.index) == [1, 2, 3]
+    assert frame.index.name == "epoch"
+    np.testing.assert_array_equal(frame["val_loss"].to_numpy(), h["val_loss"])
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    axes = h.plot()
+    assert [a.get_title() for a in axes] == ["loss", "accuracy"]
+    assert [line.get_label() for line in axes[0].get_lines()] == ["training", "validation"]
+    with pytest.raises(KeyError, match="mae"):
+        h.plot("mae")
 
 
 def test_random_shift_and_flip():

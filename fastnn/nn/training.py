@@ -16,7 +16,6 @@ as one number each per batch. ``predict`` returns NumPy arrays.
 import functools
 import math
 import numbers
-import sys
 import time
 
 import numpy as np
@@ -28,6 +27,7 @@ from . import optimizers as _optimizers
 from . import schedules as _schedules
 from .base import model_buffers
 from .optimizers import Optimizer, clip_grad_norm
+from .progress import Progress
 
 
 # scikit-learn's MLP words for the same fault (it raises ValueError after its last epoch).
@@ -93,6 +93,48 @@ class History:
 
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+    def to_frame(self):
+        """A pandas DataFrame: one row per epoch (index ``epoch``, 1-based), one column a key."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("History.to_frame needs pandas: pip install pandas") from None
+        return pd.DataFrame(self.history,
+                            index=pd.Index([e + 1 for e in self.epoch], name="epoch"))
+
+    def plot(self, keys=None, ax=None):
+        """Curves of the history with matplotlib: one panel for the losses and one per metric
+        (training and ``val_`` curves together); returns the axes. ``keys``: the training keys
+        to draw (default every key but ``lr`` and ``time``); ``ax``: axes to draw on (one per
+        panel)."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
+        if keys is None:
+            keys = [k for k in self.history
+                    if k not in ("lr", "time") and not k.startswith("val_")]
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        for k in keys:
+            if k not in self.history:
+                raise KeyError(f"{k!r} is not in the history; it holds {sorted(self.history)}")
+        if ax is None:
+            _, ax = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+            ax = ax[0]
+        ax = [ax] if not hasattr(ax, "__len__") else list(ax)
+        if len(ax) != len(keys):
+            raise ValueError(f"ax must hold one axes per key ({len(keys)}), got {len(ax)}")
+        epochs = [e + 1 for e in self.epoch]
+        for a, k in zip(ax, keys):
+            a.plot(epochs, self.history[k], label="training")
+            if f"val_{k}" in self.history:
+                a.plot(epochs, self.history[f"val_{k}"], label="validation")
+            a.set_xlabel("epoch")
+            a.set_ylabel(k)
+            a.set_title(k)
+            a.legend()
+        return ax
 
 
 class Callback:
@@ -479,56 +521,7 @@ def _batch_to(device, *arrays):
     return tuple(None if a is None else _array.move(a, device) for a in arrays)
 
 
-# --- progress output -----------------------------------------------------------------------------
-
-def _format_logs(logs):
-    parts = []
-    for k, v in logs.items():
-        if k == "time":
-            continue
-        parts.append(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}")
-    return " - ".join(parts) + f" - {logs.get('time', 0.0):.2f}s"
-
-
-class _ProgressBar:
-    """A one-line text progress bar on stderr, redrawn at most every 0.1 s."""
-
-    def __init__(self, epoch, epochs, total, width=30, stream=None):
-        self.prefix = f"Epoch {epoch + 1}/{epochs}"
-        self.total = total
-        self.width = width
-        self.stream = stream or sys.stderr
-        self._last = 0.0
-
-    def update(self, done, loss):
-        now = time.perf_counter()
-        if done < self.total and now - self._last < 0.1:
-            return
-        self._last = now
-        filled = int(self.width * done / self.total)
-        bar = "=" * filled + (">" if filled < self.width else "") + "." * (self.width - filled - 1)
-        self.stream.write(f"\r{self.prefix} [{bar[:self.width]}] {done}/{self.total} "
-                          f"- loss: {loss:.4f}")
-        self.stream.flush()
-
-    def close(self, logs):
-        self.stream.write(f"\r{self.prefix} - {_format_logs(logs)}" + " " * 20 + "\n")
-        self.stream.flush()
-
-
 # --- fit / evaluate / predict --------------------------------------------------------------------
-
-class _Trainer:
-    """What callbacks see: the model, the optimizer, the history and the stop flag."""
-
-    def __init__(self, model, optimizer, history, has_validation, epochs):
-        self.model = model
-        self.optimizer = optimizer
-        self.history = history
-        self.has_validation = has_validation
-        self.epochs = epochs
-        self.stop_training = False
-
 
 def _build(model, x, dtype, init_seed):
     if getattr(model, "built", False):
@@ -599,33 +592,230 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
     - ``metrics``: names ("accuracy", "mae", "mse") or ``f(y_true, output) -> float``; default
       accuracy for classification losses. Training metrics are averaged over the epoch's batches
       (training-mode outputs); validation values come from ``evaluate``.
-    - ``verbose``: 0 silent, 1 one line per epoch (stdout), 2 a progress bar (stderr).
+    - ``verbose`` (Keras' meaning): 0 silent; 1 a live line per epoch on a terminal (batch,
+      samples/s, ETA, loss and metrics), one line per epoch when stdout is not a terminal; 2 one
+      line per epoch; "auto" is 1. Everything goes to stdout.
     - ``seed``: drives weight initialisation (for an unbuilt model without a seed of its own),
       shuffling, the validation split, augmentation and the layers' dropout draws.
     - ``device``: "cpu", "cuda" or "auto" moves the model there (``model.to``) before training;
       None trains where the model is. On "cuda" the data moves to the GPU once (see the module
       docstring) and the model stays there afterwards.
     """
-    epochs = _check_int(epochs, "epochs", 0)
-    batch_size = _check_int(batch_size, "batch_size", 1)
-    if verbose not in (0, 1, 2, False, True):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    if not 0.0 <= float(validation_split) < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-    if validation_data is not None and validation_split:
-        raise ValueError("pass validation_data or validation_split, not both")
-    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
-        raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
-    alpha = float(alpha)
-    if not (math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be finite and >= 0, got {alpha!r}")
+    trainer = _Trainer(model, x, y, loss=loss, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                       epochs=epochs, validation_data=validation_data,
+                       validation_split=validation_split, shuffle=shuffle, seed=seed,
+                       schedule=schedule, weight_decay=weight_decay, alpha=alpha,
+                       clip_norm=clip_norm, callbacks=callbacks, augment=augment,
+                       metrics=metrics, verbose=verbose, sample_weight=sample_weight,
+                       optimizer_options=optimizer_options, device=device)
+    return trainer.run()
 
-    loss_fn = _loss_of(loss)
-    dtype = _float_dtype(model, x)
-    x, y, sample_weight = _prepare(x, y, loss_fn, dtype, sample_weight)
-    seeds = np.random.SeedSequence(seed).spawn(5)
-    init_seed, shuffle_seed, split_seed, aug_seed, layer_seed = seeds
 
+class _Trainer:
+    """One call of ``fit`` in named steps: ``__init__`` prepares (checks, data, build, device,
+    optimizer, callbacks, batch buffers), ``run_epoch`` trains one epoch and returns its logs,
+    ``end_epoch`` records them (divergence check, history, schedule, callbacks, display).
+
+    Callbacks see it as ``self.trainer``: ``model``, ``optimizer``, ``history``,
+    ``has_validation``, ``epochs`` and ``stop_training`` (set it to True to stop).
+    """
+
+    def __init__(self, model, x, y, loss, optimizer, lr, batch_size, epochs, validation_data,
+                 validation_split, shuffle, seed, schedule, weight_decay, alpha, clip_norm,
+                 callbacks, augment, metrics, verbose, sample_weight, optimizer_options,
+                 device):
+        epochs = _check_int(epochs, "epochs", 0)
+        batch_size = _check_int(batch_size, "batch_size", 1)
+        if verbose not in (0, 1, 2, False, True, "auto"):
+            raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_data is not None and validation_split:
+            raise ValueError("pass validation_data or validation_split, not both")
+        if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and clip_norm > 0):
+            raise ValueError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+        alpha = float(alpha)
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be finite and >= 0, got {alpha!r}")
+
+        loss_fn = _loss_of(loss)
+        dtype = _float_dtype(model, x)
+        x, y, sample_weight = _prepare(x, y, loss_fn, dtype, sample_weight)
+        init_seed, shuffle_seed, split_seed, aug_seed, layer_seed = \
+            np.random.SeedSequence(seed).spawn(5)
+        x, y, sample_weight, val = _split_validation(x, y, sample_weight, loss_fn, dtype,
+                                                     validation_data, validation_split,
+                                                     split_seed)
+
+        _build(model, x, dtype, None if seed is None else init_seed)
+        if device is not None:
+            model.to(device)
+        device = _model_device(model)
+        if seed is not None:
+            _reseed_layers(model, layer_seed)
+        opt = _optimizer_for(model, optimizer, lr, weight_decay, optimizer_options)
+
+        self.model, self.optimizer, self.epochs = model, opt, epochs
+        self.has_validation = val is not None
+        self.stop_training = False
+        self.loss_fn, self.alpha, self.clip_norm = loss_fn, alpha, clip_norm
+        self.flat = opt.flat
+        self.schedule = _make_schedule(schedule, opt)
+        self.augment = _augmenter(augment)
+        self.metrics = _metric_list(metrics, loss_fn)
+        self.callbacks = _callbacks(callbacks)
+        self.history = History()
+        self.history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x),
+                               "optimizer": type(opt).__name__,
+                               "loss": getattr(loss_fn, "name", None)}
+        self.monitor = (getattr(self.schedule, "monitor", None)
+                        or ("val_loss" if val is not None else "loss"))
+
+        n = len(x)
+        self.n, self.batch_size = n, batch_size
+        self.n_batches = (n + batch_size - 1) // batch_size
+        self.shuffle = shuffle
+        self.shuffle_rng = np.random.default_rng(shuffle_seed)
+        self.aug_rng = np.random.default_rng(aug_seed)
+        self.device = device
+        # Where batches come from: host arrays (CPU; or a GPU when augmenting or when the data
+        # does not fit), or arrays resident on the device, gathered there.
+        (x_dev, y_dev), resident = _on_device(device, x, y)
+        self.gather_on_device = device != "cpu" and resident and self.augment is None
+        if self.gather_on_device:
+            x, y = x_dev, y_dev
+        if val is not None:
+            (vx, vy), _ = _on_device(device, val[0], val[1])
+            val = (vx, vy, val[2])
+        self.x, self.y, self.sample_weight, self.val = x, y, sample_weight, val
+        self.gather = shuffle or self.augment is not None
+        bsz = min(batch_size, n)
+        self.xbuf = _array.empty_like(x, (bsz,) + tuple(x.shape[1:])) if self.gather else None
+        self.ybuf = _array.empty_like(y, (bsz,) + tuple(y.shape[1:])) if self.gather else None
+        self.wbuf = (np.empty(bsz, dtype=np.float64)
+                     if self.gather and sample_weight is not None else None)
+        self.progress = Progress(verbose, epochs, self.n_batches, n)
+        self._last_finite = None
+
+    def run(self):
+        """Every epoch (until a callback stops training); returns the ``History``."""
+        for cb in self.callbacks:
+            cb.set_trainer(self)
+        for cb in self.callbacks:
+            cb.on_train_begin({})
+        for epoch in range(self.epochs):
+            logs = self.run_epoch(epoch)
+            self.end_epoch(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in self.callbacks:
+            cb.on_train_end({})
+        return self.history
+
+    def run_epoch(self, epoch):
+        """One pass over the training batches; returns the epoch's logs (validation included)."""
+        start = time.perf_counter()
+        model, opt, flat, sched = self.model, self.optimizer, self.flat, self.schedule
+        if flat is not None:  # the last finite state, restored if this epoch diverges
+            self._last_finite = _snapshot(model, flat, self._last_finite)
+            self._opt_before = opt.state_dict()
+        if callable(sched) and not isinstance(sched, _schedules.Schedule):
+            opt.lr = float(sched(epoch))
+        epoch_lr = opt.lr
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, {})
+        self.progress.begin_epoch(epoch)
+        n, batch_size, x, y, sample_weight = (self.n, self.batch_size, self.x, self.y,
+                                              self.sample_weight)
+        order = self.shuffle_rng.permutation(n) if self.shuffle else None
+        order_dev = (_batch_to(self.device, order)[0]
+                     if self.gather_on_device and self.shuffle else order)
+        for m in self.metrics:
+            m.reset()
+        total_loss = 0.0
+        for b in range(self.n_batches):
+            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+            m_b = hi - lo
+            if self.gather:
+                idx = np.arange(lo, hi) if order is None else order[lo:hi]
+                wb = None if self.wbuf is None else np.take(sample_weight, idx,
+                                                            out=self.wbuf[:m_b])
+                rows = order_dev[lo:hi] if self.gather_on_device else idx
+                xb = _array.take_rows(x, rows, self.xbuf[:m_b])
+                yb = _array.take_rows(y, rows, self.ybuf[:m_b])
+                if self.augment is not None:  # host batches only (gather_on_device is False)
+                    xb = self.augment(xb, self.aug_rng)
+            else:
+                xb, yb = x[lo:hi], y[lo:hi]
+                wb = None if sample_weight is None else sample_weight[lo:hi]
+            xb, yb = _batch_to(self.device, xb, yb)
+            if wb is not None and not wb.sum() > 0:
+                continue  # a batch whose weights are all zero contributes nothing
+            batch_loss, out = self._step(xb, yb, wb, m_b)
+            total_loss += batch_loss * m_b
+            for m in self.metrics:
+                m.update(out, yb)
+            self.progress.batch(b + 1, hi, total_loss / hi, self.metrics)
+            for cb in self.callbacks:
+                cb.on_batch_end(b, {"loss": batch_loss, "size": m_b})
+        logs = {"loss": total_loss / n}
+        for m in self.metrics:
+            logs[m.name] = m.result()
+        if self.val is not None:
+            vx, vy, vw = self.val
+            res = evaluate(model, vx, vy, loss=self.loss_fn, metrics=self.metrics,
+                           sample_weight=vw, _prepared=True)
+            logs.update({f"val_{k}": v for k, v in res.items()})
+        logs["lr"] = epoch_lr
+        logs["time"] = time.perf_counter() - start
+        return logs
+
+    def _step(self, xb, yb, wb, m_b):
+        """Forward, loss, backward, penalty, clipping and the optimizer step of one batch."""
+        opt, flat = self.optimizer, self.flat
+        opt.zero_grad()
+        out = self.model.forward(xb, training=True)
+        batch_loss, dout = self.loss_fn(out, yb, wb)
+        self.model.backward(dout, input_grad=False)
+        if self.alpha:
+            n_b = m_b if wb is None else float(wb.sum())
+            batch_loss += _losses.l2_penalty(flat, self.alpha, n_b)
+        if self.clip_norm is not None:
+            clip_grad_norm(flat, self.clip_norm)
+        opt.step()
+        return batch_loss, out
+
+    def end_epoch(self, epoch, logs):
+        """Check, record and announce the epoch; a non-finite loss or parameter restores the
+        state before the epoch and raises ``DivergenceError``."""
+        history, sched = self.history, self.schedule
+        if not (math.isfinite(logs["loss"]) and _all_finite(self.flat)):
+            history.append(epoch, logs)
+            self.progress.end_epoch(epoch, logs)
+            if self.flat is not None:
+                _restore(self.model, self.flat, self._last_finite)
+                self.optimizer.load_state_dict(self._opt_before)
+            raise DivergenceError(
+                f"{DIVERGED} The training loss became {logs['loss']} at epoch {epoch + 1}; "
+                "the model is back to its state before that epoch. Scale the inputs, lower "
+                "the learning rate or clip gradients.")
+        history.append(epoch, logs)
+        if isinstance(sched, _schedules.Schedule):
+            if sched.needs_metric:
+                if self.monitor not in logs:
+                    raise ValueError(f"the schedule monitors {self.monitor!r}, which is not "
+                                     f"among the logged values {sorted(logs)}")
+                sched.step(logs[self.monitor])
+            else:
+                sched.step()
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+        self.progress.end_epoch(epoch, logs)
+
+
+def _split_validation(x, y, sample_weight, loss_fn, dtype, validation_data, validation_split,
+                      split_seed):
+    """The training arrays and the validation set ``(x, y, weights)`` or None."""
     val = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -642,149 +832,20 @@ def fit(model, x, y, loss="cross_entropy", optimizer="adam", lr=1e-3, batch_size
         val = (x[vi], y[vi], None if sample_weight is None else sample_weight[vi])
         x, y = x[ti], y[ti]
         sample_weight = None if sample_weight is None else sample_weight[ti]
+    return x, y, sample_weight, val
 
-    _build(model, x, dtype, None if seed is None else init_seed)
-    if device is not None:
-        model.to(device)
-    device = _model_device(model)
-    if seed is not None:
-        _reseed_layers(model, layer_seed)
 
+def _optimizer_for(model, optimizer, lr, weight_decay, optimizer_options):
+    """The ``Optimizer`` given (checked to hold this model's parameters) or one built by name."""
     if isinstance(optimizer, Optimizer):
-        opt = optimizer
         if weight_decay:
             raise ValueError("weight_decay applies to optimizers built by fit; set it on the "
                              "Optimizer object instead")
-        flat = _optimizers._flat_of(model)
-        if opt.flat is not flat:
+        if optimizer.flat is not _optimizers._flat_of(model):
             raise ValueError("the optimizer does not hold this model's parameters")
-    else:
-        opt = _optimizers.get(optimizer, model, lr=lr, weight_decay=weight_decay,
-                              **(optimizer_options or {}))
-    flat = opt.flat
-    sched = _make_schedule(schedule, opt)
-    augment = _augmenter(augment)
-    metric_objs = _metric_list(metrics, loss_fn)
-    cbs = _callbacks(callbacks)
-
-    history = History()
-    history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(x),
-                      "optimizer": type(opt).__name__, "loss": getattr(loss_fn, "name", None)}
-    trainer = _Trainer(model, opt, history, val is not None, epochs)
-    for cb in cbs:
-        cb.set_trainer(trainer)
-    for cb in cbs:
-        cb.on_train_begin({})
-
-    n = len(x)
-    n_batches = (n + batch_size - 1) // batch_size
-    shuffle_rng = np.random.default_rng(shuffle_seed)
-    aug_rng = np.random.default_rng(aug_seed)
-    bsz = min(batch_size, n)
-    # Where batches come from: host arrays (CPU; or a GPU when augmenting or when the data does
-    # not fit), or arrays resident on the device, gathered there.
-    (x_dev, y_dev), resident = _on_device(device, x, y)
-    gather_on_device = device != "cpu" and resident and augment is None
-    if gather_on_device:
-        x, y = x_dev, y_dev
-    if val is not None:
-        (vx, vy), _ = _on_device(device, val[0], val[1])
-        val = (vx, vy, val[2])
-    gather = shuffle or augment is not None
-    xbuf = _array.empty_like(x, (bsz,) + tuple(x.shape[1:])) if gather else None
-    ybuf = _array.empty_like(y, (bsz,) + tuple(y.shape[1:])) if gather else None
-    wbuf = np.empty(bsz, dtype=np.float64) if gather and sample_weight is not None else None
-    monitor = getattr(sched, "monitor", None) or ("val_loss" if val is not None else "loss")
-
-    last_finite = None
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        if flat is not None:  # the last finite state, restored if this epoch diverges
-            last_finite = _snapshot(model, flat, last_finite)
-            opt_before = opt.state_dict()
-        if callable(sched) and not isinstance(sched, _schedules.Schedule):
-            opt.lr = float(sched(epoch))
-        epoch_lr = opt.lr
-        for cb in cbs:
-            cb.on_epoch_begin(epoch, {})
-        order = shuffle_rng.permutation(n) if shuffle else None
-        order_dev = _batch_to(device, order)[0] if gather_on_device and shuffle else order
-        for m in metric_objs:
-            m.reset()
-        total_loss = 0.0
-        bar = _ProgressBar(epoch, epochs, n_batches) if verbose == 2 else None
-        for b in range(n_batches):
-            lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
-            m_b = hi - lo
-            if gather:
-                idx = np.arange(lo, hi) if order is None else order[lo:hi]
-                wb = None if wbuf is None else np.take(sample_weight, idx, out=wbuf[:m_b])
-                rows = order_dev[lo:hi] if gather_on_device else idx
-                xb = _array.take_rows(x, rows, xbuf[:m_b])
-                yb = _array.take_rows(y, rows, ybuf[:m_b])
-                if augment is not None:  # host batches only (gather_on_device is False)
-                    xb = augment(xb, aug_rng)
-            else:
-                xb, yb = x[lo:hi], y[lo:hi]
-                wb = None if sample_weight is None else sample_weight[lo:hi]
-            xb, yb = _batch_to(device, xb, yb)
-            if wb is not None and not wb.sum() > 0:
-                continue  # a batch whose weights are all zero contributes nothing
-            opt.zero_grad()
-            out = model.forward(xb, training=True)
-            batch_loss, dout = loss_fn(out, yb, wb)
-            model.backward(dout, input_grad=False)
-            if alpha:
-                n_b = m_b if wb is None else float(wb.sum())
-                batch_loss += _losses.l2_penalty(flat, alpha, n_b)
-            if clip_norm is not None:
-                clip_grad_norm(flat, clip_norm)
-            opt.step()
-            total_loss += batch_loss * m_b
-            for m in metric_objs:
-                m.update(out, yb)
-            if bar is not None:
-                bar.update(b + 1, total_loss / hi)
-            for cb in cbs:
-                cb.on_batch_end(b, {"loss": batch_loss, "size": m_b})
-        logs = {"loss": total_loss / n}
-        for m in metric_objs:
-            logs[m.name] = m.result()
-        if val is not None:
-            res = evaluate(model, val[0], val[1], loss=loss_fn, metrics=metric_objs,
-                           sample_weight=val[2], _prepared=True)
-            logs.update({f"val_{k}": v for k, v in res.items()})
-        logs["lr"] = epoch_lr
-        logs["time"] = time.perf_counter() - start
-        if not (math.isfinite(logs["loss"]) and _all_finite(flat)):
-            history.append(epoch, logs)
-            if flat is not None:
-                _restore(model, flat, last_finite)
-                opt.load_state_dict(opt_before)
-            raise DivergenceError(
-                f"{DIVERGED} The training loss became {logs['loss']} at epoch {epoch + 1}; "
-                "the model is back to its state before that epoch. Scale the inputs, lower "
-                "the learning rate or clip gradients.")
-        history.append(epoch, logs)
-        if isinstance(sched, _schedules.Schedule):
-            if sched.needs_metric:
-                if monitor not in logs:
-                    raise ValueError(f"the schedule monitors {monitor!r}, which is not among "
-                                     f"the logged values {sorted(logs)}")
-                sched.step(logs[monitor])
-            else:
-                sched.step()
-        for cb in cbs:
-            cb.on_epoch_end(epoch, logs)
-        if bar is not None:
-            bar.close(logs)
-        elif verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - {_format_logs(logs)}", flush=True)
-        if trainer.stop_training:
-            break
-    for cb in cbs:
-        cb.on_train_end({})
-    return history
+        return optimizer
+    return _optimizers.get(optimizer, model, lr=lr, weight_decay=weight_decay,
+                           **(optimizer_options or {}))
 
 
 def _reseed_layers(model, seed_seq):

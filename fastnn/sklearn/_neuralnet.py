@@ -181,7 +181,10 @@ class _BaseNeuralNet(BaseEstimator):
                              lr=self.learning_rate_init, batch_size=batch_size, epochs=epochs,
                              validation_split=split, shuffle=self.shuffle, seed=seed,
                              schedule=self.schedule, alpha=self.alpha, callbacks=callbacks,
-                             metrics=(), verbose=int(self.verbose), sample_weight=sample_weight)
+                             # shown while training: accuracy for classifiers, nothing
+                             # extra to compute when silent
+                             metrics=None if self.verbose else (),
+                             verbose=min(int(self.verbose), 2), sample_weight=sample_weight)
         epochs_run = len(history.epoch)
         if not incremental and stopper.stopped_epoch is None and epochs_run == self.max_iter:
             warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization "
@@ -284,7 +287,9 @@ _NN_PARAMETERS = """
         gives the same model at every fit.
 
     verbose : int, default=0
-        0: silent; 1: one line per epoch on stdout; 2: a progress bar on stderr.
+        As ``fastnn.nn.fit`` (Keras' meaning), on stdout: 0 silent; 1 a live line per epoch on
+        a terminal (batch, samples/s, ETA, loss, accuracy for classifiers), one line per epoch
+        otherwise; 2 one line per epoch. Lines show the validation loss with early stopping.
 
     warm_start : bool, default=False
         Whether ``fit`` continues from the fitted ``model_`` (with a new optimizer state)
