@@ -1,4 +1,6 @@
 """``Sequential``: layers applied in order, their parameters in one flat buffer."""
+import math
+
 import numpy as np
 
 from .._kernels._dispatch import is_cuda_array, resolve_device
@@ -104,8 +106,17 @@ class Sequential(Layer):
         rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
         for layer in self.layers:
             layer._rng = rng
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            shapes.append(tuple(x.shape[1:]))
+            try:
+                x = layer.forward(x, training)
+            except (ValueError, TypeError) as err:
+                if type(err) not in (ValueError, TypeError):
+                    raise
+                raise type(err)(_layer_error(i, layer, shapes[-1], err)) from err
+        self.layer_input_shapes = shapes  # per-sample input shape of every layer
+        self.output_shape = tuple(x.shape[1:])
         self.input_shape = input_shape
         self.built = True
         self.pack()
@@ -157,3 +168,27 @@ class Sequential(Layer):
     def dtype(self):
         params = self.parameters()
         return np.dtype(params[0].data.dtype) if params else None
+
+
+def _layer_error(index, layer, shape, err):
+    """The message of a layer that failed to build: which layer, on what, and the fix."""
+    name = type(layer).__name__
+    text = f"layer {index} ({name}) of the Sequential, given per-sample shape {shape}: {err}"
+    nd = getattr(layer, "_nd", None)
+    if nd is None or not hasattr(layer, "_k"):   # the hints below are for conv and pooling
+        return text
+    if len(shape) == 1 and nd == 2:
+        side = math.isqrt(shape[0])
+        if side * side == shape[0]:
+            return (text + f". Images given as flat rows? Reshape x to (N, 1, {side}, {side}) "
+                    f"(NeuralNet estimators: input_shape=(1, {side}, {side})).")
+        return text + ". Reshape x to (N, C, H, W) (NeuralNet estimators: input_shape=(C, H, W))."
+    if len(shape) == 1 and nd == 1:
+        return (text + f". Reshape x to (N, 1, {shape[0]}) (NeuralNet estimators: "
+                f"input_shape=(1, {shape[0]})).")
+    spatial = shape[1:]
+    if len(spatial) == nd and any(size + 2 * p < k for size, k, p in
+                                  zip(spatial, layer._k, layer._padding)):
+        return (text + f". The layers before it leave a {'x'.join(map(str, spatial))} map, "
+                "smaller than the window: pool or stride less, pad, or remove a pooling layer.")
+    return text

@@ -648,6 +648,7 @@ class _Trainer:
                                                      split_seed)
 
         _build(model, x, dtype, None if seed is None else init_seed)
+        _check_output_fits_loss(model, loss_fn)
         if device is not None:
             model.to(device)
         device = _model_device(model)
@@ -811,6 +812,21 @@ class _Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
         self.progress.end_epoch(epoch, logs)
+
+
+def _check_output_fits_loss(model, loss_fn):
+    """Cross-entropy needs (N, classes) logits: name the Dense that lacks a Flatten before it."""
+    shape = getattr(model, "output_shape", None)
+    if not isinstance(loss_fn, _losses.CrossEntropyLoss) or shape is None or len(shape) == 1:
+        return
+    where = ""
+    for i, (layer, given) in enumerate(zip(model.layers, model.layer_input_shapes)):
+        if type(layer).__name__ == "Dense" and len(given) > 1:
+            where = (f": add Flatten() before layer {i} (Dense), which receives per-sample "
+                     f"shape {given}")
+            break
+    raise ValueError(f"the model's output has per-sample shape {shape}, but the cross-entropy "
+                     f"loss needs logits of shape (N, classes){where}")
 
 
 def _split_validation(x, y, sample_weight, loss_fn, dtype, validation_data, validation_split,
