@@ -7,18 +7,23 @@ from the plain-Python helpers of ``_optim_constants`` (float64), cast to the par
 here, so a kernel compiles once per dtype. Every element is independent: results do not depend on the thread count.
 
 Each kernel is one flat loop over the elements directly under ``prange``, with its constants
-hoisted; the element update is a function inlined into the loop (``inline="always"``: the loop
-still vectorises), shared by a serial copy of the kernel that runs buffers smaller than
-``PARALLEL_MIN`` elements without thread start-up cost.
+hoisted; the element update (written once for both backends in ``_optim_constants.build``) is a
+function inlined into the loop (``inline="always"``: the loop still vectorises), shared by a
+serial copy of the kernel that runs buffers smaller than ``PARALLEL_MIN`` elements without thread
+start-up cost.
 """
 import numpy as np
 from numba import prange
 
-from .._optim_constants import (adagrad_constants, adam_constants, rmsprop_constants,
-                                sgd_constants)
+from .._optim_constants import (adagrad_constants, adam_constants, build, rmsprop_constants,
+                                sgd_constants, sgd_first_step)
 from ._jit import jit, pjit
 
 PARALLEL_MIN = 32768
+
+# the element updates (their formulas: ``_optim_constants.build``), inlined into each loop below
+_adam_at, _sgd_at, _sgd_momentum_at, _rmsprop_at, _adagrad_at = build(
+    lambda f: jit(f, inline="always"), np.sqrt)
 
 
 def _flat(a):
@@ -31,21 +36,6 @@ def _typed(dtype, values):
 
 
 # --- Adam / AdamW ---------------------------------------------------------------------------
-# g' = g + wd*p (coupled only); m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2;
-# p = p*decay - step_size * m / (sqrt(v)/bc2_sqrt + eps)     (decay = 1 - lr*wd when decoupled)
-
-@jit(inline="always")
-def _adam_at(i, p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps):
-    pi = p[i]
-    gi = g[i]
-    if coupled:
-        gi = gi + wd * pi
-    mi = b1 * m[i] + omb1 * gi
-    vi = b2 * v[i] + omb2 * gi * gi
-    m[i] = mi
-    v[i] = vi
-    p[i] = pi * decay - step_size * mi / (np.sqrt(vi) / bc2_sqrt + eps)
-
 
 @jit
 def _adam_serial(p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps):
@@ -73,16 +63,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, wei
 
 
 # --- SGD ------------------------------------------------------------------------------------
-# g' = g + wd*p; without momentum p = p - lr*g'. With momentum: buf = g' on the first step, else
-# buf = mu*buf + (1-dampening)*g'; p = p - lr*(g' + mu*buf if nesterov else buf).
-
-@jit(inline="always")
-def _sgd_at(i, p, g, use_wd, wd, neg_lr):
-    gi = g[i]
-    if use_wd:
-        gi = gi + wd * p[i]
-    p[i] = p[i] + neg_lr * gi
-
 
 @jit
 def _sgd_serial(p, g, use_wd, wd, neg_lr):
@@ -94,23 +74,6 @@ def _sgd_serial(p, g, use_wd, wd, neg_lr):
 def _sgd_parallel(p, g, use_wd, wd, neg_lr):
     for i in prange(p.size):
         _sgd_at(i, p, g, use_wd, wd, neg_lr)
-
-
-@jit(inline="always")
-def _sgd_momentum_at(i, p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd):
-    gi = g[i]
-    if use_wd:
-        gi = gi + wd * p[i]
-    if first:
-        b = gi
-    else:
-        b = mu * buf[i] + omd * gi
-    buf[i] = b
-    if nesterov:
-        u = gi + mu * b
-    else:
-        u = b
-    p[i] = p[i] + neg_lr * u
 
 
 @jit
@@ -144,32 +107,20 @@ def sgd_step(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weigh
     """
     if param.size == 0:
         return None
-    if momentum_buf is not None and first_step is None:
-        first_step = dampening != 0 and all_zero(_flat(momentum_buf))
     use_wd, wd, neg_lr, mu, omd = sgd_constants(lr, momentum, dampening, weight_decay)
     big = param.size >= PARALLEL_MIN
     if momentum_buf is None:
         kernel = _sgd_parallel if big else _sgd_serial
         kernel(_flat(param), _flat(grad), use_wd, *_typed(param.dtype, (wd, neg_lr)))
     else:
+        first = sgd_first_step(first_step, _flat(momentum_buf), dampening, all_zero)
         kernel = _sgd_momentum_parallel if big else _sgd_momentum_serial
-        kernel(_flat(param), _flat(grad), _flat(momentum_buf), use_wd, bool(first_step),
+        kernel(_flat(param), _flat(grad), _flat(momentum_buf), use_wd, first,
                bool(nesterov), *_typed(param.dtype, (wd, neg_lr, mu, omd)))
     return None
 
 
 # --- RMSprop --------------------------------------------------------------------------------
-# g' = g + wd*p; s = alpha*s + (1-alpha)*g'^2; p = p - lr * g' / (sqrt(s) + eps)
-
-@jit(inline="always")
-def _rmsprop_at(i, p, g, s, use_wd, wd, neg_lr, alpha, oma, eps):
-    gi = g[i]
-    if use_wd:
-        gi = gi + wd * p[i]
-    si = alpha * s[i] + oma * gi * gi
-    s[i] = si
-    p[i] = p[i] + neg_lr * gi / (np.sqrt(si) + eps)
-
 
 @jit
 def _rmsprop_serial(p, g, s, use_wd, wd, neg_lr, alpha, oma, eps):
@@ -195,18 +146,6 @@ def rmsprop_step(param, grad, square_avg, lr, alpha, eps, weight_decay):
 
 
 # --- Adagrad --------------------------------------------------------------------------------
-# g' = g + wd*p; s = s + g'^2; p = p - clr * g' / (sqrt(s) + eps);
-# clr = lr / (1 + (step-1)*lr_decay)
-
-@jit(inline="always")
-def _adagrad_at(i, p, g, s, use_wd, wd, neg_clr, eps):
-    gi = g[i]
-    if use_wd:
-        gi = gi + wd * p[i]
-    si = s[i] + gi * gi
-    s[i] = si
-    p[i] = p[i] + neg_clr * gi / (np.sqrt(si) + eps)
-
 
 @jit
 def _adagrad_serial(p, g, s, use_wd, wd, neg_clr, eps):

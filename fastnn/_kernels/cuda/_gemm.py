@@ -29,11 +29,34 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
+from ._util import inline_device
 
 A_ROW, A_COL, A_TAB = 0, 1, 2
 B_ROW, B_COL, B_GATHER, B_GATHER_STRIDED = 0, 1, 2, 3
 C_ROW, C_TAB = 0, 1
 BIAS_NONE, BIAS_M, BIAS_N = 0, 1, 2
+
+
+@cuda.jit(device=True)
+def dense(r, c, ld, col):
+    """Offset of element (r, c) of a dense matrix with leading dimension ``ld``: row-major, or
+    column-major (the transposed operand) when ``col``."""
+    return c * ld + r if col else r * ld + c
+
+
+@cuda.jit(device=True)
+def store(C, bias, tab, pc, g, s, m, n, v, cmode, bias_mode):
+    """C(g, s, m, n) = v + bias in layout ``cmode`` (split s only in C_ROW: the partials buffer).
+
+    ``cmode`` and ``bias_mode`` are the kernel's compile-time constants, so the branches fold."""
+    if bias_mode == BIAS_M:
+        v += bias[g * pc[5] + m]
+    elif bias_mode == BIAS_N:
+        v += bias[n]
+    if cmode == C_ROW:
+        C[g * pc[0] + s * pc[2] + dense(m, n, pc[1], False)] = v
+    else:
+        C[g * pc[0] + tab[pc[3] + m] + tab[pc[4] + n]] = v
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,24 +80,22 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
 
     @cuda.jit(device=True)
     def load_a(A, tab, pa, g, m, k, M, kend):
+        """A(m, k) of group g, zero outside the M x [.., kend) operand."""
         v = sc(0)
         if m < M and k < kend:
-            if amode == A_ROW:
-                v = A[g * pa[0] + m * pa[1] + k]
-            elif amode == A_COL:
-                v = A[g * pa[0] + k * pa[1] + m]
-            else:
+            if amode == A_TAB:
                 v = A[g * pa[0] + tab[pa[2] + m] + tab[pa[3] + k]]
+            else:
+                v = A[g * pa[0] + dense(m, k, pa[1], amode == A_COL)]
         return v
 
     @cuda.jit(device=True)
     def load_b(B, tab, pb, g, k, n, N, kend, noff, nh, nw):
+        """B(k, n) of group g, zero outside the operand and, gathering, outside the image."""
         v = sc(0)
         if n < N and k < kend:
-            if bmode == B_ROW:
-                v = B[g * pb[0] + k * pb[1] + n]
-            elif bmode == B_COL:
-                v = B[g * pb[0] + n * pb[1] + k]
+            if not GATHER:
+                v = B[g * pb[0] + dense(k, n, pb[1], bmode == B_COL)]
             else:
                 t = pb[3] + 3 * k
                 ih = nh + tab[t + 1]
@@ -96,6 +117,30 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                 if ok and ih < H and iw < W:
                     v = B[g * pb[0] + noff + tab[t] + ih * W + iw]
         return v
+
+    @cuda.jit(device=True)
+    def a_slot(idx):
+        """(m, k) in the slab of the idx-th A element a block loads (k fastest unless A_COL)."""
+        if A_KFAST:
+            return idx // BK, idx % BK
+        return idx % BM, idx // BM
+
+    @cuda.jit(device=True)
+    def b_slot(idx):
+        """(k, n) in the slab of the idx-th B element a block loads (n fastest unless B_COL)."""
+        if B_NFAST:
+            return idx // BN, idx % BN
+        return idx % BK, idx // BK
+
+    @inline_device
+    def fetch(pfa, pfb, A, B, tab, pa, pb, g, m0, n0, k0, M, N, kend, noff, nh, nw, tid):
+        """Read this thread's share of the K slab starting at k0 into the registers pfa, pfb."""
+        for it in range(A_IT):
+            mm, kk = a_slot(tid + it * NT)
+            pfa[it] = load_a(A, tab, pa, g, m0 + mm, k0 + kk, M, kend)
+        for it in range(B_IT):
+            kk, nn = b_slot(tid + it * NT)
+            pfb[it] = load_b(B, tab, pb, g, k0 + kk, n0 + nn, N, kend, noff, nh, nw)
 
     @cuda.jit
     def kernel(A, B, C, bias, tab, M, N, K, kchunk, nsplit, pa, pb, pc):
@@ -135,66 +180,20 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                 nw = tab[pb[2] + 3 * nfix + 2]
 
         # prefetch the first slab
-        for it in range(A_IT):
-            idx = tid + it * NT
-            if A_KFAST:
-                kk = idx % BK
-                mm = idx // BK
-            else:
-                mm = idx % BM
-                kk = idx // BM
-            pfa[it] = load_a(A, tab, pa, g, m0 + mm, kbeg + kk, M, kend)
-        for it in range(B_IT):
-            idx = tid + it * NT
-            if B_NFAST:
-                nn = idx % BN
-                kk = idx // BN
-            else:
-                kk = idx % BK
-                nn = idx // BK
-            pfb[it] = load_b(B, tab, pb, g, kbeg + kk, n0 + nn, N, kend, noff, nh, nw)
+        fetch(pfa, pfb, A, B, tab, pa, pb, g, m0, n0, kbeg, M, N, kend, noff, nh, nw, tid)
 
         for k0 in range(kbeg, kend, BK):
             for it in range(A_IT):
-                idx = tid + it * NT
-                if A_KFAST:
-                    kk = idx % BK
-                    mm = idx // BK
-                else:
-                    mm = idx % BM
-                    kk = idx // BM
+                mm, kk = a_slot(tid + it * NT)
                 As[kk, mm] = pfa[it]
             for it in range(B_IT):
-                idx = tid + it * NT
-                if B_NFAST:
-                    nn = idx % BN
-                    kk = idx // BN
-                else:
-                    kk = idx % BK
-                    nn = idx // BK
+                kk, nn = b_slot(tid + it * NT)
                 Bs[kk, nn] = pfb[it]
             cuda.syncthreads()
 
             k1 = k0 + BK
             if k1 < kend:
-                for it in range(A_IT):
-                    idx = tid + it * NT
-                    if A_KFAST:
-                        kk = idx % BK
-                        mm = idx // BK
-                    else:
-                        mm = idx % BM
-                        kk = idx // BM
-                    pfa[it] = load_a(A, tab, pa, g, m0 + mm, k1 + kk, M, kend)
-                for it in range(B_IT):
-                    idx = tid + it * NT
-                    if B_NFAST:
-                        nn = idx % BN
-                        kk = idx // BN
-                    else:
-                        kk = idx % BK
-                        nn = idx // BK
-                    pfb[it] = load_b(B, tab, pb, g, k1 + kk, n0 + nn, N, kend, noff, nh, nw)
+                fetch(pfa, pfb, A, B, tab, pa, pb, g, m0, n0, k1, M, N, kend, noff, nh, nw, tid)
 
             for kk in range(BK):
                 for i in range(TM):
@@ -212,15 +211,7 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                 for j in range(TN):
                     n = n0 + tc + j * CS
                     if n < N:
-                        v = acc[i, j]
-                        if bias_mode == BIAS_M:
-                            v += bias[g * pc[5] + m]
-                        elif bias_mode == BIAS_N:
-                            v += bias[n]
-                        if cmode == C_ROW:
-                            C[g * pc[0] + s * pc[2] + m * pc[1] + n] = v
-                        else:
-                            C[g * pc[0] + tab[pc[3] + m] + tab[pc[4] + n]] = v
+                        store(C, bias, tab, pc, g, s, m, n, acc[i, j], cmode, bias_mode)
 
     return kernel
 
@@ -244,14 +235,7 @@ def split_reduce_kernel(dtype, cmode, bias_mode):
             base = g * nsplit * MN + r
             for s in range(nsplit):
                 v += Wk[base + s * MN]
-            if bias_mode == BIAS_M:
-                v += bias[g * pc[5] + m]
-            elif bias_mode == BIAS_N:
-                v += bias[n]
-            if cmode == C_ROW:
-                C[g * pc[0] + m * pc[1] + n] = v
-            else:
-                C[g * pc[0] + tab[pc[3] + m] + tab[pc[4] + n]] = v
+            store(C, bias, tab, pc, g, 0, m, n, v, cmode, bias_mode)
 
     return kernel
 

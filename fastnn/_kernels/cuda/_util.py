@@ -12,6 +12,15 @@ def _dummy(dtype):
     return cuda.device_array(1, dtype=dtype)
 
 
+def inline_device(fn):
+    """``cuda.jit(device=True)`` with NVVM's ``alwaysinline``: for helpers that take a kernel's
+    local arrays (registers only once the call is inlined; a real call would spill them to local
+    memory). The simulator knows no such option and runs the plain function."""
+    if cfg.SIMULATOR:
+        return cuda.jit(device=True)(fn)
+    return cuda.jit(device=True, forceinline=True)(fn)
+
+
 def dummy(dtype):
     """A one-element device array standing in for an absent optional argument."""
     return _dummy(np.dtype(dtype))

@@ -11,6 +11,7 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
+from ._reduce import block_sum, channel_index, finish_splits, row_max_exp_sum, tree
 from ._util import empty, flat
 
 # ----------------------------------------------------------------------------- elementwise maps
@@ -206,7 +207,7 @@ _RT = cfg.REDUCE_TPB
 
 
 @functools.lru_cache(maxsize=None)
-def _prelu_backward_kernels(dtype):
+def _prelu_backward_kernel(dtype):
     sc = np.dtype(dtype).type
 
     @cuda.jit
@@ -222,8 +223,7 @@ def _prelu_backward_kernels(dtype):
         NP = N * P
         acc = np.float64(0)
         for j in range(s * _RT + t, NP, nsplit * _RT):
-            n = j // P
-            i = (n * C + c) * P + (j - n * P)
+            i = channel_index(j, c, C, P)
             v = x[i]
             g = dy[i]
             if v > zero:
@@ -231,26 +231,11 @@ def _prelu_backward_kernels(dtype):
             else:
                 dx[i] = g * slope
                 acc += np.float64(g * v)
-        buf[t] = acc
-        cuda.syncthreads()
-        step = _RT // 2
-        while step > 0:
-            if t < step:
-                buf[t] += buf[t + step]
-            cuda.syncthreads()
-            step //= 2
+        acc = tree(buf, acc, _RT, False)    # the block ends here: no barrier after the read
         if t == 0:
-            part[c * nsplit + s] = buf[0]
+            part[c * nsplit + s] = acc
 
-    @cuda.jit
-    def finish(part, dw, C, nsplit):
-        for c in range(cuda.grid(1), C, cuda.gridsize(1)):
-            acc = np.float64(0)
-            for s in range(nsplit):
-                acc += part[c * nsplit + s]
-            dw[c] = sc(acc)
-
-    return partial, finish
+    return partial
 
 
 def _channel_view(x):
@@ -280,10 +265,10 @@ def prelu_backward(dy, x, weight):
     per = max(1, N * P)
     nsplit = max(1, min(cfg.max_blocks() // max(C, 1), (per + _RT - 1) // _RT))
     part = empty(C * nsplit, np.float64)
-    partial, finish = _prelu_backward_kernels(np.dtype(x.dtype))
+    partial = _prelu_backward_kernel(np.dtype(x.dtype))
     if C:
         partial[(C, nsplit), _RT](_flat(dy), _flat(x), weight, _flat(dx), part, N, C, P, nsplit)
-        finish[cfg.grid(C), cfg.TPB](part, dw, C, nsplit)
+        finish_splits[cfg.grid(C), cfg.TPB](part, dw, C, nsplit, nsplit, 1)
     return dx, dw
 
 
@@ -297,26 +282,6 @@ def _softmax_kernels(dtype):
     sc = np.dtype(dtype).type
     NEG_INF = sc(-np.inf)
 
-    @cuda.jit(device=True)
-    def block_reduce(buf, v, op_max):
-        t = cuda.threadIdx.x
-        buf[t] = v
-        cuda.syncthreads()
-        step = cuda.blockDim.x // 2
-        while step > 0:
-            if t < step:
-                a = buf[t]
-                b = buf[t + step]
-                if op_max:
-                    buf[t] = a if a >= b else b
-                else:
-                    buf[t] = a + b
-            cuda.syncthreads()
-            step //= 2
-        r = buf[0]
-        cuda.syncthreads()
-        return r
-
     @cuda.jit
     def rows(x, out, R, n, mode):
         buf = cuda.shared.array(_RT, sc)
@@ -324,18 +289,7 @@ def _softmax_kernels(dtype):
         nt = cuda.blockDim.x
         for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             base = r * n
-            m = NEG_INF
-            for k in range(t, n, nt):
-                v = x[base + k]
-                m = v if v > m else m
-            m = block_reduce(buf, m, True)
-            s = sc(0)
-            for k in range(t, n, nt):
-                e = math.exp(x[base + k] - m)
-                if mode == 0:
-                    out[base + k] = e
-                s += e
-            s = block_reduce(buf, s, False)
+            m, s = row_max_exp_sum(buf, x, out, base, n, mode == 0, NEG_INF, sc(0))
             if mode == 0:
                 inv = sc(1) / s
                 for k in range(t, n, nt):
@@ -352,15 +306,7 @@ def _softmax_kernels(dtype):
         nt = cuda.blockDim.x
         for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             base = r * n
-            m = NEG_INF
-            for k in range(t, n, nt):
-                v = x[base + k]
-                m = v if v > m else m
-            m = block_reduce(buf, m, True)
-            s = sc(0)
-            for k in range(t, n, nt):
-                s += math.exp(x[base + k] - m)
-            s = block_reduce(buf, s, False)
+            m, s = row_max_exp_sum(buf, x, dx, base, n, False, NEG_INF, sc(0))
             inv = sc(1) / s
             acc = sc(0)
             for k in range(t, n, nt):
@@ -368,7 +314,7 @@ def _softmax_kernels(dtype):
                     acc += dy[base + k] * (math.exp(x[base + k] - m) * inv)
                 else:
                     acc += dy[base + k]
-            acc = block_reduce(buf, acc, False)
+            acc = block_sum(buf, acc, nt)
             for k in range(t, n, nt):
                 y = math.exp(x[base + k] - m) * inv
                 if mode == 0:
@@ -376,18 +322,25 @@ def _softmax_kernels(dtype):
                 else:
                     dx[base + k] = dy[base + k] - y * acc
 
+    @cuda.jit(device=True)
+    def column_max_exp_sum(x, col, n, inner):
+        """(base, m, s): column ``col``'s first index, max (NaN skipped) and sum of exp(x - m),
+        the column's n elements lying ``inner`` apart (one thread per column)."""
+        o = col // inner
+        base = o * n * inner + (col - o * inner)
+        m = NEG_INF
+        for k in range(n):
+            v = x[base + k * inner]
+            m = v if v > m else m
+        s = sc(0)
+        for k in range(n):
+            s += math.exp(x[base + k * inner] - m)
+        return base, m, s
+
     @cuda.jit
     def cols(x, out, outer, n, inner, mode):
         for col in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-            o = col // inner
-            base = o * n * inner + (col - o * inner)
-            m = NEG_INF
-            for k in range(n):
-                v = x[base + k * inner]
-                m = v if v > m else m
-            s = sc(0)
-            for k in range(n):
-                s += math.exp(x[base + k * inner] - m)
+            base, m, s = column_max_exp_sum(x, col, n, inner)
             if mode == 0:
                 inv = sc(1) / s
                 for k in range(n):
@@ -400,15 +353,7 @@ def _softmax_kernels(dtype):
     @cuda.jit
     def cols_backward(dy, x, dx, outer, n, inner, mode):
         for col in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
-            o = col // inner
-            base = o * n * inner + (col - o * inner)
-            m = NEG_INF
-            for k in range(n):
-                v = x[base + k * inner]
-                m = v if v > m else m
-            s = sc(0)
-            for k in range(n):
-                s += math.exp(x[base + k * inner] - m)
+            base, m, s = column_max_exp_sum(x, col, n, inner)
             inv = sc(1) / s
             acc = sc(0)
             for k in range(n):
@@ -425,7 +370,7 @@ def _softmax_kernels(dtype):
                 else:
                     dx[j] = dy[j] - y * acc
 
-    return rows, rows_backward, cols, cols_backward
+    return rows, cols, rows_backward, cols_backward
 
 
 def _axis_sizes(x, axis):
@@ -443,45 +388,33 @@ def row_threads(n):
     return t if cfg.SIMULATOR else max(32, t)
 
 
-def _softmax(x, axis, mode):
+def _run_softmax(backward, inputs, x, axis, mode):
+    """Launch the row kernel (softmax over the last axis) or the column kernel of ``axis``, the
+    forward or the ``backward`` one, on the flat ``inputs``; returns the new x-shaped output."""
     out = empty(x.shape, x.dtype)
     if x.size == 0:
         return out
-    rows, _, cols, _ = _softmax_kernels(np.dtype(x.dtype))
+    rows, cols = _softmax_kernels(np.dtype(x.dtype))[2 * backward:2 * backward + 2]
     outer, n, inner = _axis_sizes(x, axis)
+    arrays = tuple(_flat(a) for a in inputs) + (_flat(out),)
     if inner == 1:
-        rows[min(outer, cfg.max_blocks()), row_threads(n)](_flat(x), _flat(out), outer, n, mode)
+        rows[min(outer, cfg.max_blocks()), row_threads(n)](*arrays, outer, n, mode)
     else:
-        cols[cfg.grid(outer * inner), cfg.TPB](_flat(x), _flat(out), outer, n, inner, mode)
+        cols[cfg.grid(outer * inner), cfg.TPB](*arrays, outer, n, inner, mode)
     return out
 
 
-def _softmax_backward(dy, x, axis, mode):
-    dx = empty(x.shape, x.dtype)
-    if x.size == 0:
-        return dx
-    _, rows_backward, _, cols_backward = _softmax_kernels(np.dtype(x.dtype))
-    outer, n, inner = _axis_sizes(x, axis)
-    if inner == 1:
-        rows_backward[min(outer, cfg.max_blocks()), row_threads(n)](
-            _flat(dy), _flat(x), _flat(dx), outer, n, mode)
-    else:
-        cols_backward[cfg.grid(outer * inner), cfg.TPB](
-            _flat(dy), _flat(x), _flat(dx), outer, n, inner, mode)
-    return dx
-
-
 def softmax(x, axis):
-    return _softmax(x, axis, 0)
+    return _run_softmax(False, (x,), x, axis, 0)
 
 
 def log_softmax(x, axis):
-    return _softmax(x, axis, 1)
+    return _run_softmax(False, (x,), x, axis, 1)
 
 
 def softmax_backward(dy, x, axis):
-    return _softmax_backward(dy, x, axis, 0)
+    return _run_softmax(True, (dy, x), x, axis, 0)
 
 
 def log_softmax_backward(dy, x, axis):
-    return _softmax_backward(dy, x, axis, 1)
+    return _run_softmax(True, (dy, x), x, axis, 1)

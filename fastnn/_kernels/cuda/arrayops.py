@@ -11,8 +11,8 @@ from numba import cuda
 
 from . import _config as cfg
 from ._arrays import _as_device
+from ._reduce import block_sum, sum_partials
 from ._util import copy, empty, fill, flat  # noqa: F401 (copy, fill: fastnn._kernels.arrayops)
-from .loss import _block_sum64, _sum_partials
 
 _RT = cfg.REDUCE_TPB
 
@@ -87,7 +87,7 @@ def _partials(n):
 
 def _finish(part, blocks):
     out = empty(1, np.float64)
-    _sum_partials[1, _RT](part, blocks, out)
+    sum_partials[1, _RT](part, blocks, out)
     return float(out.copy_to_host()[0])
 
 
@@ -100,7 +100,7 @@ def _l2_masked(data, grad, mask, c, part):
             w = data[i]
             acc += np.float64(w) * np.float64(w)
             grad[i] += c * w
-    acc = _block_sum64(buf, acc)
+    acc = block_sum(buf, acc, cuda.blockDim.x)
     if cuda.threadIdx.x == 0:
         part[cuda.blockIdx.x] = acc
 
@@ -119,7 +119,7 @@ def _sum_squares(a, part):
     for i in range(cuda.grid(1), a.size, cuda.gridsize(1)):
         v = np.float64(a[i])
         acc += v * v
-    acc = _block_sum64(buf, acc)
+    acc = block_sum(buf, acc, cuda.blockDim.x)
     if cuda.threadIdx.x == 0:
         part[cuda.blockIdx.x] = acc
 
@@ -158,7 +158,7 @@ def _count_argmax(out, target, part, c):
                 best = j
         if best == target[r]:
             acc += np.float64(1)
-    acc = _block_sum64(buf, acc)
+    acc = block_sum(buf, acc, cuda.blockDim.x)
     if cuda.threadIdx.x == 0:
         part[cuda.blockIdx.x] = acc
 
@@ -180,7 +180,7 @@ def _count_binary(out, target, half, part):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         if (out[i] > zero) == (target[i] > half):
             acc += np.float64(1)
-    acc = _block_sum64(buf, acc)
+    acc = block_sum(buf, acc, cuda.blockDim.x)
     if cuda.threadIdx.x == 0:
         part[cuda.blockIdx.x] = acc
 

@@ -16,6 +16,7 @@ from numba import cuda
 
 from . import _config as cfg
 from . import _gemm
+from ._reduce import block_sum, channel_index
 from ._util import empty, flat, table, zeros
 from .activation import relu_inplace
 
@@ -26,7 +27,11 @@ def _grid_n(N, H, W, Cstride):
     return np.stack([n.ravel() * Cstride, h.ravel(), w.ravel()], axis=1)
 
 
-def _forward_tables(xs, ws, ys, stride, padding, dilation, groups):
+# Each ``*_tables`` function takes the shapes of the GEMM operands A, B and C and the geometry,
+# and returns ((M, N, K), the launch keywords of ``_gemm.launch``), index table included.
+
+def _forward_tables(ws, xs, ys, stride, padding, dilation, groups):
+    """y[g] (Cout/g, N*Ho*Wo) = w[g] (Cout/g, Cin/g*kh*kw) @ im2col(x)[g]."""
     N, C, H, W = xs
     Co, Cg, kh, kw = ws
     Ho, Wo = ys[2], ys[3]
@@ -48,30 +53,15 @@ def _forward_tables(xs, ws, ys, stride, padding, dilation, groups):
 
     key = ("fwd", xs, ws, ys, stride, padding, dilation, groups)
     nN, nK = N * Ho * Wo, Cg * kh * kw
-    offs = (0, 3 * nN, 3 * nN + 3 * nK, 3 * nN + 3 * nK + Cog)
-    return table(key, build), offs
+    bn, bk, cm, cn = 0, 3 * nN, 3 * nN + 3 * nK, 3 * nN + 3 * nK + Cog
+    return (Cog, nN, nK), dict(
+        amode=_gemm.A_ROW, bmode=_gemm.B_GATHER, cmode=_gemm.C_TAB, tab=table(key, build),
+        pa=(Cog * nK, nK, 0, 0), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
+        pc=(Cog * Ho * Wo, 0, 0, cm, cn, Cog))
 
 
-def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
-    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b); Ho, Wo may be below the natural size."""
-    N, C, H, W = x.shape
-    Co, Cg, kh, kw = w.shape
-    Ho, Wo = y.shape[2], y.shape[3]
-    Cog = Co // groups
-    M, Ncols, K = Cog, N * Ho * Wo, Cg * kh * kw
-    if y.size == 0:
-        return y
-    tab, (bn, bk, cm, cn) = _forward_tables(tuple(x.shape), tuple(w.shape), tuple(y.shape),
-                                            tuple(stride), tuple(padding), tuple(dilation), groups)
-    _gemm.launch(flat(w), flat(x), flat(y), M, Ncols, K, groups,
-                 amode=_gemm.A_ROW, bmode=_gemm.B_GATHER, cmode=_gemm.C_TAB, tab=tab,
-                 bias=b, bias_mode=_gemm.BIAS_NONE if b is None else _gemm.BIAS_M,
-                 pa=(Cog * K, K, 0, 0), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
-                 pc=(Cog * Ho * Wo, 0, 0, cm, cn, Cog))
-    return y
-
-
-def _data_tables(dys, ws, dxs, stride, padding, dilation, groups):
+def _data_tables(ws, dys, dxs, stride, padding, dilation, groups):
+    """dx[g] (Cin/g, N*H*W) = w[g].T @ dy[g], dy gathered back through the windows."""
     N, Co, Ho, Wo = dys
     _, Cg, kh, kw = ws
     H, W = dxs[2], dxs[3]
@@ -95,35 +85,17 @@ def _data_tables(dys, ws, dxs, stride, padding, dilation, groups):
 
     key = ("data", dys, ws, dxs, stride, padding, dilation, groups)
     nN, nK = N * H * W, Cog * kh * kw
-    o = np.cumsum([0, 3 * nN, 3 * nK, Cg, nK, Cg])
-    return table(key, build), tuple(int(v) for v in o)
-
-
-def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
-    """Fill ``dx`` (N, C_in, H, W) with conv2d's input gradient of ``dy`` (+ b per channel)."""
-    N, Co, Ho, Wo = dy.shape
-    _, Cg, kh, kw = w.shape
-    H, W = dx.shape[2], dx.shape[3]
-    Cog = Co // groups
-    M, Ncols, K = Cg, N * H * W, Cog * kh * kw
-    if dx.size == 0:
-        return dx
-    tab, (bn, bk, am, ak, cm, cn) = _data_tables(
-        tuple(dy.shape), tuple(w.shape), tuple(dx.shape), tuple(stride), tuple(padding),
-        tuple(dilation), groups)
+    bn, bk, am, ak, cm, cn = (int(v) for v in np.cumsum([0, 3 * nN, 3 * nK, Cg, nK, Cg]))
     strided = stride[0] > 1 or stride[1] > 1
-    _gemm.launch(flat(w), flat(dy), flat(dx), M, Ncols, K, groups,
-                 amode=_gemm.A_TAB,
-                 bmode=_gemm.B_GATHER_STRIDED if strided else _gemm.B_GATHER,
-                 cmode=_gemm.C_TAB, tab=tab,
-                 bias=b, bias_mode=_gemm.BIAS_NONE if b is None else _gemm.BIAS_M,
-                 pa=(Cog * Cg * kh * kw, 0, am, ak),
-                 pb=(Cog * Ho * Wo, 0, bn, bk, Ho, Wo, stride[0], stride[1]),
-                 pc=(Cg * H * W, 0, 0, cm, cn, Cg))
-    return dx
+    return (Cg, nN, nK), dict(
+        amode=_gemm.A_TAB, bmode=_gemm.B_GATHER_STRIDED if strided else _gemm.B_GATHER,
+        cmode=_gemm.C_TAB, tab=table(key, build), pa=(Cog * Cg * kh * kw, 0, am, ak),
+        pb=(Cog * Ho * Wo, 0, bn, bk, Ho, Wo, stride[0], stride[1]),
+        pc=(Cg * H * W, 0, 0, cm, cn, Cg))
 
 
 def _weight_tables(dys, xs, ws, stride, padding, dilation, groups):
+    """dw[g] (Cout/g, Cin/g*kh*kw) = dy[g] (Cout/g, N*Ho*Wo) @ im2col(x)[g].T."""
     N, Co, Ho, Wo = dys
     _, C, H, W = xs
     _, Cg, kh, kw = ws
@@ -144,29 +116,40 @@ def _weight_tables(dys, xs, ws, stride, padding, dilation, groups):
 
     key = ("weight", dys, xs, ws, stride, padding, dilation, groups)
     nN, nK = Cg * kh * kw, N * Ho * Wo
-    o = np.cumsum([0, 3 * nN, 3 * nK, Cog])
-    return table(key, build), tuple(int(v) for v in o)
+    bn, bk, am, ak = (int(v) for v in np.cumsum([0, 3 * nN, 3 * nK, Cog]))
+    return (Cog, nN, nK), dict(
+        amode=_gemm.A_TAB, bmode=_gemm.B_GATHER, cmode=_gemm.C_ROW, tab=table(key, build),
+        pa=(Cog * Ho * Wo, 0, am, ak), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
+        pc=(Cog * nN, nN, 0, 0, 0, 0))
+
+
+def _gather_gemm(tables, a, b, c, stride, padding, dilation, groups, bias=None):
+    """Fill ``c`` with the grouped product ``a @ b`` (plus ``bias`` per output channel) in the
+    geometry that ``tables`` (one of the ``*_tables`` functions) lays out; returns ``c``."""
+    if c.size:
+        mnk, modes = tables(tuple(a.shape), tuple(b.shape), tuple(c.shape), tuple(stride),
+                            tuple(padding), tuple(dilation), groups)
+        _gemm.launch(flat(a), flat(b), flat(c), *mnk, groups, bias=bias,
+                     bias_mode=_gemm.BIAS_NONE if bias is None else _gemm.BIAS_M, **modes)
+    return c
+
+
+def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
+    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b); Ho, Wo may be below the natural size."""
+    return _gather_gemm(_forward_tables, w, x, y, stride, padding, dilation, groups, b)
+
+
+def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
+    """Fill ``dx`` (N, C_in, H, W) with conv2d's input gradient of ``dy`` (+ b per channel)."""
+    return _gather_gemm(_data_tables, w, dy, dx, stride, padding, dilation, groups, b)
 
 
 def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     """conv2d's weight gradient, shape ``w_shape``: sum over the batch of dy[n] (x) im2col(x[n])."""
-    N, Co, Ho, Wo = dy.shape
-    _, C, H, W = x.shape
-    _, Cg, kh, kw = w_shape
-    Cog = Co // groups
-    M, Ncols, K = Cog, Cg * kh * kw, N * Ho * Wo
-    dw = empty(tuple(w_shape), x.dtype)
-    if dw.size == 0:
-        return dw
-    if K == 0:
+    if dy.shape[0] * dy.shape[2] * dy.shape[3] == 0:    # K = 0: nothing to sum
         return zeros(tuple(w_shape), x.dtype)
-    tab, (bn, bk, am, ak) = _weight_tables(tuple(dy.shape), tuple(x.shape), tuple(w_shape),
-                                           tuple(stride), tuple(padding), tuple(dilation), groups)
-    _gemm.launch(flat(dy), flat(x), flat(dw), M, Ncols, K, groups,
-                 amode=_gemm.A_TAB, bmode=_gemm.B_GATHER, cmode=_gemm.C_ROW, tab=tab,
-                 pa=(Cog * Ho * Wo, 0, am, ak), pb=(Cg * H * W, 0, bn, bk, H, W, 1, 1),
-                 pc=(Cog * Ncols, Ncols, 0, 0, 0, 0))
-    return dw
+    dw = empty(tuple(w_shape), x.dtype)
+    return _gather_gemm(_weight_tables, dy, x, dw, stride, padding, dilation, groups)
 
 
 _RT = cfg.REDUCE_TPB
@@ -180,20 +163,10 @@ def _channel_sum_kernel(a, out, N, C, P):
     for c in range(cuda.blockIdx.x, C, cuda.gridDim.x):
         s = np.float64(0)
         for idx in range(t, N * P, _RT):
-            n = idx // P
-            p = idx - n * P
-            s += np.float64(a[(n * C + c) * P + p])
-        buf[t] = s
-        cuda.syncthreads()
-        step = _RT // 2
-        while step > 0:
-            if t < step:
-                buf[t] += buf[t + step]
-            cuda.syncthreads()
-            step //= 2
+            s += np.float64(a[channel_index(idx, c, C, P)])
+        s = block_sum(buf, s, _RT)
         if t == 0:
-            out[c] = buf[0]
-        cuda.syncthreads()
+            out[c] = s
 
 
 def _bias_grad(dy):

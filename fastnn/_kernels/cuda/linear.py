@@ -7,17 +7,14 @@ float dtype:
 - ``linear_backward(dy, x, w)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in), ``dw``
   (out, in), ``db`` (out,) (column sums accumulated in float64)
 """
-import functools
-
 import numpy as np
 from numba import cuda
 
 from . import _config as cfg
 from ._gemm import matmul
+from ._reduce import finish_splits
 from .activation import relu_inplace
 from ._util import empty, flat
-
-_RT = cfg.REDUCE_TPB
 
 
 def linear(x, w, b, relu=False):
@@ -25,30 +22,16 @@ def linear(x, w, b, relu=False):
     return relu_inplace(y) if relu else y
 
 
-@functools.lru_cache(maxsize=None)
-def _column_sum_kernels(dtype):
-    sc = np.dtype(dtype).type
-
-    @cuda.jit
-    def partial(a, part, M, N, nsplit):
-        """part[s, j] = sum of a[i, j] over rows i of split s (float64); coalesced along j."""
-        s = cuda.blockIdx.y
-        for j in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, N,
-                       cuda.gridDim.x * cuda.blockDim.x):
-            acc = np.float64(0)
-            for i in range(s, M, nsplit):
-                acc += np.float64(a[i * N + j])
-            part[s * N + j] = acc
-
-    @cuda.jit
-    def finish(part, out, N, nsplit):
-        for j in range(cuda.grid(1), N, cuda.gridsize(1)):
-            acc = np.float64(0)
-            for s in range(nsplit):
-                acc += part[s * N + j]
-            out[j] = sc(acc)
-
-    return partial, finish
+@cuda.jit
+def _column_sum_partial(a, part, M, N, nsplit):
+    """part[s, j] = sum of a[i, j] over rows i of split s (float64); coalesced along j."""
+    s = cuda.blockIdx.y
+    for j in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, N,
+                   cuda.gridDim.x * cuda.blockDim.x):
+        acc = np.float64(0)
+        for i in range(s, M, nsplit):
+            acc += np.float64(a[i * N + j])
+        part[s * N + j] = acc
 
 
 def column_sum(a):
@@ -57,12 +40,11 @@ def column_sum(a):
     out = empty(N, a.dtype)
     if N == 0:
         return out
-    partial, finish = _column_sum_kernels(np.dtype(a.dtype))
     gx = max(1, min((N + cfg.TPB - 1) // cfg.TPB, cfg.max_blocks()))
     nsplit = max(1, min(M, cfg.max_blocks() // gx, 64))
     part = empty(nsplit * N, np.float64)
-    partial[(gx, nsplit), cfg.TPB](flat(a), part, M, N, nsplit)
-    finish[cfg.grid(N), cfg.TPB](part, out, N, nsplit)
+    _column_sum_partial[(gx, nsplit), cfg.TPB](flat(a), part, M, N, nsplit)
+    finish_splits[cfg.grid(N), cfg.TPB](part, out, N, nsplit, 1, N)
     return out
 
 

@@ -17,82 +17,16 @@ from numba import cuda
 
 from . import _config as cfg
 from .activation import row_threads
+from ._reduce import block_sum, row_max_exp_sum, sum_partials
 from ._util import dummy, empty, flat
 
 _RT = cfg.REDUCE_TPB
-
-
-@cuda.jit(device=True)
-def _block_sum64(buf, v):
-    """Sum of ``v`` over the block (power-of-two size, every thread calls); float64 buffer."""
-    t = cuda.threadIdx.x
-    buf[t] = v
-    cuda.syncthreads()
-    step = cuda.blockDim.x // 2
-    while step > 0:
-        if t < step:
-            buf[t] += buf[t + step]
-        cuda.syncthreads()
-        step //= 2
-    r = buf[0]
-    cuda.syncthreads()
-    return r
-
-
-@cuda.jit(device=True)
-def block_sum_partials(part, n, buf):
-    """Sum of ``part[:n]`` (float64) by one block, in a fixed order; every thread calls."""
-    acc = np.float64(0)
-    for i in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-        acc += part[i]
-    return _block_sum64(buf, acc)
-
-
-@cuda.jit
-def _sum_partials(part, n, out):
-    """out[0] = sum of part[:n] (one block)."""
-    buf = cuda.shared.array(_RT, np.float64)
-    acc = block_sum_partials(part, n, buf)
-    if cuda.threadIdx.x == 0:
-        out[0] = acc
 
 
 @functools.lru_cache(maxsize=None)
 def _kernels(dtype):
     sc = np.dtype(dtype).type
     NEG_INF = sc(-np.inf)
-
-    @cuda.jit(device=True)
-    def block_max(buf, v):
-        t = cuda.threadIdx.x
-        buf[t] = v
-        cuda.syncthreads()
-        step = cuda.blockDim.x // 2
-        while step > 0:
-            if t < step:
-                b = buf[t + step]
-                if b > buf[t]:
-                    buf[t] = b
-            cuda.syncthreads()
-            step //= 2
-        r = buf[0]
-        cuda.syncthreads()
-        return r
-
-    @cuda.jit(device=True)
-    def block_sum(buf, v):
-        t = cuda.threadIdx.x
-        buf[t] = v
-        cuda.syncthreads()
-        step = cuda.blockDim.x // 2
-        while step > 0:
-            if t < step:
-                buf[t] += buf[t + step]
-            cuda.syncthreads()
-            step //= 2
-        r = buf[0]
-        cuda.syncthreads()
-        return r
 
     @cuda.jit
     def cross_entropy(x, target, scale, has_scale, uniform, dx, part, R, n):
@@ -104,17 +38,7 @@ def _kernels(dtype):
         total64 = np.float64(0)
         for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             base = r * n
-            m = NEG_INF
-            for k in range(t, n, nt):
-                v = x[base + k]
-                m = v if v > m else m
-            m = block_max(buf, m)
-            s = sc(0)
-            for k in range(t, n, nt):
-                e = math.exp(x[base + k] - m)
-                dx[base + k] = e
-                s += e
-            s = block_sum(buf, s)
+            m, s = row_max_exp_sum(buf, x, dx, base, n, True, NEG_INF, sc(0))
             w = scale[r] if has_scale else uniform
             c = target[r]
             f = w / s
@@ -126,7 +50,7 @@ def _kernels(dtype):
             if t == 0:
                 loss = (m - x[base + c]) + math.log(s)
                 total64 += np.float64(w) * np.float64(loss)
-        total64 = _block_sum64(buf64, total64)
+        total64 = block_sum(buf64, total64, nt)
         if t == 0:
             part[cuda.blockIdx.x] = total64
 
@@ -154,7 +78,7 @@ def _kernels(dtype):
                 loss = d * d
                 dx[i] = (w * two) * d
             acc += np.float64(w) * np.float64(loss)
-        acc = _block_sum64(buf64, acc)
+        acc = block_sum(buf64, acc, cuda.blockDim.x)
         if cuda.threadIdx.x == 0:
             part[cuda.blockIdx.x] = acc
 
@@ -172,7 +96,7 @@ def _scale(n, k, sample_weight, dtype):
 
 def _finish(part, nblocks, dtype):
     out = empty(1, np.float64)
-    _sum_partials[1, _RT](part, nblocks, out)
+    sum_partials[1, _RT](part, nblocks, out)
     return np.dtype(dtype).type(out.copy_to_host()[0])
 
 

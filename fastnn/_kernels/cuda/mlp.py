@@ -31,9 +31,9 @@ from numba import cuda
 from . import _config as cfg
 from . import optim as _optim
 from ._gemm import matmul
+from ._reduce import block_sum, block_sum_partials
 from ._util import dummy, empty, zeros
 from .arrayops import take_rows
-from .loss import _block_sum64, block_sum_partials
 from .._mlp_codes import (  # noqa: F401  (codes and layout shared with the CPU kernels)
     ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EPOCH_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC,
     LOSS_CODES, POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, VAL_BAD, VAL_CORRECT, VAL_LOSS,
@@ -123,8 +123,8 @@ def _kernels(dtype):
                         delta[base + j] = (z[base + j] - y[base + j]) * w
                 acc += np.float64(w) * racc
         if loss_code != NO_LOSS:        # uniform over the block: every thread reduces
-            acc = _block_sum64(buf, acc)
-            nbad = _block_sum64(buf, nbad)
+            acc = block_sum(buf, acc, cuda.blockDim.x)
+            nbad = block_sum(buf, nbad, cuda.blockDim.x)
             if cuda.threadIdx.x == 0:
                 part[cuda.blockIdx.x] = acc
                 bad[cuda.blockIdx.x] = nbad
@@ -163,7 +163,7 @@ def _kernels(dtype):
             w = params[q]
             acc += np.float64(w) * np.float64(w)
             grad[q] = (grad[q] + alpha * w) * inv
-        acc = _block_sum64(buf, acc)
+        acc = block_sum(buf, acc, cuda.blockDim.x)
         if cuda.threadIdx.x == 0:
             part[cuda.blockIdx.x] = acc
 
@@ -191,7 +191,7 @@ def _kernels(dtype):
                         ok = False
             if ok:
                 acc += sw[r] if has_sw else D1
-        acc = _block_sum64(buf, acc)
+        acc = block_sum(buf, acc, cuda.blockDim.x)
         if cuda.threadIdx.x == 0:
             part[cuda.blockIdx.x] = acc
 

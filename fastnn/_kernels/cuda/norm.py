@@ -18,29 +18,19 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
+from ._reduce import block_sum2, channel_index
 from ._util import dummy, empty, flat
 
 _RT = cfg.REDUCE_TPB
 
 
 @cuda.jit(device=True)
-def _block_sum2(buf, buf2, a, b):
-    """Block sums of two float64 values (power-of-two block, every thread calls)."""
-    t = cuda.threadIdx.x
-    buf[t] = a
-    buf2[t] = b
-    cuda.syncthreads()
-    step = cuda.blockDim.x // 2
-    while step > 0:
-        if t < step:
-            buf[t] += buf[t + step]
-            buf2[t] += buf2[t + step]
-        cuda.syncthreads()
-        step //= 2
-    ra = buf[0]
-    rb = buf2[0]
-    cuda.syncthreads()
-    return ra, rb
+def _store_split_sums(buf, buf2, part, q, a, b):
+    """part[q] = the block sums of (a, b), as a pair (q = c * nsplit + s for block (c, s))."""
+    a, b = block_sum2(buf, buf2, a, b)
+    if cuda.threadIdx.x == 0:
+        part[q * 2] = a
+        part[q * 2 + 1] = b
 
 
 @cuda.jit
@@ -50,20 +40,14 @@ def _moments_partial(x, part, N, C, S, nsplit):
     buf2 = cuda.shared.array(_RT, np.float64)
     c = cuda.blockIdx.x
     s = cuda.blockIdx.y
-    t = cuda.threadIdx.x
     shift = np.float64(x[c * S])
     a = np.float64(0)
     b = np.float64(0)
-    NS = N * S
-    for j in range(s * _RT + t, NS, nsplit * _RT):
-        n = j // S
-        d = np.float64(x[(n * C + c) * S + (j - n * S)]) - shift
+    for j in range(s * _RT + cuda.threadIdx.x, N * S, nsplit * _RT):
+        d = np.float64(x[channel_index(j, c, C, S)]) - shift
         a += d
         b += d * d
-    a, b = _block_sum2(buf, buf2, a, b)
-    if t == 0:
-        part[(c * nsplit + s) * 2] = a
-        part[(c * nsplit + s) * 2 + 1] = b
+    _store_split_sums(buf, buf2, part, c * nsplit + s, a, b)
 
 
 @cuda.jit
@@ -73,22 +57,16 @@ def _grad_partial(dy, x, mean, invstd, part, N, C, S, nsplit):
     buf2 = cuda.shared.array(_RT, np.float64)
     c = cuda.blockIdx.x
     s = cuda.blockIdx.y
-    t = cuda.threadIdx.x
     m = mean[c]
     r = invstd[c]
     a = np.float64(0)
     b = np.float64(0)
-    NS = N * S
-    for j in range(s * _RT + t, NS, nsplit * _RT):
-        n = j // S
-        i = (n * C + c) * S + (j - n * S)
+    for j in range(s * _RT + cuda.threadIdx.x, N * S, nsplit * _RT):
+        i = channel_index(j, c, C, S)
         g = dy[i]
         a += np.float64(g)
         b += np.float64(g * ((x[i] - m) * r))
-    a, b = _block_sum2(buf, buf2, a, b)
-    if t == 0:
-        part[(c * nsplit + s) * 2] = a
-        part[(c * nsplit + s) * 2 + 1] = b
+    _store_split_sums(buf, buf2, part, c * nsplit + s, a, b)
 
 
 @functools.lru_cache(maxsize=None)
@@ -161,15 +139,16 @@ def _splits(C, per):
     return max(1, min(max(1, cfg.max_blocks() // max(C, 1)), (per + _RT - 1) // _RT))
 
 
-def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+def _outputs(x, per_channel):
+    """(n, c, s, dtype, count) of ``x`` (N, C, S), then an x-shaped array and ``per_channel``
+    arrays of C elements, all of x's dtype (allocated up front: each pass needs them all)."""
     n, c, s = x.shape
     dt = np.dtype(x.dtype)
-    count = n * s
-    y = empty(x.shape, dt)
-    mean = empty(c, dt)
-    invstd = empty(c, dt)
-    scale = empty(c, dt)
-    shift = empty(c, dt)
+    return (n, c, s, dt, n * s), [empty(x.shape, dt)] + [empty(c, dt) for _ in range(per_channel)]
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    (n, c, s, dt, count), (y, mean, invstd, scale, shift) = _outputs(x, 4)
     if c == 0:
         return y, mean, invstd
     nsplit = _splits(c, count) if training else 1
@@ -192,12 +171,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
 
 
 def batch_norm_backward(dy, x, mean, invstd, gamma, training):
-    n, c, s = x.shape
-    dt = np.dtype(x.dtype)
-    count = n * s
-    dx = empty(x.shape, dt)
-    dgamma = empty(c, dt)
-    dbeta = empty(c, dt)
+    (n, c, s, dt, count), (dx, dgamma, dbeta, a, b, d) = _outputs(x, 5)
     if c == 0:
         return dx, dgamma, dbeta
     nsplit = _splits(c, count)
@@ -208,7 +182,6 @@ def batch_norm_backward(dy, x, mean, invstd, gamma, training):
     else:
         from ._util import fill
         fill(part, 0)
-    a, b, d = empty(c, dt), empty(c, dt), empty(c, dt)
     _, grad_coeffs = _finish_kernels(dt)
     grad_coeffs[cfg.grid(c), cfg.TPB](part, nsplit, c, invstd,
                                       gamma if gamma is not None else dummy(dt), gamma is not None,

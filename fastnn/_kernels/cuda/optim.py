@@ -2,8 +2,9 @@
 
 Host functions mirror ``fastnn._kernels.cpu.optim`` (same names, signatures, semantics) on
 C-contiguous device arrays. The per-step constants come from the shared float64 helpers in
-``fastnn._kernels._optim_constants`` and reach the kernel cast to the parameter dtype. Each kernel is a
-grid-stride loop over the elements (every element independent), so the result does not depend on
+``fastnn._kernels._optim_constants`` and reach the kernel cast to the parameter dtype, and so do
+the element updates (compiled here as inlined device functions). Each kernel is a grid-stride loop
+over the elements (every element independent), so the result does not depend on
 the launch configuration.
 """
 import math
@@ -12,78 +13,54 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from .._optim_constants import (adagrad_constants, adam_constants, rmsprop_constants,
-                                sgd_constants)
-from ._util import flat, zeros
+from .._optim_constants import (adagrad_constants, adam_constants, build, rmsprop_constants,
+                                sgd_constants, sgd_first_step)
+from ._util import flat, inline_device, zeros
+
+# the element updates (shared with the CPU), inlined into each grid-stride loop below
+_adam_at, _sgd_at, _sgd_momentum_at, _rmsprop_at, _adagrad_at = build(inline_device, math.sqrt)
 
 
 def _flat(a):
     return flat(a)
 
 
-def _typed(dtype, values):
-    t = np.dtype(dtype).type
-    return tuple(t(v) for v in values)
-
-
 def _grid(n):
     return cfg.grid(n), cfg.TPB
+
+
+def _launch(kernel, arrays, flags, constants):
+    """Run an update kernel over the flat ``arrays`` (parameter first), then its ``flags``, then its
+    ``constants`` cast to the parameter dtype; nothing to do for an empty parameter."""
+    p = arrays[0]
+    if p.size:
+        t = np.dtype(p.dtype).type
+        kernel[_grid(p.size)](*[_flat(a) for a in arrays], *flags, *[t(c) for c in constants])
 
 
 @cuda.jit
 def _adam_kernel(p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        pi = p[i]
-        gi = g[i]
-        if coupled:
-            gi = gi + wd * pi
-        mi = b1 * m[i] + omb1 * gi
-        vi = b2 * v[i] + omb2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] = pi * decay - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+        _adam_at(i, p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps)
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
               decoupled):
     """One Adam (``decoupled=False``) or AdamW step in place; ``step`` is 1-based (int)."""
-    if param.size == 0:
-        return None
-    coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps_ = adam_constants(
-        step, lr, beta1, beta2, eps, weight_decay, decoupled)
-    _adam_kernel[_grid(param.size)](
-        _flat(param), _flat(grad), _flat(exp_avg), _flat(exp_avg_sq), coupled,
-        *_typed(param.dtype, (wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps_)))
-    return None
+    coupled, *constants = adam_constants(step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    _launch(_adam_kernel, (param, grad, exp_avg, exp_avg_sq), (coupled,), constants)
 
 
 @cuda.jit
 def _sgd_kernel(p, g, use_wd, wd, neg_lr):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        gi = g[i]
-        pi = p[i]
-        if use_wd:
-            gi = gi + wd * pi
-        p[i] = pi + neg_lr * gi
+        _sgd_at(i, p, g, use_wd, wd, neg_lr)
 
 
 @cuda.jit
 def _sgd_momentum_kernel(p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        gi = g[i]
-        pi = p[i]
-        if use_wd:
-            gi = gi + wd * pi
-        if first:
-            b = gi
-        else:
-            b = mu * buf[i] + omd * gi
-        buf[i] = b
-        if nesterov:
-            u = gi + mu * b
-        else:
-            u = b
-        p[i] = pi + neg_lr * u
+        _sgd_momentum_at(i, p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd)
 
 
 @cuda.jit
@@ -103,66 +80,38 @@ def all_zero(a):
 
 def sgd_step(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weight_decay,
              first_step):
-    """One SGD step in place. ``momentum_buf`` is None when ``momentum == 0``.
-
-    ``first_step``: True copies the (weight-decayed) gradient into the buffer, False updates it;
-    None decides by the buffer's contents: first iff it is all zeros (only looked at when
-    ``dampening != 0``: otherwise updating a zero buffer equals copying).
-    """
+    """One SGD step in place; ``momentum_buf`` is None when ``momentum == 0``; ``first_step``
+    True, False or None (decided by the buffer, see ``_optim_constants.sgd_first_step``)."""
     if param.size == 0:
         return None
-    if momentum_buf is not None and first_step is None:
-        first_step = dampening != 0 and all_zero(_flat(momentum_buf))
-    use_wd, wd, neg_lr, mu, omd = sgd_constants(lr, momentum, dampening, weight_decay)
+    use_wd, *constants = sgd_constants(lr, momentum, dampening, weight_decay)
     if momentum_buf is None:
-        _sgd_kernel[_grid(param.size)](_flat(param), _flat(grad), use_wd,
-                                       *_typed(param.dtype, (wd, neg_lr)))
+        _launch(_sgd_kernel, (param, grad), (use_wd,), constants[:2])
     else:
-        _sgd_momentum_kernel[_grid(param.size)](
-            _flat(param), _flat(grad), _flat(momentum_buf), use_wd, bool(first_step),
-            bool(nesterov), *_typed(param.dtype, (wd, neg_lr, mu, omd)))
-    return None
+        first = sgd_first_step(first_step, _flat(momentum_buf), dampening, all_zero)
+        _launch(_sgd_momentum_kernel, (param, grad, momentum_buf), (use_wd, first, bool(nesterov)),
+                constants)
 
 
 @cuda.jit
 def _rmsprop_kernel(p, g, s, use_wd, wd, neg_lr, alpha, oma, eps):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        gi = g[i]
-        pi = p[i]
-        if use_wd:
-            gi = gi + wd * pi
-        si = alpha * s[i] + oma * gi * gi
-        s[i] = si
-        p[i] = pi + neg_lr * gi / (math.sqrt(si) + eps)
+        _rmsprop_at(i, p, g, s, use_wd, wd, neg_lr, alpha, oma, eps)
 
 
 def rmsprop_step(param, grad, square_avg, lr, alpha, eps, weight_decay):
     """One RMSprop step in place (torch's defaults: no momentum, not centered)."""
-    if param.size == 0:
-        return None
-    use_wd, wd, neg_lr, alpha_, oma, eps_ = rmsprop_constants(lr, alpha, eps, weight_decay)
-    _rmsprop_kernel[_grid(param.size)](_flat(param), _flat(grad), _flat(square_avg), use_wd,
-                                       *_typed(param.dtype, (wd, neg_lr, alpha_, oma, eps_)))
-    return None
+    use_wd, *constants = rmsprop_constants(lr, alpha, eps, weight_decay)
+    _launch(_rmsprop_kernel, (param, grad, square_avg), (use_wd,), constants)
 
 
 @cuda.jit
 def _adagrad_kernel(p, g, s, use_wd, wd, neg_clr, eps):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        gi = g[i]
-        pi = p[i]
-        if use_wd:
-            gi = gi + wd * pi
-        si = s[i] + gi * gi
-        s[i] = si
-        p[i] = pi + neg_clr * gi / (math.sqrt(si) + eps)
+        _adagrad_at(i, p, g, s, use_wd, wd, neg_clr, eps)
 
 
 def adagrad_step(param, grad, state_sum, step, lr, eps, weight_decay, lr_decay):
     """One Adagrad step in place; ``step`` is 1-based (int), used only through ``lr_decay``."""
-    if param.size == 0:
-        return None
-    use_wd, wd, neg_clr, eps_ = adagrad_constants(step, lr, eps, weight_decay, lr_decay)
-    _adagrad_kernel[_grid(param.size)](_flat(param), _flat(grad), _flat(state_sum), use_wd,
-                                       *_typed(param.dtype, (wd, neg_clr, eps_)))
-    return None
+    use_wd, *constants = adagrad_constants(step, lr, eps, weight_decay, lr_decay)
+    _launch(_adagrad_kernel, (param, grad, state_sum), (use_wd,), constants)

@@ -13,6 +13,7 @@ from numba import cuda
 
 from . import _config as cfg
 from ._random import uniform_f32, uniform_f64
+from ._reduce import block_sum
 from ._util import empty, flat, zeros
 
 
@@ -24,23 +25,41 @@ def _flat(a):
     return flat(a)
 
 
+@cuda.jit(device=True)
+def _window(o, H, W, OH, OW, sh, sw, ph, pw):
+    """(base, h0, w0) of output ``o``: its plane's first input index and its window's top-left
+    corner in input coordinates (negative inside the padding)."""
+    p = o // (OH * OW)
+    r = o - p * OH * OW
+    oh = r // OW
+    ow = r - oh * OW
+    return p * H * W, oh * sh - ph, ow * sw - pw
+
+
+@cuda.jit(device=True)
+def _clipped_window(o, H, W, OH, OW, kh, kw, sh, sw, ph, pw):
+    """(base, hs, he, ws, we): output ``o``'s plane start and its window's rows [hs, he) and
+    columns [ws, we) that lie inside the image (the padding left out)."""
+    base, h0, w0 = _window(o, H, W, OH, OW, sh, sw, ph, pw)
+    return base, max(h0, 0), min(h0 + kh, H), max(w0, 0), min(w0 + kw, W)
+
+
+@cuda.jit(device=True)
+def _position(e, H, W):
+    """(plane, row, column) of the flat input index ``e``."""
+    p = e // (H * W)
+    r = e - p * H * W
+    ih = r // W
+    return p, ih, r - ih * W
+
+
 # ------------------------------------------------------------------------------------- max pool
 
 @cuda.jit
 def _max_pool_kernel(x, y, idx, H, W, OH, OW, kh, kw, sh, sw, ph, pw, neg_inf):
     """-inf padding, first maximum in scan order, NaN propagates (as PyTorch)."""
     for o in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        p = o // (OH * OW)
-        r = o - p * OH * OW
-        oh = r // OW
-        ow = r - oh * OW
-        h0 = oh * sh - ph
-        w0 = ow * sw - pw
-        hs = max(h0, 0)
-        he = min(h0 + kh, H)
-        ws = max(w0, 0)
-        we = min(w0 + kw, W)
-        base = p * H * W
+        base, hs, he, ws, we = _clipped_window(o, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
         m = neg_inf
         i = hs * W + ws
         for ih in range(hs, he):
@@ -69,6 +88,11 @@ def _route(dy, indices, dx_flat, HW, what="indices"):
     bad = zeros(1, np.int64)
     _route_kernel[cfg.grid(dy.size), cfg.TPB](_flat(dy), _flat(indices), dx_flat,
                                              dy.shape[2] * dy.shape[3], HW, bad)
+    _check_routed(bad, HW, what)
+
+
+def _check_routed(bad, HW, what="indices"):
+    """Raise if the route kernel counted indices off the H*W plane (it skipped them)."""
     nbad = int(bad.copy_to_host()[0])
     if nbad:
         raise ValueError(f"{what} must lie in [0, {HW}) (flat positions in an H*W plane); "
@@ -108,17 +132,7 @@ def max_pool2d_backward(dy, indices, x_shape):
 def _avg_pool_kernel(x, y, H, W, OH, OW, kh, kw, sh, sw, ph, pw, inv, zero):
     """Sum of the in-bounds window times ``inv`` = 1/(kh*kw) (zero padding counted)."""
     for o in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        p = o // (OH * OW)
-        r = o - p * OH * OW
-        oh = r // OW
-        ow = r - oh * OW
-        h0 = oh * sh - ph
-        w0 = ow * sw - pw
-        hs = max(h0, 0)
-        he = min(h0 + kh, H)
-        ws = max(w0, 0)
-        we = min(w0 + kw, W)
-        base = p * H * W
+        base, hs, he, ws, we = _clipped_window(o, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
         s = zero
         for ih in range(hs, he):
             for iw in range(ws, we):
@@ -139,10 +153,7 @@ def _window_range(i, pad, k, s, out):
 def _avg_pool_backward_kernel(dy, dx, H, W, OH, OW, kh, kw, sh, sw, ph, pw, inv, zero):
     """Gather form: dx[i, j] = inv * sum of dy over the windows covering (i, j); one write each."""
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        p = e // (H * W)
-        r = e - p * H * W
-        ih = r // W
-        iw = r - ih * W
+        p, ih, iw = _position(e, H, W)
         a, b = _window_range(ih, ph, kh, sh, OH)
         c, d = _window_range(iw, pw, kw, sw, OW)
         base = p * OH * OW
@@ -197,17 +208,9 @@ def _plane_mean_kernel(dtype):
             s = sc(0)
             for j in range(t, HW, _RT):
                 s += x[p * HW + j]
-            buf[t] = s
-            cuda.syncthreads()
-            step = _RT // 2
-            while step > 0:
-                if t < step:
-                    buf[t] += buf[t + step]
-                cuda.syncthreads()
-                step //= 2
+            s = block_sum(buf, s, _RT)
             if t == 0:
-                y[p] = buf[0] * inv
-            cuda.syncthreads()
+                y[p] = s * inv
 
     return plane_mean
 
@@ -255,13 +258,7 @@ def _stochastic_train_kernel(dtype):
         """
         zero = sc(0)
         for o in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-            p = o // (OH * OW)
-            r = o - p * OH * OW
-            oh = r // OW
-            ow = r - oh * OW
-            h0 = oh * sh
-            w0 = ow * sw
-            base = p * H * W
+            base, h0, w0 = _window(o, H, W, OH, OW, sh, sw, 0, 0)
             s = zero
             for ih in range(h0, h0 + kh):
                 for iw in range(w0, w0 + kw):
@@ -296,13 +293,7 @@ def _stochastic_train_kernel(dtype):
 def _stochastic_eval_kernel(x, y, idx, H, W, OH, OW, kh, kw, sh, sw, zero):
     """Probability-weighted mean sum(w^2)/sum(w), w = max(a, 0) (0 if the sum is 0); idx = argmax."""
     for o in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        p = o // (OH * OW)
-        r = o - p * OH * OW
-        oh = r // OW
-        ow = r - oh * OW
-        h0 = oh * sh
-        w0 = ow * sw
-        base = p * H * W
+        base, h0, w0 = _window(o, H, W, OH, OW, sh, sw, 0, 0)
         s = zero
         q = zero
         m = x[base + h0 * W + w0]
@@ -337,18 +328,13 @@ def _stochastic_route_kernel(dy, x, idx, dx, OHW, HW, bad, zero):
 def _stochastic_eval_backward_kernel(dy, x, dx, H, W, OH, OW, kh, kw, sh, sw, zero, two):
     """Gather form of d/da_j of sum(w^2)/sum(w) = (2 w_j S - Q) / S^2 where a_j > 0."""
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        p = e // (H * W)
-        r = e - p * H * W
-        ih = r // W
-        iw = r - ih * W
+        p, ih, iw = _position(e, H, W)
         a = x[e]
         g = zero
         if a > zero:
             # windows (no padding) covering (ih, iw)
-            oa = (ih - kh + sh) // sh if ih >= kh else 0
-            ob = min(ih // sh + 1, OH)
-            oc = (iw - kw + sw) // sw if iw >= kw else 0
-            od = min(iw // sw + 1, OW)
+            oa, ob = _window_range(ih, 0, kh, sh, OH)
+            oc, od = _window_range(iw, 0, kw, sw, OW)
             base = p * H * W
             for oh in range(oa, ob):
                 h0 = oh * sh
@@ -401,10 +387,7 @@ def stochastic_pool2d_backward(dy, x, indices, kernel, stride, training):
             _stochastic_route_kernel[cfg.grid(dy.size), cfg.TPB](
                 _flat(dy), _flat(x), _flat(indices), _flat(dx), dy.shape[2] * dy.shape[3], h * w,
                 bad, zero)
-            nbad = int(bad.copy_to_host()[0])
-            if nbad:
-                raise ValueError(f"indices must lie in [0, {h * w}) (flat positions in an H*W "
-                                 f"plane); {nbad} do not")
+            _check_routed(bad, h * w)
         return dx
     dx = empty((n, c, h, w), dy.dtype)
     if dx.size:
