@@ -177,6 +177,8 @@ def _layer_error(index, layer, shape, err):
     nd = getattr(layer, "_nd", None)
     if nd is None or not hasattr(layer, "_k"):   # the hints below are for conv and pooling
         return text
+    if len(shape) == 1 and index > 0:
+        return text + f". Put a Reshape to {'(C, H, W)' if nd == 2 else '(C, L)'} before it."
     if len(shape) == 1 and nd == 2:
         side = math.isqrt(shape[0])
         if side * side == shape[0]:
