@@ -4,7 +4,8 @@
 parameters, defaults, fitted attributes and algorithm (initialisation, batch order, Adam and
 Nesterov-SGD updates, L-BFGS through SciPy, stopping rules), run by fused Numba kernels that
 train a whole epoch per call, or by their numba.cuda twin on a GPU. Extra parameters: ``dtype``
-(float32 by default; float64 reproduces scikit-learn to rounding), ``device`` and, for the
+(None by default: X's float dtype, as scikit-learn; ``np.float32`` forces float32 for speed),
+``device`` and, for the
 classifier, ``class_weight``; validation loss is recorded beside the validation score.
 
 ``register_onnx_converters()`` lets skl2onnx export the two MLPs to ONNX (the ``onnx`` extra);
