@@ -33,16 +33,31 @@ def _impl(be):
     return be.impl("activation")
 
 
-def relu(x):
-    """``max(x, 0)``."""
-    be, x = _input(x)
-    return _impl(be).relu(x)
+def _elementwise(name, forward_doc, backward_doc):
+    """``name(x)`` and ``name_backward(dy, x)`` of an activation without parameters."""
+    def forward(x):
+        be, x = _input(x)
+        return getattr(_impl(be), name)(x)
+
+    def backward(dy, x):
+        be, dy, x = _grad_inputs(dy, x)
+        return getattr(_impl(be), name + "_backward")(dy, x)
+
+    for fn, fn_name, doc in ((forward, name, forward_doc),
+                             (backward, name + "_backward", backward_doc)):
+        fn.__name__ = fn.__qualname__ = fn_name
+        fn.__doc__ = doc
+    return forward, backward
 
 
-def relu_backward(dy, x):
-    """``dy`` where ``x > 0``, else 0."""
-    be, dy, x = _grad_inputs(dy, x)
-    return _impl(be).relu_backward(dy, x)
+relu, relu_backward = _elementwise("relu", "``max(x, 0)``.", "``dy`` where ``x > 0``, else 0.")
+sigmoid, sigmoid_backward = _elementwise(
+    "sigmoid", "``1 / (1 + exp(-x))``, without overflow for large ``|x|``.",
+    "``dy * s * (1 - s)`` with ``s = sigmoid(x)``.")
+tanh, tanh_backward = _elementwise("tanh", "``tanh(x)``.", "``dy * (1 - tanh(x)**2)``.")
+gelu, gelu_backward = _elementwise(
+    "gelu", "``x * Phi(x)`` with the exact (erf) normal CDF, as "
+    "``F.gelu(x, approximate='none')``.", "Gradient of ``gelu``: ``dy * (Phi(x) + x * phi(x))``.")
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -69,38 +84,6 @@ def elu_backward(dy, x, alpha=1.0):
     alpha = check_scalar(alpha, "alpha")
     be, dy, x = _grad_inputs(dy, x)
     return _impl(be).elu_backward(dy, x, alpha)
-
-
-def sigmoid(x):
-    """``1 / (1 + exp(-x))``, without overflow for large ``|x|``."""
-    be, x = _input(x)
-    return _impl(be).sigmoid(x)
-
-
-def sigmoid_backward(dy, x):
-    be, dy, x = _grad_inputs(dy, x)
-    return _impl(be).sigmoid_backward(dy, x)
-
-
-def tanh(x):
-    be, x = _input(x)
-    return _impl(be).tanh(x)
-
-
-def tanh_backward(dy, x):
-    be, dy, x = _grad_inputs(dy, x)
-    return _impl(be).tanh_backward(dy, x)
-
-
-def gelu(x):
-    """``x * Phi(x)`` with the exact (erf) normal CDF, as ``F.gelu(x, approximate='none')``."""
-    be, x = _input(x)
-    return _impl(be).gelu(x)
-
-
-def gelu_backward(dy, x):
-    be, dy, x = _grad_inputs(dy, x)
-    return _impl(be).gelu_backward(dy, x)
 
 
 def _prelu_weight(be, weight, x):
