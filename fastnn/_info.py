@@ -18,7 +18,8 @@ _ENV = ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR", "NUMBA_
         "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 
 
-def _version(dist):
+def version(dist):
+    """The installed version of distribution ``dist``, or None."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -44,6 +45,14 @@ def _cpu():
     simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
             if f in flags]
     return {"model": model or platform.processor() or None, "simd": simd}
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity), else the logical count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _cores():
@@ -136,7 +145,7 @@ def _kernel_cache(kernel):
 
 
 def _cuda():
-    out = {"numba_cuda": _version("numba-cuda"), "available": False, "device": None}
+    out = {"numba_cuda": version("numba-cuda"), "available": False, "device": None}
     try:
         from fastnn._kernels._device import cuda_simulated
         from fastnn._kernels._dispatch import (_cuda_driver_loadable, cuda_available,
@@ -176,7 +185,7 @@ def info():
                    "platform": platform.platform(), "machine": platform.machine(),
                    "cpu": _cpu(), "cpu_count": logical, "affinity_count": usable,
                    "loadavg": _loadavg()},
-        "dependencies": {label: _version(dist) for dist, label in _DISTRIBUTIONS},
+        "dependencies": {label: version(dist) for dist, label in _DISTRIBUTIONS},
         "threads": _threads(kernel),
         "kernel_cache": _kernel_cache(kernel),
         "cuda": _cuda(),

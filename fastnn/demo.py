@@ -15,6 +15,8 @@ import sys
 import time
 import warnings
 
+from ._info import usable_cores
+
 DESCRIPTION = ("Train fastnn's MLPClassifier beside scikit-learn's MLPClassifier, and a small "
                "CNN (NeuralNetClassifier with fastnn.nn layers), on scikit-learn's bundled "
                "digits; print accuracy, fit time and the speed ratio.")
@@ -68,13 +70,6 @@ class Progress:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
             self._width = 0
-
-
-def cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def loadavg():
@@ -131,7 +126,7 @@ def run(epochs=200, cnn_epochs=15, repeats=3, plot=None, progress=None, out=prin
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.25,
                                                         random_state=0)
-    n_cores = cores()
+    n_cores = usable_cores()
     loads = [loadavg()]
     out(f"fastnn {fastnn.__version__}: scikit-learn digits, {len(X_train)} train / "
         f"{len(X_test)} test images of 8x8 pixels")

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numba
@@ -32,6 +31,8 @@ CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "benchmarks").is_dir(
 RESULTS = ROOT / "benchmarks" / "results" if CHECKOUT else Path.cwd() / "fastnn-bench-results"
 if CHECKOUT and str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))  # benchmark the checkout's fastnn, not another installed one
+
+from fastnn._info import version  # noqa: E402 (after the checkout is on the path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,13 +99,6 @@ def machine():
             "memory_gib": _meminfo_gib()}
 
 
-def _version(distribution):
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _git_commit():
     if not CHECKOUT:
         return None
@@ -121,8 +115,8 @@ def versions():
     (installed distributions; None where one is missing)."""
     names = {"numpy": "numpy", "numba": "numba", "scipy": "scipy", "sklearn": "scikit-learn",
              "torch": "torch", "threadpoolctl": "threadpoolctl", "fastnn": "fastnn"}
-    out = {"python": platform.python_version()}
-    out.update({key: _version(dist) for key, dist in names.items()})
+    out = {"python": platform.pythonversion()}
+    out.update({key: version(dist) for key, dist in names.items()})
     out["fastnn_git"] = _git_commit()
     return out
 
