@@ -10,6 +10,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from ._kernels.cpu._threads import usable_cores  # noqa: F401 (imports nothing heavy)
+
 # distribution name -> label; the last three are optional
 _DISTRIBUTIONS = (("numpy", "numpy"), ("numba", "numba"), ("scikit-learn", "scikit-learn"),
                   ("scipy", "scipy"), ("threadpoolctl", "threadpoolctl"), ("torch", "torch"),
@@ -45,14 +47,6 @@ def _cpu():
     simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
             if f in flags]
     return {"model": model or platform.processor() or None, "simd": simd}
-
-
-def usable_cores():
-    """The cores this process may run on (its affinity), else the logical count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _cores():

@@ -43,7 +43,8 @@ def _env_int(name):
     return value if value >= 1 else None
 
 
-def _cores():
+def usable_cores():
+    """The cores this process may run on (its affinity), else the logical count."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -53,7 +54,7 @@ def _cores():
 def max_threads():
     """Threads fastnn may use at most: cores, ``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``."""
     import numba
-    limits = [_cores(), numba.config.NUMBA_NUM_THREADS]
+    limits = [usable_cores(), numba.config.NUMBA_NUM_THREADS]
     omp = _env_int("OMP_NUM_THREADS")
     if omp is not None:
         limits.append(omp)
