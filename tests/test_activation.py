@@ -379,7 +379,7 @@ def test_float32_kernels_do_their_arithmetic_in_float32():
     cases = [(A._reduce32, (np.float32(0.5),), False),
              (A._scale2, (np.float32(1.5), np.float32(3), np.float32(0.5)), False),
              *[(k.serial, (out, x, x, 0.5), True) for k in elementwise],
-             (A._softmax_row, (0, x2, out.reshape(4, 10), 0), True),
+             (A._softmax_row, (0, x2, x2, out.reshape(4, 10), 0), True),
              (L._ce_row, (0, x2, np.zeros(4, np.int64), np.ones(4, np.float32),
                           np.empty(4, np.float32), out.reshape(4, 10)), True)]
     float64_op = re.compile(r"= f(add|sub|mul|div|neg)\b[^\n]*double|fpext")

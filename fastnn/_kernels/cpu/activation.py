@@ -259,7 +259,8 @@ def _sigmoid1(v, one, zero):
 # ----------------------------------------------------------------------------- elementwise kernels
 # One loop body (``_elementwise``) compiled for each rule. A rule gives element i of the output
 # from flat (1-D) arrays dy and x and a scalar parameter s (a Python float: the slope or alpha);
-# forward rules ignore dy (the host passes x for it). Constants take x's dtype.
+# forward rules ignore dy (the host passes x for it). Constants take x's dtype and are made, and
+# dy[i] read, before a vector-math call: after it, they stop the loop from vectorising.
 
 _RSQRT2 = 0.7071067811865476     # 1 / sqrt(2)
 _RSQRT2PI = 0.3989422804014327   # 1 / sqrt(2 pi)
@@ -310,9 +311,10 @@ def _sigmoid(i, dy, x, s):
 
 @jit(inline="always")
 def _sigmoid_grad(i, dy, x, s):
+    g = dy[i]
     one = x.dtype.type(1)
-    y = _sigmoid1(x[i], one, x.dtype.type(0))
-    return dy[i] * y * (one - y)
+    p = _sigmoid1(x[i], one, x.dtype.type(0))
+    return g * p * (one - p)
 
 
 @jit(inline="always")
@@ -322,24 +324,32 @@ def _tanh(i, dy, x, s):
 
 @jit(inline="always")
 def _tanh_grad(i, dy, x, s):
+    g = dy[i]
+    one = x.dtype.type(1)
     t = vtanh(x[i])
-    return dy[i] * (x.dtype.type(1) - t * t)
+    return g * (one - t * t)
 
 
 @jit(inline="always")
 def _gelu(i, dy, x, s):
     v = x[i]
+    half = x.dtype.type(0.5)
     one = x.dtype.type(1)
-    return x.dtype.type(0.5) * v * (one + verf(v * x.dtype.type(_RSQRT2)))
+    rsqrt2 = x.dtype.type(_RSQRT2)
+    return half * v * (one + verf(v * rsqrt2))
 
 
 @jit(inline="always")
 def _gelu_grad(i, dy, x, s):
+    g = dy[i]
     v = x[i]
     half = x.dtype.type(0.5)
-    cdf = half * (x.dtype.type(1) + verf(v * x.dtype.type(_RSQRT2)))
-    pdf = x.dtype.type(_RSQRT2PI) * vexp(-half * v * v)
-    return dy[i] * (cdf + v * pdf)
+    one = x.dtype.type(1)
+    rsqrt2 = x.dtype.type(_RSQRT2)
+    rsqrt2pi = x.dtype.type(_RSQRT2PI)
+    cdf = half * (one + verf(v * rsqrt2))
+    pdf = rsqrt2pi * vexp(-half * v * v)
+    return g * (cdf + v * pdf)
 
 
 def _elementwise(out, dy, x, s):
@@ -476,7 +486,8 @@ def max1d(v):
 
 
 @jit
-def _softmax_row(r, x, out, mode):
+def _softmax_row(r, dy, x, out, mode):
+    """Softmax of row r (dy unused: the signature of ``_softmax_row_backward``)."""
     n = x.shape[1]
     mx = max1d(x[r])
     total = x.dtype.type(0)
@@ -499,7 +510,7 @@ def _softmax_row(r, x, out, mode):
 @jit
 def _softmax_row_backward(r, dy, x, dx, mode):
     """dx = y * (dy - sum(dy * y)) for softmax; dx = dy - y * sum(dy) for log_softmax."""
-    _softmax_row(r, x, dx, 0)
+    _softmax_row(r, dy, x, dx, 0)
     n = x.shape[1]
     acc = x.dtype.type(0)
     if mode == 0:
@@ -514,10 +525,10 @@ def _softmax_row_backward(r, dy, x, dx, mode):
             dx[r, k] = dy[r, k] - dx[r, k] * acc
 
 
-def _rows(*args):
-    """row(r, *args) for every row r of args[0] (``row``: bound per kernel)."""
-    for r in prange(args[0].shape[0]):
-        row(r, *args)
+def _rows(dy, x, out, mode):
+    """row(r, dy, x, out, mode) for every row r of x (``row``: bound per kernel)."""
+    for r in prange(x.shape[0]):
+        row(r, dy, x, out, mode)
 
 
 _softmax_rows_kernel = loops(bind(_rows, "_softmax_rows_kernel", row=_softmax_row))
@@ -707,7 +718,9 @@ def _softmax(x, axis, mode):
     out = empty_like(x)
     x3, o3 = _axis_view(x, axis), _axis_view(out, axis)
     if x3.shape[2] == 1:
-        _softmax_rows_kernel[_parallel(x)](x3.reshape(x3.shape[:2]), o3.reshape(x3.shape[:2]), mode)
+        rows = x3.shape[:2]
+        _softmax_rows_kernel[_parallel(x)](x3.reshape(rows), x3.reshape(rows), o3.reshape(rows),
+                                           mode)
     else:
         _softmax_inner_kernel[_parallel(x)](x3, x3, o3, mode, _SOFTMAX_BLOCK)
     return out

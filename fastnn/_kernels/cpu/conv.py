@@ -762,8 +762,8 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
     else:
         wk = w.reshape(Co, K)
     kernel = (_forward_nt, _forward_rows, _forward_shift)[path]
-    kernel(x, wk, bias, b is not None, relu, y, groups, kh, kw, *stride, *padding, *dilation, rblock,
-           path == 0 and _a_first(cog, rblock * Wo), nchunks)
+    kernel(x, wk, bias, b is not None, relu, y, groups, kh, kw, *stride, *padding, *dilation,
+           rblock, path == 0 and _a_first(cog, rblock * Wo), nchunks)
     return y
 
 

@@ -73,10 +73,10 @@ def _mse_row(r, p, y, scale, losses, dp):
     losses[r] = acc
 
 
-def _rows(*args):
-    """row(r, *args) for every row r of args[0] (``row``: bound per kernel)."""
-    for r in prange(args[0].shape[0]):
-        row(r, *args)
+def _rows(x, y, scale, losses, grad):
+    """row(r, x, y, scale, losses, grad) for every row r of x (``row``: bound per kernel)."""
+    for r in prange(x.shape[0]):
+        row(r, x, y, scale, losses, grad)
 
 
 _ce_kernel, _bce_kernel, _mse_kernel = (loops(bind(_rows, name, row=row)) for name, row in (

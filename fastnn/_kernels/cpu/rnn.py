@@ -143,8 +143,9 @@ def _gru_bwd_row(n, g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one):
 
 # ------------------------------------------------------------------------------ gate kernels
 
-def _rows(*args):
-    """row(n, *args) for every batch row n of args[0] (``row``: bound per kernel)."""
+def _rows(args):
+    """row(n, *args) for every batch row n of args[0] (``row``: bound per
+    kernel). One tuple, not ``*args``: a dispatcher folds those in Python on every call."""
     for n in prange(args[0].shape[0]):
         row(n, *args)
 
@@ -217,7 +218,7 @@ def _forward(kernel, x, xt, w_ih, w_hh, hs, hw, return_sequences, step_args):
     for t in range(hs.shape[0] - 1):
         if t > 0:
             np.dot(hs[t], w_hh_t, out=hw)
-        step(*step_args(t))
+        step(step_args(t))
     return _output(hs, return_sequences), (x.shape, xt, w_ih, w_hh, hs, return_sequences, par)
 
 
@@ -235,7 +236,7 @@ def _backward(kernel, dy, run, dgx, dgh, step_args):
     for t in range(T - 1, -1, -1):
         if t < T - 1:
             np.dot(dgh[t + 1], w_hh, out=dh_rec)
-        step(*step_args(t, dh_rec, dy_at(t)))
+        step(step_args(t, dh_rec, dy_at(t)))
     dx, dw_ih = _input_grads(dgx, xt, w_ih, x_shape)
     db_ih = dgx.reshape(T * N, dgx.shape[2]).sum(axis=0)
     db_hh = db_ih if dgh is dgx else dgh.reshape(T * N, dgh.shape[2]).sum(axis=0)
