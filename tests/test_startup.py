@@ -83,10 +83,23 @@ def test_warmup_compiles_every_cpu_kernel_of_a_family(family):
     assert set(timings) == {family, "total"}
     assert 0 <= timings[family] <= timings["total"]
     from numba.core.registry import CPUDispatcher
+
+    from fastnn._kernels.cpu._jit import Loops
     module = importlib.import_module(f"fastnn._kernels.cpu.{family}")
     jitted = {k: v for k, v in vars(module).items() if isinstance(v, CPUDispatcher)}
-    # kernels called from Python (helpers called only from other kernels compile inside them)
-    helpers = {n for d in jitted.values() for n in d.py_func.__code__.co_names}
+    # a body compiled serially and in parallel (``_jit.loops``): both must compile
+    for k, v in vars(module).items():
+        if isinstance(v, Loops):
+            jitted.update({f"{k}.serial": v.serial, f"{k}.parallel": v.parallel})
+    # kernels called from Python (helpers called only from other kernels compile inside them),
+    # also under the global names ``_jit.bind`` gives them in a loop body
+    helpers = set()
+    for d in jitted.values():
+        for n in d.py_func.__code__.co_names:
+            helpers.add(n)
+            bound = d.py_func.__globals__.get(n)
+            if isinstance(bound, CPUDispatcher):
+                helpers.add(bound.py_func.__name__)
     # jitted bodies registered as overloads are compiled inline where they are used
     source = inspect.getsource(module)
     helpers |= {n for line in source.splitlines() if "overload(" in line

@@ -1,8 +1,9 @@
 """Activation kernels on the CPU.
 
-Elementwise activations run one pass over a flat view of the input: a ``prange`` loop for large
-arrays and a plain loop below ``SERIAL_BELOW`` elements (a parallel region costs more than the work
-there). Softmax works on an ``(outer, n, inner)`` view of the input, with no transposing copy.
+Elementwise activations run one pass over a flat view of the input: one loop body, compiled for
+each activation's rule, serially below ``SERIAL_BELOW`` elements (a parallel region costs more than
+the work there) and in parallel above (``_jit.loops``). Softmax works on an ``(outer, n, inner)``
+view of the input, with no transposing copy.
 
 ``vexp``, ``vexpm1``, ``vtanh`` and ``verf`` are branch-free versions of the libm functions
 (Cephes polynomials, 2**n built from its bits), so loops that call them vectorise: libm calls do
@@ -31,7 +32,7 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic, overload
 
-from ._jit import jit, pjit
+from ._jit import bind, jit, loops
 from ._workspace import empty_like
 
 SERIAL_BELOW = 1 << 15  # elements; smaller arrays run on one thread
@@ -185,22 +186,15 @@ def _erf64(x):
     small = x * t / u
     a = abs(x)
     a = _where(a > 6.0, 6.0, a)  # NaN stays NaN
-    p = 2.46196981473530512524e-10 * a + 5.64189564831068821977e-1
-    p = p * a + 7.46321056442269912687e0
-    p = p * a + 4.86371970985681366614e1
-    p = p * a + 1.96520832956077098242e2
-    p = p * a + 5.26445194995477358631e2
-    p = p * a + 9.34528527171957607540e2
-    p = p * a + 1.02755188689515710272e3
-    p = p * a + 5.57535335369399327526e2
-    q = a + 1.32281951154744992508e1
-    q = q * a + 8.67072140885989742329e1
-    q = q * a + 3.54937778887819891062e2
-    q = q * a + 9.75708501743205489753e2
-    q = q * a + 1.82390916687909736289e3
-    q = q * a + 2.24633760818710981792e3
-    q = q * a + 1.65666309194161350182e3
-    q = q * a + 5.57535340817727675546e2
+    p = ((((((((2.46196981473530512524e-10 * a + 5.64189564831068821977e-1) * a
+                + 7.46321056442269912687e0) * a + 4.86371970985681366614e1) * a
+              + 1.96520832956077098242e2) * a + 5.26445194995477358631e2) * a
+            + 9.34528527171957607540e2) * a + 1.02755188689515710272e3) * a
+         + 5.57535335369399327526e2)
+    q = (((((((a + 1.32281951154744992508e1) * a + 8.67072140885989742329e1) * a
+              + 3.54937778887819891062e2) * a + 9.75708501743205489753e2) * a
+            + 1.82390916687909736289e3) * a + 2.24633760818710981792e3) * a
+         + 1.65666309194161350182e3) * a + 5.57535340817727675546e2
     big = 1.0 - _exp64(-a * a) * p / q
     big = _where(x >= 0.0, big, -big)
     return _where(a < 1.0, small, big)
@@ -211,40 +205,29 @@ def _erf32(x):
     return np.float32(_erf64(np.float64(x)))  # float64 arithmetic: float32 accuracy to spare
 
 
-def vexp(x):
-    """exp(x), vectorisable in jitted loops (float32 or float64 scalar)."""
-    return math.exp(x)
+def _typed_overload(libm, f32, f64):
+    """A Python function computing ``libm(x)`` that jitted code compiles as ``f32`` or ``f64``
+    (by the float type of x), inlined: vectorisable in jitted loops."""
+    def fn(x):
+        return libm(x)
 
+    fn.__name__ = fn.__qualname__ = "v" + libm.__name__
+    fn.__doc__ = f"{libm.__name__}(x), vectorisable in jitted loops (float32 or float64 scalar)."
 
-def vexpm1(x):
-    """expm1(x), vectorisable in jitted loops."""
-    return math.expm1(x)
-
-
-def vtanh(x):
-    """tanh(x), vectorisable in jitted loops."""
-    return math.tanh(x)
-
-
-def verf(x):
-    """erf(x), vectorisable in jitted loops."""
-    return math.erf(x)
-
-
-def _typed(f32, f64):
     def select(x):
         if x == types.float32:
             return lambda x: f32(x)
         if x == types.float64:
             return lambda x: f64(x)
-    return select
+
+    overload(fn, inline="always")(select)
+    return fn
 
 
-_OVERLOAD = dict(inline="always")
-overload(vexp, **_OVERLOAD)(_typed(_exp32, _exp64))
-overload(vexpm1, **_OVERLOAD)(_typed(_expm1_32, _expm1_64))
-overload(vtanh, **_OVERLOAD)(_typed(_tanh32, _tanh64))
-overload(verf, **_OVERLOAD)(_typed(_erf32, _erf64))
+vexp = _typed_overload(math.exp, _exp32, _exp64)
+vexpm1 = _typed_overload(math.expm1, _expm1_32, _expm1_64)
+vtanh = _typed_overload(math.tanh, _tanh32, _tanh64)
+verf = _typed_overload(math.erf, _erf32, _erf64)
 
 
 # ----------------------------------------------------------------------------- scalar maps
@@ -253,11 +236,6 @@ overload(verf, **_OVERLOAD)(_typed(_erf32, _erf64))
 @jit(inline="always")
 def relu1(v, zero):
     return zero if v <= zero else v  # NaN stays NaN, as in torch
-
-
-@jit(inline="always")
-def _relu_grad1(g, v, zero):
-    return zero if v <= zero else g
 
 
 @jit(inline="always")
@@ -271,18 +249,6 @@ def _leaky_grad1(g, v, slope, zero):
 
 
 @jit(inline="always")
-def _elu1(v, alpha, zero):
-    e = alpha * vexpm1(min(v, zero))  # unconditional (and bounded), so the loop vectorises
-    return v if v > zero else e
-
-
-@jit(inline="always")
-def _elu_grad1(g, v, alpha, zero):
-    e = g * alpha * vexp(min(v, zero))
-    return g if v > zero else e
-
-
-@jit(inline="always")
 def _sigmoid1(v, one, zero):
     # exp of a non-positive number never overflows; the two halves of the logistic meet at 0.
     e = vexp(-abs(v))
@@ -290,207 +256,137 @@ def _sigmoid1(v, one, zero):
     return s if v >= zero else e * s
 
 
-@jit(inline="always")
-def _sigmoid_grad1(g, v, one, zero):
-    s = _sigmoid1(v, one, zero)
-    return g * s * (one - s)
+# ----------------------------------------------------------------------------- elementwise kernels
+# One loop body (``_elementwise``) compiled for each rule. A rule gives element i of the output
+# from flat (1-D) arrays dy and x and a scalar parameter s (a Python float: the slope or alpha);
+# forward rules ignore dy (the host passes x for it). Constants take x's dtype and are made, and
+# dy[i] read, before a vector-math call: after it, they stop the loop from vectorising.
+
+_RSQRT2 = 0.7071067811865476     # 1 / sqrt(2)
+_RSQRT2PI = 0.3989422804014327   # 1 / sqrt(2 pi)
 
 
 @jit(inline="always")
-def _tanh_grad1(g, v, one):
-    t = vtanh(v)
+def _relu(i, dy, x, s):
+    return relu1(x[i], x.dtype.type(0))
+
+
+@jit(inline="always")
+def _relu_grad(i, dy, x, s):
+    zero = x.dtype.type(0)
+    return zero if x[i] <= zero else dy[i]
+
+
+@jit(inline="always")
+def _leaky(i, dy, x, s):
+    return _leaky1(x[i], x.dtype.type(s), x.dtype.type(0))
+
+
+@jit(inline="always")
+def _leaky_grad(i, dy, x, s):
+    return _leaky_grad1(dy[i], x[i], x.dtype.type(s), x.dtype.type(0))
+
+
+@jit(inline="always")
+def _elu(i, dy, x, s):
+    v = x[i]
+    zero = x.dtype.type(0)
+    e = x.dtype.type(s) * vexpm1(min(v, zero))  # unconditional (and bounded): the loop vectorises
+    return v if v > zero else e
+
+
+@jit(inline="always")
+def _elu_grad(i, dy, x, s):
+    v = x[i]
+    g = dy[i]
+    zero = x.dtype.type(0)
+    e = g * x.dtype.type(s) * vexp(min(v, zero))
+    return g if v > zero else e
+
+
+@jit(inline="always")
+def _sigmoid(i, dy, x, s):
+    return _sigmoid1(x[i], x.dtype.type(1), x.dtype.type(0))
+
+
+@jit(inline="always")
+def _sigmoid_grad(i, dy, x, s):
+    g = dy[i]
+    one = x.dtype.type(1)
+    p = _sigmoid1(x[i], one, x.dtype.type(0))
+    return g * p * (one - p)
+
+
+@jit(inline="always")
+def _tanh(i, dy, x, s):
+    return vtanh(x[i])
+
+
+@jit(inline="always")
+def _tanh_grad(i, dy, x, s):
+    g = dy[i]
+    one = x.dtype.type(1)
+    t = vtanh(x[i])
     return g * (one - t * t)
 
 
 @jit(inline="always")
-def _gelu1(v, half, one, rsqrt2):
+def _gelu(i, dy, x, s):
+    v = x[i]
+    half = x.dtype.type(0.5)
+    one = x.dtype.type(1)
+    rsqrt2 = x.dtype.type(_RSQRT2)
     return half * v * (one + verf(v * rsqrt2))
 
 
 @jit(inline="always")
-def _gelu_grad1(g, v, half, one, rsqrt2, rsqrt2pi):
+def _gelu_grad(i, dy, x, s):
+    g = dy[i]
+    v = x[i]
+    half = x.dtype.type(0.5)
+    one = x.dtype.type(1)
+    rsqrt2 = x.dtype.type(_RSQRT2)
+    rsqrt2pi = x.dtype.type(_RSQRT2PI)
     cdf = half * (one + verf(v * rsqrt2))
     pdf = rsqrt2pi * vexp(-half * v * v)
     return g * (cdf + v * pdf)
 
 
-# ----------------------------------------------------------------------------- elementwise kernels
-# x, dy, out: flat (1-D) C-contiguous arrays of one dtype. Each kernel has one parallel loop and
-# one serial loop with the same body.
-
-@pjit
-def _relu_kernel(x, out, parallel):
-    zero = x.dtype.type(0)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = relu1(x[i], zero)
-    else:
-        for i in range(x.size):
-            out[i] = relu1(x[i], zero)
+def _elementwise(out, dy, x, s):
+    """out[i] = rule(i, dy, x, s) for every element (``rule``: bound per kernel)."""
+    for i in prange(out.size):
+        out[i] = rule(i, dy, x, s)
 
 
-@pjit
-def _relu_backward_kernel(dy, x, out, parallel):
-    zero = x.dtype.type(0)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _relu_grad1(dy[i], x[i], zero)
-    else:
-        for i in range(x.size):
-            out[i] = _relu_grad1(dy[i], x[i], zero)
-
-
-@pjit
-def _leaky_kernel(x, slope, out, parallel):
-    zero = x.dtype.type(0)
-    a = x.dtype.type(slope)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _leaky1(x[i], a, zero)
-    else:
-        for i in range(x.size):
-            out[i] = _leaky1(x[i], a, zero)
-
-
-@pjit
-def _leaky_backward_kernel(dy, x, slope, out, parallel):
-    zero = x.dtype.type(0)
-    a = x.dtype.type(slope)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _leaky_grad1(dy[i], x[i], a, zero)
-    else:
-        for i in range(x.size):
-            out[i] = _leaky_grad1(dy[i], x[i], a, zero)
-
-
-@pjit
-def _elu_kernel(x, alpha, out, parallel):
-    zero = x.dtype.type(0)
-    a = x.dtype.type(alpha)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _elu1(x[i], a, zero)
-    else:
-        for i in range(x.size):
-            out[i] = _elu1(x[i], a, zero)
-
-
-@pjit
-def _elu_backward_kernel(dy, x, alpha, out, parallel):
-    zero = x.dtype.type(0)
-    a = x.dtype.type(alpha)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _elu_grad1(dy[i], x[i], a, zero)
-    else:
-        for i in range(x.size):
-            out[i] = _elu_grad1(dy[i], x[i], a, zero)
-
-
-@pjit
-def _sigmoid_kernel(x, out, parallel):
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _sigmoid1(x[i], one, zero)
-    else:
-        for i in range(x.size):
-            out[i] = _sigmoid1(x[i], one, zero)
-
-
-@pjit
-def _sigmoid_backward_kernel(dy, x, out, parallel):
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _sigmoid_grad1(dy[i], x[i], one, zero)
-    else:
-        for i in range(x.size):
-            out[i] = _sigmoid_grad1(dy[i], x[i], one, zero)
-
-
-@pjit
-def _tanh_kernel(x, out, parallel):
-    if parallel:
-        for i in prange(x.size):
-            out[i] = vtanh(x[i])
-    else:
-        for i in range(x.size):
-            out[i] = vtanh(x[i])
-
-
-@pjit
-def _tanh_backward_kernel(dy, x, out, parallel):
-    one = x.dtype.type(1)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _tanh_grad1(dy[i], x[i], one)
-    else:
-        for i in range(x.size):
-            out[i] = _tanh_grad1(dy[i], x[i], one)
-
-
-@pjit
-def _gelu_kernel(x, out, parallel):
-    half = x.dtype.type(0.5)
-    one = x.dtype.type(1)
-    rsqrt2 = x.dtype.type(0.7071067811865476)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _gelu1(x[i], half, one, rsqrt2)
-    else:
-        for i in range(x.size):
-            out[i] = _gelu1(x[i], half, one, rsqrt2)
-
-
-@pjit
-def _gelu_backward_kernel(dy, x, out, parallel):
-    half = x.dtype.type(0.5)
-    one = x.dtype.type(1)
-    rsqrt2 = x.dtype.type(0.7071067811865476)
-    rsqrt2pi = x.dtype.type(0.3989422804014327)
-    if parallel:
-        for i in prange(x.size):
-            out[i] = _gelu_grad1(dy[i], x[i], half, one, rsqrt2, rsqrt2pi)
-    else:
-        for i in range(x.size):
-            out[i] = _gelu_grad1(dy[i], x[i], half, one, rsqrt2, rsqrt2pi)
+# each named after its rule (``_relu`` -> ``_relu_kernel``, ``_relu_grad`` -> ``_relu_grad_kernel``)
+(_relu_kernel, _relu_grad_kernel, _leaky_kernel, _leaky_grad_kernel, _elu_kernel,
+ _elu_grad_kernel, _sigmoid_kernel, _sigmoid_grad_kernel, _tanh_kernel, _tanh_grad_kernel,
+ _gelu_kernel, _gelu_grad_kernel) = (
+    loops(bind(_elementwise, rule.py_func.__name__ + "_kernel", rule=rule)) for rule in (
+        _relu, _relu_grad, _leaky, _leaky_grad, _elu, _elu_grad, _sigmoid, _sigmoid_grad, _tanh,
+        _tanh_grad, _gelu, _gelu_grad))
 
 
 # ----------------------------------------------------------------------------- PReLU
 # Per-channel slopes on an (N, C, S) view; a single slope is a leaky ReLU.
 
-@pjit
-def _prelu_channels_kernel(x, w, out, parallel):
+@loops
+def _prelu_channels_kernel(x, w, out):
     n, c, s = x.shape
     zero = x.dtype.type(0)
     if s == 1:
         x2 = x.reshape((n, c))
         o2 = out.reshape((n, c))
-        if parallel:
-            for i in prange(n):
-                for j in range(c):
-                    o2[i, j] = _leaky1(x2[i, j], w[j], zero)
-        else:
-            for i in range(n):
-                for j in range(c):
-                    o2[i, j] = _leaky1(x2[i, j], w[j], zero)
-    elif parallel:
+        for i in prange(n):
+            for j in range(c):
+                o2[i, j] = _leaky1(x2[i, j], w[j], zero)
+    else:
         for t in prange(n * c):
             i = t // c
             j = t - i * c
             a = w[j]
             for k in range(s):
                 out[i, j, k] = _leaky1(x[i, j, k], a, zero)
-    else:
-        for i in range(n):
-            for j in range(c):
-                a = w[j]
-                for k in range(s):
-                    out[i, j, k] = _leaky1(x[i, j, k], a, zero)
 
 
 @jit(inline="always")
@@ -516,8 +412,8 @@ def _prelu_plane(dy, x, dx, a, i, j):
     return acc
 
 
-@pjit
-def _prelu_channels_backward_kernel(dy, x, w, dx, partial, parallel):
+@loops
+def _prelu_channels_backward_kernel(dy, x, w, dx, partial):
     """dx, and partial[b, j]: the sum of dy*x over x <= 0 in channel j of row block b (s == 1,
     blocks of ceil(n / nb) rows) or of row b (s > 1, nb == n)."""
     n, c, s = x.shape
@@ -527,21 +423,13 @@ def _prelu_channels_backward_kernel(dy, x, w, dx, partial, parallel):
         g2 = dy.reshape((n, c))
         d2 = dx.reshape((n, c))
         rows = (n + nb - 1) // nb
-        if parallel:
-            for b in prange(nb):
-                _prelu_rows_block(g2, x2, w, d2, partial, b, b * rows, min(n, (b + 1) * rows))
-        else:
-            for b in range(nb):
-                _prelu_rows_block(g2, x2, w, d2, partial, b, b * rows, min(n, (b + 1) * rows))
-    elif parallel:
+        for b in prange(nb):
+            _prelu_rows_block(g2, x2, w, d2, partial, b, b * rows, min(n, (b + 1) * rows))
+    else:
         for t in prange(n * c):
             i = t // c
             j = t - i * c
             partial[i, j] = _prelu_plane(dy, x, dx, w[j], i, j)
-    else:
-        for i in range(n):
-            for j in range(c):
-                partial[i, j] = _prelu_plane(dy, x, dx, w[j], i, j)
 
 
 @jit(inline="always")
@@ -556,8 +444,8 @@ def _prelu_flat_block(dy, x, a, dx):
     return acc
 
 
-@pjit
-def _prelu_single_backward_kernel(dy, x, slope, dx, partial, parallel):
+@loops
+def _prelu_single_backward_kernel(dy, x, slope, dx, partial):
     """Single slope: dx, and partial[b] = the sum of dy*x over x <= 0 in flat block b."""
     a = x.dtype.type(slope)
     nb = partial.size
@@ -565,20 +453,19 @@ def _prelu_single_backward_kernel(dy, x, slope, dx, partial, parallel):
     step = (size + nb - 1) // nb
     # slices, so that the element loops start at 0: numba's negative-index handling of an
     # offset index (range(lo, hi)) stops them from vectorising
-    if parallel:
-        for b in prange(nb):
-            lo = b * step
-            hi = min(size, lo + step)
-            partial[b] = _prelu_flat_block(dy[lo:hi], x[lo:hi], a, dx[lo:hi])
-    else:
-        for b in range(nb):
-            lo = b * step
-            hi = min(size, lo + step)
-            partial[b] = _prelu_flat_block(dy[lo:hi], x[lo:hi], a, dx[lo:hi])
+    for b in prange(nb):
+        lo = b * step
+        hi = min(size, lo + step)
+        partial[b] = _prelu_flat_block(dy[lo:hi], x[lo:hi], a, dx[lo:hi])
 
 
 # ----------------------------------------------------------------------------- softmax
 # x, out: (outer, n, inner) views. mode 0: softmax, 1: log_softmax.
+
+@jit(inline="always")
+def _above(a, m):
+    return a if a > m else m
+
 
 @jit
 def max1d(v):
@@ -589,36 +476,18 @@ def max1d(v):
     m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = v.dtype.type(-np.inf)
     for b in range(n // 8):
         k = b * 8
-        a = v[k]
-        m0 = a if a > m0 else m0
-        a = v[k + 1]
-        m1 = a if a > m1 else m1
-        a = v[k + 2]
-        m2 = a if a > m2 else m2
-        a = v[k + 3]
-        m3 = a if a > m3 else m3
-        a = v[k + 4]
-        m4 = a if a > m4 else m4
-        a = v[k + 5]
-        m5 = a if a > m5 else m5
-        a = v[k + 6]
-        m6 = a if a > m6 else m6
-        a = v[k + 7]
-        m7 = a if a > m7 else m7
+        m0, m1 = _above(v[k], m0), _above(v[k + 1], m1)
+        m2, m3 = _above(v[k + 2], m2), _above(v[k + 3], m3)
+        m4, m5 = _above(v[k + 4], m4), _above(v[k + 5], m5)
+        m6, m7 = _above(v[k + 6], m6), _above(v[k + 7], m7)
     for k in range(n - n % 8, n):
-        a = v[k]
-        m0 = a if a > m0 else m0
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    m4 = m5 if m5 > m4 else m4
-    m6 = m7 if m7 > m6 else m6
-    m0 = m2 if m2 > m0 else m0
-    m4 = m6 if m6 > m4 else m4
-    return m4 if m4 > m0 else m0
+        m0 = _above(v[k], m0)
+    return _above(_above(_above(m7, m6), _above(m5, m4)), _above(_above(m3, m2), _above(m1, m0)))
 
 
 @jit
-def _softmax_row(x, out, r, mode):
+def _softmax_row(r, dy, x, out, mode):
+    """Softmax of row r (dy unused: the signature of ``_softmax_row_backward``)."""
     n = x.shape[1]
     mx = max1d(x[r])
     total = x.dtype.type(0)
@@ -639,9 +508,9 @@ def _softmax_row(x, out, r, mode):
 
 
 @jit
-def _softmax_row_backward(dy, x, dx, r, mode):
+def _softmax_row_backward(r, dy, x, dx, mode):
     """dx = y * (dy - sum(dy * y)) for softmax; dx = dy - y * sum(dy) for log_softmax."""
-    _softmax_row(x, dx, r, 0)
+    _softmax_row(r, dy, x, dx, 0)
     n = x.shape[1]
     acc = x.dtype.type(0)
     if mode == 0:
@@ -656,29 +525,21 @@ def _softmax_row_backward(dy, x, dx, r, mode):
             dx[r, k] = dy[r, k] - dx[r, k] * acc
 
 
-@pjit
-def _softmax_rows_kernel(x, out, mode, parallel):
-    if parallel:
-        for r in prange(x.shape[0]):
-            _softmax_row(x, out, r, mode)
-    else:
-        for r in range(x.shape[0]):
-            _softmax_row(x, out, r, mode)
+def _rows(dy, x, out, mode):
+    """row(r, dy, x, out, mode) for every row r of x (``row``: bound per kernel)."""
+    for r in prange(x.shape[0]):
+        row(r, dy, x, out, mode)
 
 
-@pjit
-def _softmax_rows_backward_kernel(dy, x, dx, mode, parallel):
-    if parallel:
-        for r in prange(x.shape[0]):
-            _softmax_row_backward(dy, x, dx, r, mode)
-    else:
-        for r in range(x.shape[0]):
-            _softmax_row_backward(dy, x, dx, r, mode)
+_softmax_rows_kernel = loops(bind(_rows, "_softmax_rows_kernel", row=_softmax_row))
+_softmax_rows_backward_kernel = loops(bind(_rows, "_softmax_rows_backward_kernel",
+                                           row=_softmax_row_backward))
 
 
 @jit
-def _softmax_block(x, out, o, lo, hi, mode):
-    """Softmax over axis 1 of x[o, :, lo:hi], vectorised along the inner positions.
+def _softmax_block(dy, x, out, o, lo, hi, mode):
+    """Softmax over axis 1 of x[o, :, lo:hi], vectorised along the inner positions (dy unused:
+    the signature of ``_softmax_block_backward``).
 
     Columns are indexed with an unsigned lo + j: numba's negative-index handling of a signed
     offset index would stop the loops from vectorising."""
@@ -715,7 +576,7 @@ def _softmax_block(x, out, o, lo, hi, mode):
 
 @jit
 def _softmax_block_backward(dy, x, dx, o, lo, hi, mode):
-    _softmax_block(x, dx, o, lo, hi, 0)
+    _softmax_block(dy, x, dx, o, lo, hi, 0)
     n = x.shape[1]
     w = hi - lo
     acc = np.zeros(w, dtype=x.dtype)
@@ -739,36 +600,20 @@ def _softmax_block_backward(dy, x, dx, o, lo, hi, mode):
                 dx[o, k, c] = dy[o, k, c] - dx[o, k, c] * acc[j]
 
 
-@pjit
-def _softmax_inner_kernel(x, out, mode, block, parallel):
+def _inner_blocks(dy, x, out, mode, block):
+    """part(dy, x, out, o, lo, hi, mode) for every block [lo, hi) of ``block`` inner positions
+    of every outer index o (``part``: bound per kernel)."""
     outer, inner = x.shape[0], x.shape[2]
     nb = (inner + block - 1) // block
-    if parallel:
-        for t in prange(outer * nb):
-            o = t // nb
-            lo = (t - o * nb) * block
-            _softmax_block(x, out, o, lo, min(inner, lo + block), mode)
-    else:
-        for t in range(outer * nb):
-            o = t // nb
-            lo = (t - o * nb) * block
-            _softmax_block(x, out, o, lo, min(inner, lo + block), mode)
+    for t in prange(outer * nb):
+        o = t // nb
+        lo = (t - o * nb) * block
+        part(dy, x, out, o, lo, min(inner, lo + block), mode)
 
 
-@pjit
-def _softmax_inner_backward_kernel(dy, x, dx, mode, block, parallel):
-    outer, inner = x.shape[0], x.shape[2]
-    nb = (inner + block - 1) // block
-    if parallel:
-        for t in prange(outer * nb):
-            o = t // nb
-            lo = (t - o * nb) * block
-            _softmax_block_backward(dy, x, dx, o, lo, min(inner, lo + block), mode)
-    else:
-        for t in range(outer * nb):
-            o = t // nb
-            lo = (t - o * nb) * block
-            _softmax_block_backward(dy, x, dx, o, lo, min(inner, lo + block), mode)
+_softmax_inner_kernel = loops(bind(_inner_blocks, "_softmax_inner_kernel", part=_softmax_block))
+_softmax_inner_backward_kernel = loops(bind(_inner_blocks, "_softmax_inner_backward_kernel",
+                                            part=_softmax_block_backward))
 
 
 # ----------------------------------------------------------------------------- host functions
@@ -777,64 +622,59 @@ def _flat(a):
     return a.reshape(-1)
 
 
-def _map(kernel, x, *scalars):
+def _run(kernel, dy, x, s=0.0):
+    """An elementwise kernel over flat views; for a forward rule ``dy`` is ``x``."""
     out = empty_like(x)
-    kernel(_flat(x), *scalars, _flat(out), _parallel(x))
+    kernel[_parallel(x)](_flat(out), _flat(dy), _flat(x), s)
     return out
 
 
-def _map_backward(kernel, dy, x, *scalars):
-    dx = empty_like(x)
-    kernel(_flat(dy), _flat(x), *scalars, _flat(dx), _parallel(x))
-    return dx
-
-
 def relu(x):
-    return _map(_relu_kernel, x)
+    return _run(_relu_kernel, x, x)
 
 
 def relu_backward(dy, x):
-    return _map_backward(_relu_backward_kernel, dy, x)
+    return _run(_relu_grad_kernel, dy, x)
 
 
 def leaky_relu(x, negative_slope):
-    return _map(_leaky_kernel, x, float(negative_slope))
+    return _run(_leaky_kernel, x, x, float(negative_slope))
 
 
 def leaky_relu_backward(dy, x, negative_slope):
-    return _map_backward(_leaky_backward_kernel, dy, x, float(negative_slope))
+    return _run(_leaky_grad_kernel, dy, x, float(negative_slope))
 
 
 def elu(x, alpha):
-    return _map(_elu_kernel, x, float(alpha))
+    return _run(_elu_kernel, x, x, float(alpha))
 
 
 def elu_backward(dy, x, alpha):
-    return _map_backward(_elu_backward_kernel, dy, x, float(alpha))
+    return _run(_elu_grad_kernel, dy, x, float(alpha))
 
 
 def sigmoid(x):
-    return _map(_sigmoid_kernel, x)
+    return _run(_sigmoid_kernel, x, x)
 
 
 def sigmoid_backward(dy, x):
-    return _map_backward(_sigmoid_backward_kernel, dy, x)
+    return _run(_sigmoid_grad_kernel, dy, x)
 
 
 def tanh(x):
-    return _map(_tanh_kernel, x)
+    return _run(_tanh_kernel, x, x)
 
 
 def tanh_backward(dy, x):
-    return _map_backward(_tanh_backward_kernel, dy, x)
+    return _run(_tanh_grad_kernel, dy, x)
 
 
 def gelu(x):
-    return _map(_gelu_kernel, x)
+    return _run(_gelu_kernel, x, x)
 
 
 def gelu_backward(dy, x):
-    return _map_backward(_gelu_backward_kernel, dy, x)
+    return _run(_gelu_grad_kernel, dy, x)
 
 
 def _channel_view(x):
@@ -846,7 +686,7 @@ def prelu(x, weight):
     if weight.size == 1:
         return leaky_relu(x, float(weight[0]))
     out = empty_like(x)
-    _prelu_channels_kernel(_channel_view(x), weight, _channel_view(out), _parallel(x))
+    _prelu_channels_kernel[_parallel(x)](_channel_view(x), weight, _channel_view(out))
     return out
 
 
@@ -855,15 +695,15 @@ def prelu_backward(dy, x, weight):
     if weight.size == 1:
         nb = max(1, min(256, x.size // _REDUCE_BLOCK))
         partial = np.zeros(nb)
-        _prelu_single_backward_kernel(_flat(dy), _flat(x), float(weight[0]), _flat(dx), partial,
-                                      _parallel(x))
+        _prelu_single_backward_kernel[_parallel(x)](_flat(dy), _flat(x), float(weight[0]),
+                                                    _flat(dx), partial)
         return dx, np.array([partial.sum()], dtype=x.dtype).reshape(weight.shape)
     x3 = _channel_view(x)
     n, c, s = x3.shape
     nb = max(1, min(n, 256, x.size // _REDUCE_BLOCK)) if s == 1 else n
     partial = np.zeros((nb, c))
-    _prelu_channels_backward_kernel(_channel_view(dy), x3, weight, _channel_view(dx), partial,
-                                    _parallel(x))
+    _prelu_channels_backward_kernel[_parallel(x)](_channel_view(dy), x3, weight,
+                                                  _channel_view(dx), partial)
     return dx, partial.sum(axis=0).astype(x.dtype)
 
 
@@ -878,9 +718,11 @@ def _softmax(x, axis, mode):
     out = empty_like(x)
     x3, o3 = _axis_view(x, axis), _axis_view(out, axis)
     if x3.shape[2] == 1:
-        _softmax_rows_kernel(x3.reshape(x3.shape[:2]), o3.reshape(x3.shape[:2]), mode, _parallel(x))
+        rows = x3.shape[:2]
+        _softmax_rows_kernel[_parallel(x)](x3.reshape(rows), x3.reshape(rows), o3.reshape(rows),
+                                           mode)
     else:
-        _softmax_inner_kernel(x3, o3, mode, _SOFTMAX_BLOCK, _parallel(x))
+        _softmax_inner_kernel[_parallel(x)](x3, x3, o3, mode, _SOFTMAX_BLOCK)
     return out
 
 
@@ -889,10 +731,10 @@ def _softmax_backward(dy, x, axis, mode):
     x3, g3, d3 = _axis_view(x, axis), _axis_view(dy, axis), _axis_view(dx, axis)
     if x3.shape[2] == 1:
         rows = x3.shape[:2]
-        _softmax_rows_backward_kernel(g3.reshape(rows), x3.reshape(rows), d3.reshape(rows), mode,
-                                      _parallel(x))
+        _softmax_rows_backward_kernel[_parallel(x)](g3.reshape(rows), x3.reshape(rows),
+                                                    d3.reshape(rows), mode)
     else:
-        _softmax_inner_backward_kernel(g3, x3, d3, mode, _SOFTMAX_BLOCK, _parallel(x))
+        _softmax_inner_backward_kernel[_parallel(x)](g3, x3, d3, mode, _SOFTMAX_BLOCK)
     return dx
 
 

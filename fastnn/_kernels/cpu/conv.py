@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import bind, jit, pjit
 from ._threads import cpu_work, max_threads
 from ._workspace import empty
 from .activation import relu1
@@ -69,6 +69,12 @@ def _put3(out, o, sb, s0, s1, s2, acc):
 
 
 @jit
+def _put4(out, o, s, s0, s1, s2, s3, acc):
+    _put3(out, o, s, s0, s1, s2, acc)
+    _put(out, o + 3 * s, s3, acc)
+
+
+@jit
 def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
     """out[off + m*sa + n*sb] (+)= dot(A[m, :kk], B[n, :kk]) for m < ma, n < nb; ``acc`` adds.
 
@@ -83,102 +89,6 @@ def _gemm_nt(A, ma, B, nb, kk, out, off, sa, sb, acc):
             _gemm_nt_block(A, ma, B, nb, k0, min(kb, kk - k0), out, off, sa, sb, acc or k0 > 0)
         else:
             _gemm_nt_block4(A, ma, B, nb, k0, min(kb, kk - k0), out, off, sa, sb, acc or k0 > 0)
-
-
-@jit
-def _gemm_nt_block4(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
-    """``_gemm_nt_block`` with 4x3 tiles (12 accumulators: fits 16 vector registers)."""
-    z = A.dtype.type(0)
-    m = 0
-    while m + 4 <= ma:
-        a0 = A[m, k0:]; a1 = A[m + 1, k0:]; a2 = A[m + 2, k0:]; a3 = A[m + 3, k0:]  # noqa: E702
-        n = 0
-        while n + 3 <= nb:
-            b0 = B[n, k0:]; b1 = B[n + 1, k0:]; b2 = B[n + 2, k0:]  # noqa: E702
-            s00 = s01 = s02 = s10 = s11 = s12 = z
-            s20 = s21 = s22 = s30 = s31 = s32 = z
-            for k in range(kk):
-                y0 = b0[k]; y1 = b1[k]; y2 = b2[k]  # noqa: E702
-                x0 = a0[k]; s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2  # noqa: E702
-                x1 = a1[k]; s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2  # noqa: E702
-                x2 = a2[k]; s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2  # noqa: E702
-                x3 = a3[k]; s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2  # noqa: E702
-            o = off + m * sa + n * sb
-            _put3(out, o, sb, s00, s01, s02, acc)
-            _put3(out, o + sa, sb, s10, s11, s12, acc)
-            _put3(out, o + 2 * sa, sb, s20, s21, s22, acc)
-            _put3(out, o + 3 * sa, sb, s30, s31, s32, acc)
-            n += 3
-        while n < nb:
-            b0 = B[n, k0:]
-            s00 = s10 = s20 = s30 = z
-            for k in range(kk):
-                y0 = b0[k]
-                s00 += a0[k] * y0; s10 += a1[k] * y0; s20 += a2[k] * y0; s30 += a3[k] * y0  # noqa: E702
-            o = off + m * sa + n * sb
-            _put(out, o, s00, acc)
-            _put(out, o + sa, s10, acc)
-            _put(out, o + 2 * sa, s20, acc)
-            _put(out, o + 3 * sa, s30, acc)
-            n += 1
-        m += 4
-    _gemm_nt_rest(A, m, ma, B, nb, k0, kk, out, off, sa, sb, acc)
-
-
-@jit
-def _gemm_nt_block(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
-    """``_gemm_nt`` over reduction indices [k0, k0 + kk)."""
-    z = A.dtype.type(0)
-    m = 0
-    while m + 8 <= ma:
-        a0 = A[m, k0:]; a1 = A[m + 1, k0:]; a2 = A[m + 2, k0:]; a3 = A[m + 3, k0:]  # noqa: E702
-        a4 = A[m + 4, k0:]; a5 = A[m + 5, k0:]; a6 = A[m + 6, k0:]; a7 = A[m + 7, k0:]  # noqa: E702
-        n = 0
-        while n + 3 <= nb:
-            b0 = B[n, k0:]; b1 = B[n + 1, k0:]; b2 = B[n + 2, k0:]  # noqa: E702
-            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = z
-            s22 = s30 = s31 = s32 = s40 = s41 = s42 = s50 = z
-            s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = z
-            for k in range(kk):
-                y0 = b0[k]; y1 = b1[k]; y2 = b2[k]  # noqa: E702
-                x0 = a0[k]; s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2  # noqa: E702
-                x1 = a1[k]; s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2  # noqa: E702
-                x2 = a2[k]; s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2  # noqa: E702
-                x3 = a3[k]; s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2  # noqa: E702
-                x4 = a4[k]; s40 += x4 * y0; s41 += x4 * y1; s42 += x4 * y2  # noqa: E702
-                x5 = a5[k]; s50 += x5 * y0; s51 += x5 * y1; s52 += x5 * y2  # noqa: E702
-                x6 = a6[k]; s60 += x6 * y0; s61 += x6 * y1; s62 += x6 * y2  # noqa: E702
-                x7 = a7[k]; s70 += x7 * y0; s71 += x7 * y1; s72 += x7 * y2  # noqa: E702
-            o = off + m * sa + n * sb
-            _put3(out, o, sb, s00, s01, s02, acc)
-            _put3(out, o + sa, sb, s10, s11, s12, acc)
-            _put3(out, o + 2 * sa, sb, s20, s21, s22, acc)
-            _put3(out, o + 3 * sa, sb, s30, s31, s32, acc)
-            _put3(out, o + 4 * sa, sb, s40, s41, s42, acc)
-            _put3(out, o + 5 * sa, sb, s50, s51, s52, acc)
-            _put3(out, o + 6 * sa, sb, s60, s61, s62, acc)
-            _put3(out, o + 7 * sa, sb, s70, s71, s72, acc)
-            n += 3
-        while n < nb:
-            b0 = B[n, k0:]
-            s00 = s10 = s20 = s30 = s40 = s50 = s60 = s70 = z
-            for k in range(kk):
-                y0 = b0[k]
-                s00 += a0[k] * y0; s10 += a1[k] * y0; s20 += a2[k] * y0  # noqa: E702
-                s30 += a3[k] * y0; s40 += a4[k] * y0; s50 += a5[k] * y0  # noqa: E702
-                s60 += a6[k] * y0; s70 += a7[k] * y0  # noqa: E702
-            o = off + m * sa + n * sb
-            _put(out, o, s00, acc)
-            _put(out, o + sa, s10, acc)
-            _put(out, o + 2 * sa, s20, acc)
-            _put(out, o + 3 * sa, s30, acc)
-            _put(out, o + 4 * sa, s40, acc)
-            _put(out, o + 5 * sa, s50, acc)
-            _put(out, o + 6 * sa, s60, acc)
-            _put(out, o + 7 * sa, s70, acc)
-            n += 1
-        m += 8
-    _gemm_nt_rest(A, m, ma, B, nb, k0, kk, out, off, sa, sb, acc)
 
 
 @jit
@@ -203,6 +113,70 @@ def _gemm_nt_rest(A, m0, ma, B, nb, k0, kk, out, off, sa, sb, acc):
                 s00 += a0[k] * b0[k]
             _put(out, off + m * sa + n * sb, s00, acc)
             n += 1
+
+
+def _gemm_nt_tiles(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):
+    """``_gemm_nt`` over reduction indices [k0, k0 + kk), by tiles of TILE rows of A (bound per
+    kernel: 8 or 4) and 3 rows of B. Rows 4-7 of a tile exist only where TILE is 8: Numba drops
+    the ``if TILE == 8`` blocks of the 4-row kernel when it compiles."""
+    z = A.dtype.type(0)
+    m = 0
+    while m + TILE <= ma:
+        a0 = A[m, k0:]; a1 = A[m + 1, k0:]; a2 = A[m + 2, k0:]; a3 = A[m + 3, k0:]  # noqa: E702
+        if TILE == 8:
+            a4 = A[m + 4, k0:]; a5 = A[m + 5, k0:]; a6 = A[m + 6, k0:]  # noqa: E702
+            a7 = A[m + 7, k0:]
+        n = 0
+        while n + 3 <= nb:
+            b0 = B[n, k0:]; b1 = B[n + 1, k0:]; b2 = B[n + 2, k0:]  # noqa: E702
+            s00 = s01 = s02 = s10 = s11 = s12 = z
+            s20 = s21 = s22 = s30 = s31 = s32 = z
+            if TILE == 8:
+                s40 = s41 = s42 = s50 = s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = z
+            for k in range(kk):
+                y0 = b0[k]; y1 = b1[k]; y2 = b2[k]  # noqa: E702
+                x0 = a0[k]; s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2  # noqa: E702
+                x1 = a1[k]; s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2  # noqa: E702
+                x2 = a2[k]; s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2  # noqa: E702
+                x3 = a3[k]; s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2  # noqa: E702
+                if TILE == 8:
+                    x4 = a4[k]; s40 += x4 * y0; s41 += x4 * y1; s42 += x4 * y2  # noqa: E702
+                    x5 = a5[k]; s50 += x5 * y0; s51 += x5 * y1; s52 += x5 * y2  # noqa: E702
+                    x6 = a6[k]; s60 += x6 * y0; s61 += x6 * y1; s62 += x6 * y2  # noqa: E702
+                    x7 = a7[k]; s70 += x7 * y0; s71 += x7 * y1; s72 += x7 * y2  # noqa: E702
+            o = off + m * sa + n * sb
+            _put3(out, o, sb, s00, s01, s02, acc)
+            _put3(out, o + sa, sb, s10, s11, s12, acc)
+            _put3(out, o + 2 * sa, sb, s20, s21, s22, acc)
+            _put3(out, o + 3 * sa, sb, s30, s31, s32, acc)
+            if TILE == 8:
+                _put3(out, o + 4 * sa, sb, s40, s41, s42, acc)
+                _put3(out, o + 5 * sa, sb, s50, s51, s52, acc)
+                _put3(out, o + 6 * sa, sb, s60, s61, s62, acc)
+                _put3(out, o + 7 * sa, sb, s70, s71, s72, acc)
+            n += 3
+        while n < nb:
+            b0 = B[n, k0:]
+            s00 = s10 = s20 = s30 = z
+            if TILE == 8:
+                s40 = s50 = s60 = s70 = z
+            for k in range(kk):
+                y0 = b0[k]
+                s00 += a0[k] * y0; s10 += a1[k] * y0; s20 += a2[k] * y0; s30 += a3[k] * y0  # noqa: E702
+                if TILE == 8:
+                    s40 += a4[k] * y0; s50 += a5[k] * y0; s60 += a6[k] * y0  # noqa: E702
+                    s70 += a7[k] * y0
+            o = off + m * sa + n * sb
+            _put4(out, o, sa, s00, s10, s20, s30, acc)
+            if TILE == 8:
+                _put4(out, o + 4 * sa, sa, s40, s50, s60, s70, acc)
+            n += 1
+        m += TILE
+    _gemm_nt_rest(A, m, ma, B, nb, k0, kk, out, off, sa, sb, acc)
+
+
+_gemm_nt_block = jit(bind(_gemm_nt_tiles, "_gemm_nt_block", TILE=8))
+_gemm_nt_block4 = jit(bind(_gemm_nt_tiles, "_gemm_nt_block4", TILE=4))  # fits 16 registers
 
 
 def _a_first(r1, r2):
@@ -349,18 +323,20 @@ def _gemm_shift(A, xpad, c0, r0, kh, kw, dh, dw, npos, wide):
 # --------------------------------------------------------------------------------------------
 
 @jit
+def _overlap(size, pad, padded):
+    """(start, length, source start) of the part of an axis of ``size`` entries, shifted by
+    ``pad`` (negative: cropped), that lies inside an axis of ``padded`` entries."""
+    lo = min(max(pad, 0), padded)
+    return lo, max(min(size + pad, padded), lo) - lo, max(lo - pad, 0)
+
+
+@jit
 def _pad(x, n, ph, pw, xpad):
     """xpad[c, r, s] = x[n, c, r - ph, s - pw] where that lies inside x (ph, pw may be negative:
     crop). Writes only those entries: allocate xpad zeroed and its border stays zero."""
     C, Hp, Wp = xpad.shape
-    H = x.shape[2]
-    W = x.shape[3]
-    s_lo = min(max(pw, 0), Wp)
-    width = max(min(W + pw, Wp), s_lo) - s_lo
-    src0 = max(s_lo - pw, 0)
-    r_lo = min(max(ph, 0), Hp)
-    rows = max(min(H + ph, Hp), r_lo) - r_lo
-    h0 = max(r_lo - ph, 0)
+    r_lo, rows, h0 = _overlap(x.shape[2], ph, Hp)
+    s_lo, width, src0 = _overlap(x.shape[3], pw, Wp)
     for c in range(C):
         for r in range(rows):
             dst = xpad[c, r_lo + r]
@@ -438,14 +414,8 @@ def _pack(x, n, ph, pw, xp):
 
     Blocks of 16 channels: few read streams, and each written line is filled while in L1."""
     G, Hp, Wp, Cg = xp.shape
-    H = x.shape[2]
-    W = x.shape[3]
-    s_lo = min(max(pw, 0), Wp)
-    width = max(min(W + pw, Wp), s_lo) - s_lo
-    src0 = max(s_lo - pw, 0)
-    r_lo = min(max(ph, 0), Hp)
-    rows = max(min(H + ph, Hp), r_lo) - r_lo
-    h0 = max(r_lo - ph, 0)
+    r_lo, rows, h0 = _overlap(x.shape[2], ph, Hp)
+    s_lo, width, src0 = _overlap(x.shape[3], pw, Wp)
     for g in range(G):
         for c0 in range(0, Cg, 16):
             for r in range(rows):
@@ -489,9 +459,21 @@ def _items(t, nchunks, N, nblk):
 
 
 @jit
+def _geometry(x, y, groups, kh, kw, sh, sw, dh, dw):
+    """(N, C, C_out, Ho, Wo, Cg, Cog, Hp, Wp) of a convolution of x (N, C, H, W) into y
+    (N, C_out, Ho, Wo): channels per group in and out, and the extent of the padded input that
+    the outputs read."""
+    C, Co, Ho, Wo = x.shape[1], y.shape[1], y.shape[2], y.shape[3]
+    return (x.shape[0], C, Co, Ho, Wo, C // groups, Co // groups, (Ho - 1) * sh + (kh - 1) * dh + 1,
+            (Wo - 1) * sw + (kw - 1) * dw + 1)
+
+
+@jit
 def _epilogue(yf, b, has_bias, relu, n, Co, P, p0, pb):
     """Add the bias and/or apply ReLU to output positions [p0, p0 + pb) of image n, while they
     are still in cache (the fused conv + bias + ReLU)."""
+    if not (has_bias or relu):
+        return
     zero = yf.dtype.type(0)
     for co in range(Co):
         bc = b[co] if has_bias else zero
@@ -504,137 +486,136 @@ def _epilogue(yf, b, has_bias, relu, n, Co, P, p0, pb):
                 yf[o + p] += bc
 
 
-@pjit
-def _forward_nt(x, wr, b, has_bias, relu, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock,
-                w_rows, nchunks):
-    """y = conv2d(x, w) (+ b, then ReLU if ``relu``) for y's spatial size (ph, pw may be negative: crop), by blocks of
-    rblock output rows: channels-last copy of the image, im2row, ``_gemm_nt``.
+def _forward_blocks(x, w, b, has_bias, relu, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock,
+                    w_rows, nchunks):
+    """y = conv2d(x, w) (+ b, then ReLU if ``relu``) for y's spatial size (ph, pw may be
+    negative: crop), by blocks of rblock output rows of one image, chunks of blocks in parallel.
+
+    Bound per forward path: ``scratch`` allocates a chunk's copy of the image and block buffer,
+    ``prepare`` fills the copy when the chunk reaches a new image, ``block`` computes output rows
+    [oh0, oh1) of image n.
+    """
+    N, Ho = x.shape[0], y.shape[2]
+    nblk = (Ho + rblock - 1) // rblock
+    yf = y.reshape(y.size)
+    for t in prange(nchunks):
+        i0, i1 = _items(t, nchunks, N, nblk)
+        image, buf = scratch(x, w, y, groups, kh, kw, sh, sw, dh, dw, rblock)
+        cur = -1
+        for it in range(i0, i1):
+            n = it // nblk
+            oh0 = (it - n * nblk) * rblock
+            if n != cur:
+                prepare(x, n, ph, pw, image)
+                cur = n
+            block(x, w, b, has_bias, relu, y, yf, image, buf, n, oh0, min(Ho, oh0 + rblock),
+                  groups, kh, kw, sh, sw, dh, dw, w_rows)
+
+
+@jit
+def _row_scratch(x, w, y, groups, kh, kw, sh, sw, dh, dw, rblock):
+    """Zeroed channels-last padded image (groups, Hp, Wp, Cg) and im2row block (rblock*Wo, kp)."""
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, y, groups, kh, kw, sh, sw, dh, dw)
+    return (np.zeros((groups, Hp, Wp, Cg), dtype=x.dtype),
+            np.zeros((rblock * Wo, w.shape[1]), dtype=x.dtype))
+
+
+@jit
+def _row_block(x, wr, b, has_bias, relu, y, yf, xp, rows, n, oh0, oh1, groups, kh, kw, sh, sw,
+               dh, dw, w_rows):
+    """Long reductions: im2row of the block from the channels-last copy, then ``_gemm_nt``.
 
     wr is w as (C_out, kp) in (i, j, c) order, zero-padded to kp (a multiple of the SIMD width);
     w_rows puts the weights in A.
     """
-    N, C, H, W = x.shape
-    Co, kp = wr.shape
-    Ho = y.shape[2]
-    Wo = y.shape[3]
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, y, groups, kh, kw, sh, sw, dh, dw)
+    kp = wr.shape[1]
     P = Ho * Wo
-    Cg = C // groups
-    Cog = Co // groups
-    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
-    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
-    nblk = (Ho + rblock - 1) // rblock
-    yf = y.reshape(N * Co * P)
-    for t in prange(nchunks):
-        i0, i1 = _items(t, nchunks, N, nblk)
-        xp = np.zeros((groups, Hp, Wp, Cg), dtype=x.dtype)
-        rows = np.zeros((rblock * Wo, kp), dtype=x.dtype)
-        cur = -1
-        for it in range(i0, i1):
-            n = it // nblk
-            oh0 = (it - n * nblk) * rblock
-            p0 = oh0 * Wo
-            pb = (min(Ho, oh0 + rblock) - oh0) * Wo
-            if n != cur:
-                _pack(x, n, ph, pw, xp)
-                cur = n
-            for g in range(groups):
-                _im2row(xp, g, p0, pb, Wo, kh, kw, sh, sw, dh, dw, rows)
-                wg = wr[g * Cog:(g + 1) * Cog]
-                off = (n * Co + g * Cog) * P + p0
-                if w_rows:
-                    A, ma, B, nb, sa, sb = wg, Cog, rows, pb, P, 1
-                else:
-                    A, ma, B, nb, sa, sb = rows, pb, wg, Cog, 1, P
-                _gemm_nt(A, ma, B, nb, kp, yf, off, sa, sb, False)
-            if has_bias or relu:
-                _epilogue(yf, b, has_bias, relu, n, Co, P, p0, pb)
+    p0 = oh0 * Wo
+    pb = (oh1 - oh0) * Wo
+    for g in range(groups):
+        _im2row(xp, g, p0, pb, Wo, kh, kw, sh, sw, dh, dw, rows)
+        wg = wr[g * Cog:(g + 1) * Cog]
+        off = (n * Co + g * Cog) * P + p0
+        if w_rows:
+            A, ma, B, nb, sa, sb = wg, Cog, rows, pb, P, 1
+        else:
+            A, ma, B, nb, sa, sb = rows, pb, wg, Cog, 1, P
+        _gemm_nt(A, ma, B, nb, kp, yf, off, sa, sb, False)
+    _epilogue(yf, b, has_bias, relu, n, Co, P, p0, pb)
 
 
-@pjit
-def _forward_rows(x, w2, b, has_bias, relu, y, groups, kh, kw, sh, sw, ph, pw, dh, dw, rblock,
-                  nchunks):
-    """As ``_forward_nt`` for short reductions: padded copy, im2col, ``_gemm_rows``.
+@jit
+def _col_scratch(x, w, y, groups, kh, kw, sh, sw, dh, dw, rblock):
+    """Zeroed padded image (C, Hp, Wp) and im2col block (Cg*kh*kw, rblock*Wo)."""
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, y, groups, kh, kw, sh, sw, dh, dw)
+    return np.zeros((C, Hp, Wp), dtype=x.dtype), np.empty((w.shape[1], rblock * Wo), dtype=x.dtype)
+
+
+@jit
+def _col_block(x, w2, b, has_bias, relu, y, yf, xpad, col, n, oh0, oh1, groups, kh, kw, sh, sw,
+               dh, dw, w_rows):
+    """Short reductions: im2col of the block from the padded copy, then ``_gemm_rows``.
 
     w2 is w as (C_out, Cg*kh*kw) in (c, i, j) order.
     """
-    N, C, H, W = x.shape
-    Co, K = w2.shape
-    Ho = y.shape[2]
-    Wo = y.shape[3]
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, y, groups, kh, kw, sh, sw, dh, dw)
+    K = w2.shape[1]
     P = Ho * Wo
-    Cg = C // groups
-    Cog = Co // groups
-    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
-    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
-    nblk = (Ho + rblock - 1) // rblock
-    yf = y.reshape(N * Co * P)
-    for t in prange(nchunks):
-        i0, i1 = _items(t, nchunks, N, nblk)
-        xpad = np.zeros((C, Hp, Wp), dtype=x.dtype)
-        col = np.empty((K, rblock * Wo), dtype=x.dtype)
-        cur = -1
-        for it in range(i0, i1):
-            n = it // nblk
-            oh0 = (it - n * nblk) * rblock
-            oh1 = min(Ho, oh0 + rblock)
-            p0 = oh0 * Wo
-            if n != cur:
-                _pad(x, n, ph, pw, xpad)
-                cur = n
-            for g in range(groups):
-                _im2col(xpad, g * Cg, Cg, oh0, oh1, kh, kw, sh, sw, dh, dw, Wo, col, 0)
-                _gemm_rows(w2[g * Cog:(g + 1) * Cog], col, K, (oh1 - oh0) * Wo, yf,
-                           (n * Co + g * Cog) * P + p0, P)
-            if has_bias or relu:
-                _epilogue(yf, b, has_bias, relu, n, Co, P, p0, (oh1 - oh0) * Wo)
+    p0 = oh0 * Wo
+    for g in range(groups):
+        _im2col(xpad, g * Cg, Cg, oh0, oh1, kh, kw, sh, sw, dh, dw, Wo, col, 0)
+        _gemm_rows(w2[g * Cog:(g + 1) * Cog], col, K, (oh1 - oh0) * Wo, yf,
+                   (n * Co + g * Cog) * P + p0, P)
+    _epilogue(yf, b, has_bias, relu, n, Co, P, p0, (oh1 - oh0) * Wo)
 
 
-@pjit
-def _forward_shift(x, w2, b, has_bias, relu, y, groups, kh, kw, ph, pw, dh, dw, rblock, nchunks):
-    """As ``_forward_rows`` for unit stride, with no unrolled copy: padded copy, ``_gemm_shift``
-    (output rows Wp apart), crop into y.
+@jit
+def _wide_scratch(x, w, y, groups, kh, kw, sh, sw, dh, dw, rblock):
+    """Zeroed padded image (C, Hp, Wp) and the (Cog, rblock*Wp) rows of ``_gemm_shift``."""
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, y, groups, kh, kw, sh, sw, dh, dw)
+    return np.zeros((C, Hp, Wp), dtype=x.dtype), np.empty((Cog, rblock * Wp), dtype=x.dtype)
 
-    w2 is w as (C_out, Cg*kh*kw) in (c, i, j) order.
-    """
-    N, C, H, W = x.shape
-    Co = w2.shape[0]
-    Ho = y.shape[2]
-    Wo = y.shape[3]
-    P = Ho * Wo
-    Cg = C // groups
-    Cog = Co // groups
-    Hp = Ho + (kh - 1) * dh
-    Wp = Wo + (kw - 1) * dw
-    nblk = (Ho + rblock - 1) // rblock
-    yf = y.reshape(N * Co * P)
+
+@jit
+def _shift_block(x, w2, b, has_bias, relu, y, yf, xpad, wide, n, oh0, oh1, groups, kh, kw, sh,
+                 sw, dh, dw, w_rows):
+    """Unit stride, no unrolled copy: ``_gemm_shift`` (output rows Wp apart), cropped into y
+    with the bias and ReLU. w2 is w as (C_out, Cg*kh*kw) in (c, i, j) order."""
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, y, groups, kh, kw, sh, sw, dh, dw)
+    nr = oh1 - oh0
     zero = y.dtype.type(0)
-    for t in prange(nchunks):
-        i0, i1 = _items(t, nchunks, N, nblk)
-        xpad = np.zeros((C, Hp, Wp), dtype=x.dtype)
-        wide = np.empty((Cog, rblock * Wp), dtype=x.dtype)
-        cur = -1
-        for it in range(i0, i1):
-            n = it // nblk
-            oh0 = (it - n * nblk) * rblock
-            nr = min(Ho, oh0 + rblock) - oh0
-            if n != cur:
-                _pad(x, n, ph, pw, xpad)
-                cur = n
-            for g in range(groups):
-                _gemm_shift(w2[g * Cog:(g + 1) * Cog], xpad, g * Cg, oh0, kh, kw, dh, dw,
-                            (nr - 1) * Wp + Wo, wide)
-                for m in range(Cog):
-                    bc = b[g * Cog + m] if has_bias else zero
-                    src = wide[m]
-                    for r in range(nr):
-                        d = max(((n * Co + g * Cog + m) * Ho + oh0 + r) * Wo, 0)
-                        s0 = max(r * Wp, 0)
-                        if relu:
-                            for q in range(Wo):
-                                yf[d + q] = relu1(src[s0 + q] + bc, zero)
-                        else:
-                            for q in range(Wo):
-                                yf[d + q] = src[s0 + q] + bc
+    for g in range(groups):
+        _gemm_shift(w2[g * Cog:(g + 1) * Cog], xpad, g * Cg, oh0, kh, kw, dh, dw,
+                    (nr - 1) * Wp + Wo, wide)
+        for m in range(Cog):
+            bc = b[g * Cog + m] if has_bias else zero
+            src = wide[m]
+            for r in range(nr):
+                d = max(((n * Co + g * Cog + m) * Ho + oh0 + r) * Wo, 0)
+                s0 = max(r * Wp, 0)
+                if relu:
+                    for q in range(Wo):
+                        yf[d + q] = relu1(src[s0 + q] + bc, zero)
+                else:
+                    for q in range(Wo):
+                        yf[d + q] = src[s0 + q] + bc
+
+
+_forward_nt = pjit(bind(_forward_blocks, "_forward_nt", scratch=_row_scratch, prepare=_pack,
+                        block=_row_block))
+_forward_rows = pjit(bind(_forward_blocks, "_forward_rows", scratch=_col_scratch, prepare=_pad,
+                          block=_col_block))
+_forward_shift = pjit(bind(_forward_blocks, "_forward_shift", scratch=_wide_scratch, prepare=_pad,
+                           block=_shift_block))
+
+
+@jit
+def _piece(rr, end, Ho):
+    """(image, first row, end row) of the part of global output rows [rr, end) in one image."""
+    n = rr // Ho
+    oh0 = rr - n * Ho
+    return n, oh0, min(Ho, oh0 + end - rr)
 
 
 @pjit
@@ -644,17 +625,10 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
     part: (nchunks, C_out, Cg*kh*kw) in (c, i, j) order. Each product covers a segment of seg_rows
     output rows (possibly spanning images) and cblock input channels.
     """
-    N, C, H, W = x.shape
-    Co = dy.shape[1]
-    Ho = dy.shape[2]
-    Wo = dy.shape[3]
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(x, dy, groups, kh, kw, sh, sw, dh, dw)
     P = Ho * Wo
-    Cg = C // groups
-    Cog = Co // groups
-    K = Cg * kh * kw
     kk2 = kh * kw
-    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
-    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
+    K = Cg * kk2
     total = N * Ho
     segp = ((seg_rows * Wo + _SIMD - 1) // _SIMD) * _SIMD
     maxb = (seg_rows + Ho - 1) // Ho + 1
@@ -680,9 +654,7 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
                 q = 0
                 rr = r
                 while rr < r + nr:
-                    n = rr // Ho
-                    oh0 = rr - n * Ho
-                    oh1 = min(Ho, oh0 + r + nr - rr)
+                    n, oh0, oh1 = _piece(rr, r + nr, Ho)
                     for co in range(Cog):
                         src = dy[n, g * Cog + co].reshape(P)
                         dst = dyc[co]
@@ -698,9 +670,7 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
                     q = 0
                     rr = r
                     while rr < r + nr:
-                        n = rr // Ho
-                        oh0 = rr - n * Ho
-                        oh1 = min(Ho, oh0 + r + nr - rr)
+                        n, oh0, oh1 = _piece(rr, r + nr, Ho)
                         _im2col(xpad[n % maxb], g * Cg + c0, nc, oh0, oh1, kh, kw, sh, sw, dh,
                                 dw, Wo, col, q)
                         q += (oh1 - oh0) * Wo
@@ -720,15 +690,9 @@ def _weight_grad(x, dy, part, groups, kh, kw, sh, sw, ph, pw, dh, dw, seg_rows, 
 def _data_grad_strided(dy, w2, dx, b, has_bias, groups, kh, kw, sh, sw, ph, pw, dh, dw, nchunks):
     """dx[n] = conv's input gradient of dy[n] (+ b per channel of dx): BLAS ``w.T @ dy``, then
     col2im into a padded copy of the image, cropped into dx[n] (each image owns its slice)."""
-    N, C, H, W = dx.shape
-    Co, K = w2.shape
-    Ho = dy.shape[2]
-    Wo = dy.shape[3]
+    N, C, Co, Ho, Wo, Cg, Cog, Hp, Wp = _geometry(dx, dy, groups, kh, kw, sh, sw, dh, dw)
+    K = w2.shape[1]
     P = Ho * Wo
-    Cg = C // groups
-    Cog = Co // groups
-    Hp = (Ho - 1) * sh + (kh - 1) * dh + 1
-    Wp = (Wo - 1) * sw + (kw - 1) * dw + 1
     for t in prange(nchunks):
         lo = (np.int64(t) * N) // nchunks
         hi = ((np.int64(t) + 1) * N) // nchunks
@@ -793,16 +757,13 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
     rblock = min(Ho, max(1, min(_BLOCK_BYTES // (kp * x.itemsize), 1024) // Wo))
     nchunks = _nchunks(N * -(-Ho // rblock))
     if path == 0:
-        wr = np.zeros((Co, kp), x.dtype)
-        wr[:, :K] = w.transpose(0, 2, 3, 1).reshape(Co, K)
-        _forward_nt(x, wr, bias, b is not None, relu, y, groups, kh, kw, *stride, *padding,
-                    *dilation, rblock, _a_first(cog, rblock * Wo), nchunks)
-    elif path == 1:
-        _forward_rows(x, w.reshape(Co, K), bias, b is not None, relu, y, groups, kh, kw, *stride,
-                      *padding, *dilation, rblock, nchunks)
+        wk = np.zeros((Co, kp), x.dtype)
+        wk[:, :K] = w.transpose(0, 2, 3, 1).reshape(Co, K)
     else:
-        _forward_shift(x, w.reshape(Co, K), bias, b is not None, relu, y, groups, kh, kw, *padding,
-                       *dilation, rblock, nchunks)
+        wk = w.reshape(Co, K)
+    kernel = (_forward_nt, _forward_rows, _forward_shift)[path]
+    kernel(x, wk, bias, b is not None, relu, y, groups, kh, kw, *stride, *padding, *dilation,
+           rblock, path == 0 and _a_first(cog, rblock * Wo), nchunks)
     return y
 
 

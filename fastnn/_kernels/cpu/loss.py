@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import bind, jit, loops
 from ._workspace import empty, empty_like
 from .activation import max1d, vexp
 
@@ -29,7 +29,7 @@ SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
 
 
 @jit
-def _ce_row(x, t, scale, losses, dx, r):
+def _ce_row(r, x, t, scale, losses, dx):
     n = x.shape[1]
     mx = max1d(x[r])
     total = x.dtype.type(0)
@@ -45,18 +45,8 @@ def _ce_row(x, t, scale, losses, dx, r):
     dx[r, c] -= scale[r]
 
 
-@pjit
-def _ce_kernel(x, t, scale, losses, dx, parallel):
-    if parallel:
-        for r in prange(x.shape[0]):
-            _ce_row(x, t, scale, losses, dx, r)
-    else:
-        for r in range(x.shape[0]):
-            _ce_row(x, t, scale, losses, dx, r)
-
-
 @jit
-def _bce_row(x, y, scale, losses, dx, r):
+def _bce_row(r, x, y, scale, losses, dx):
     zero = x.dtype.type(0)
     one = x.dtype.type(1)
     s = scale[r]
@@ -72,18 +62,8 @@ def _bce_row(x, y, scale, losses, dx, r):
     losses[r] = acc
 
 
-@pjit
-def _bce_kernel(x, y, scale, losses, dx, parallel):
-    if parallel:
-        for r in prange(x.shape[0]):
-            _bce_row(x, y, scale, losses, dx, r)
-    else:
-        for r in range(x.shape[0]):
-            _bce_row(x, y, scale, losses, dx, r)
-
-
 @jit
-def _mse_row(p, y, scale, losses, dp, r):
+def _mse_row(r, p, y, scale, losses, dp):
     s2 = scale[r] * p.dtype.type(2)
     acc = p.dtype.type(0)
     for k in range(p.shape[1]):
@@ -93,14 +73,14 @@ def _mse_row(p, y, scale, losses, dp, r):
     losses[r] = acc
 
 
-@pjit
-def _mse_kernel(p, y, scale, losses, dp, parallel):
-    if parallel:
-        for r in prange(p.shape[0]):
-            _mse_row(p, y, scale, losses, dp, r)
-    else:
-        for r in range(p.shape[0]):
-            _mse_row(p, y, scale, losses, dp, r)
+def _rows(x, y, scale, losses, grad):
+    """row(r, x, y, scale, losses, grad) for every row r of x (``row``: bound per kernel)."""
+    for r in prange(x.shape[0]):
+        row(r, x, y, scale, losses, grad)
+
+
+_ce_kernel, _bce_kernel, _mse_kernel = (loops(bind(_rows, name, row=row)) for name, row in (
+    ("_ce_kernel", _ce_row), ("_bce_kernel", _bce_row), ("_mse_kernel", _mse_row)))
 
 
 def _row_scale(n, k, sample_weight, dtype):
@@ -115,7 +95,7 @@ def _run(kernel, x, other, sample_weight, k):
     scale = _row_scale(n, k, sample_weight, x.dtype)
     losses = empty(n, dtype=x.dtype)
     grad = empty_like(x)
-    kernel(x, other, scale, losses, grad, x.size >= SERIAL_BELOW)
+    kernel[x.size >= SERIAL_BELOW](x, other, scale, losses, grad)
     return x.dtype.type(np.dot(scale, losses)), grad
 
 

@@ -18,7 +18,7 @@ content only, so after a change to those, change this file too (or clear its cac
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import jit, loops
 from ._threads import max_threads
 from .activation import max1d, vexp, vtanh
 from .linear import BLOCK_ROWS
@@ -260,9 +260,10 @@ def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidde
     return loss + 0.5 * alpha * sq / sw_sum
 
 
-# One body, compiled twice: with one block the serial twin runs, so no thread is woken at all.
-_forward_serial, _forward_parallel = jit(_forward_blocks), pjit(_forward_blocks)
-_loss_grad_serial, _loss_grad_parallel = jit(_loss_grad_blocks), pjit(_loss_grad_blocks)
+# One body, compiled twice: with one block the serial twin runs, so no thread is woken at all
+# (``loops`` caches the twins apart; a jit and a pjit of one function load each other's code).
+_forward = loops(_forward_blocks)
+_loss_grad_serial, _loss_grad_parallel = loops(_loss_grad_blocks)
 
 
 @jit
@@ -283,8 +284,7 @@ def loss_grad(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, outpu
 
 def forward(x, params, units, w_off, b_off, hidden, output, acts, nblocks):
     """Forward pass of ``x`` in ``nblocks`` row blocks (parallel when more than one)."""
-    run = _forward_parallel if nblocks > 1 else _forward_serial
-    return run(x, params, units, w_off, b_off, hidden, output, acts, nblocks)
+    return _forward[nblocks > 1](x, params, units, w_off, b_off, hidden, output, acts, nblocks)
 
 
 def row_blocks(rows, units, passes=3):
@@ -306,14 +306,6 @@ def grad_blocks(units, rows, dtype):
 
 
 @jit
-def _gather_dense(x, order, start, rows, out):
-    for r in range(rows):
-        src = order[start + r]
-        for j in range(x.shape[1]):
-            out[r, j] = x[src, j]
-
-
-@jit
 def _gather_csr(data, indices, indptr, order, start, rows, out):
     zero = out.dtype.type(0)
     for r in range(rows):
@@ -326,6 +318,7 @@ def _gather_csr(data, indices, indptr, order, start, rows, out):
 
 @jit
 def _gather_rows(a, order, start, rows, out):
+    """out[r] = a[order[start + r]] for r < rows (dense inputs, targets)."""
     for r in range(rows):
         src = order[start + r]
         for j in range(a.shape[1]):
@@ -372,7 +365,7 @@ def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, 
         if is_sparse:
             _gather_csr(csr_data, csr_indices, csr_indptr, order, start, rows, xr)
         else:
-            _gather_dense(x, order, start, rows, xr)
+            _gather_rows(x, order, start, rows, xr)
         yr = yb[:rows]
         _gather_rows(y, order, start, rows, yr)
         swr = swb[:rows]

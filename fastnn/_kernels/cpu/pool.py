@@ -19,7 +19,7 @@ Host functions (the CUDA twin mirrors them):
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import bind, jit, pjit
 from ._random import uniform_f32, uniform_f64
 from ._workspace import empty
 
@@ -33,41 +33,45 @@ def _planes(a):
     return a.reshape(n * c, h, w)
 
 
-# ------------------------------------------------------------------------------------- max pool
+# ------------------------------------------------------------------------ max and average pool
+# Window rules: each writes output (p, oh, ow) of plane p, and its flat plane index if it has one
+# (the others get a dummy ``idx``), from the window rows [hs, he) and columns [ws, we) or, for
+# the 2x2 rules, the window at row r0 and column c0. One loop body per window shape
+# (``_windows``, ``_pairs``) is compiled for each rule; ``arg`` is the rule's parameter.
 
-@pjit
-def _max_pool_k2s2(x, y, idx):
-    """2x2 windows, stride 2, no padding: four loads per output, first maximum (NaN wins)."""
-    P, H, W = x.shape
-    OH, OW = y.shape[1], y.shape[2]
-    for p in prange(P):
-        for oh in range(OH):
-            r0 = 2 * oh
-            r1 = r0 + 1
-            for ow in range(OW):
-                c0 = 2 * ow
-                c1 = c0 + 1
-                m = x[p, r0, c0]
-                i = r0 * W + c0
-                v = x[p, r0, c1]
-                if (v > m) | (v != v):
-                    m = v
-                    i = r0 * W + c1
-                v = x[p, r1, c0]
-                if (v > m) | (v != v):
-                    m = v
-                    i = r1 * W + c0
-                v = x[p, r1, c1]
-                if (v > m) | (v != v):
-                    m = v
-                    i = r1 * W + c1
-                y[p, oh, ow] = m
-                idx[p, oh, ow] = i
+@jit(inline="always")
+def _first_max(v, j, m, i):
+    """(v, j) if v is above the running maximum m or NaN (NaN wins, as in PyTorch), else (m, i)."""
+    if (v > m) | (v != v):
+        return v, j
+    return m, i
 
 
-@pjit
-def _max_pool(x, y, idx, kh, kw, sh, sw, ph, pw, neg_inf):
-    """Any window: -inf padding, first maximum in scan order, NaN propagates (as PyTorch)."""
+@jit(inline="always")
+def _max_window(x, y, idx, p, oh, ow, hs, he, ws, we, neg_inf):
+    """-inf padding, first maximum in scan order, NaN propagates (as PyTorch)."""
+    W = x.shape[2]
+    m = neg_inf
+    i = hs * W + ws
+    for ih in range(hs, he):
+        for iw in range(ws, we):
+            m, i = _first_max(x[p, ih, iw], ih * W + iw, m, i)
+    y[p, oh, ow] = m
+    idx[p, oh, ow] = i
+
+
+@jit(inline="always")
+def _avg_window(x, y, idx, p, oh, ow, hs, he, ws, we, inv):
+    """Sum of the in-bounds window times ``inv`` = 1/(kh*kw) (zero padding counted)."""
+    s = x.dtype.type(0)
+    for ih in range(hs, he):
+        for iw in range(ws, we):
+            s += x[p, ih, iw]
+    y[p, oh, ow] = s * inv
+
+
+def _windows(x, y, idx, kh, kw, sh, sw, ph, pw, arg):
+    """window(..., arg) for every output of every plane (``window``: bound per kernel)."""
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
     for p in prange(P):
@@ -77,28 +81,65 @@ def _max_pool(x, y, idx, kh, kw, sh, sw, ph, pw, neg_inf):
             he = min(h0 + kh, H)
             for ow in range(OW):
                 w0 = ow * sw - pw
-                ws = max(w0, 0)
-                we = min(w0 + kw, W)
-                m = neg_inf
-                i = hs * W + ws
-                for ih in range(hs, he):
-                    for iw in range(ws, we):
-                        v = x[p, ih, iw]
-                        if (v > m) | (v != v):
-                            m = v
-                            i = ih * W + iw
-                y[p, oh, ow] = m
-                idx[p, oh, ow] = i
+                window(x, y, idx, p, oh, ow, hs, he, max(w0, 0), min(w0 + kw, W), arg)
 
 
-@pjit
-def _route(dy, idx, dx):
-    """dx[plane][idx] += dy per plane; returns the count of indices outside the plane (skipped)."""
+@jit(inline="always")
+def _max_pair(x, y, idx, p, oh, ow, r0, c0, arg):
+    """2x2 window: four loads, first maximum (NaN wins)."""
+    W = x.shape[2]
+    r1 = r0 + 1
+    c1 = c0 + 1
+    m, i = _first_max(x[p, r0, c1], r0 * W + c1, x[p, r0, c0], r0 * W + c0)
+    m, i = _first_max(x[p, r1, c0], r1 * W + c0, m, i)
+    m, i = _first_max(x[p, r1, c1], r1 * W + c1, m, i)
+    y[p, oh, ow] = m
+    idx[p, oh, ow] = i
+
+
+@jit(inline="always")
+def _avg_pair(x, y, idx, p, oh, ow, r0, c0, quarter):
+    r1 = r0 + 1
+    c1 = c0 + 1
+    y[p, oh, ow] = ((x[p, r0, c0] + x[p, r0, c1]) + (x[p, r1, c0] + x[p, r1, c1])) * quarter
+
+
+def _pairs(x, y, idx, arg):
+    """window(..., arg) for 2x2 windows of stride 2, no padding (``window``: bound per kernel)."""
+    P = x.shape[0]
+    OH, OW = y.shape[1], y.shape[2]
+    for p in prange(P):
+        for oh in range(OH):
+            for ow in range(OW):
+                window(x, y, idx, p, oh, ow, 2 * oh, 2 * ow, arg)
+
+
+_max_pool = pjit(bind(_windows, "_max_pool", window=_max_window))
+_max_pool_k2s2 = pjit(bind(_pairs, "_max_pool_k2s2", window=_max_pair))
+_avg_pool = pjit(bind(_windows, "_avg_pool", window=_avg_window))
+_avg_pool_k2s2 = pjit(bind(_pairs, "_avg_pool_k2s2", window=_avg_pair))
+_NO_INDEX = np.zeros((1, 1, 1), dtype=np.int64)  # ``idx`` of the rules that write none
+
+
+@jit(inline="always")
+def _always(x, p, i):
+    return True
+
+
+@jit(inline="always")
+def _positive(x, p, i):
+    W = x.shape[2]
+    return x[p, i // W, i % W] > x.dtype.type(0)
+
+
+def _route_planes(dy, x, idx, dx):
+    """dx[plane][idx] += dy per plane where ``keep(x, plane, idx)`` (``keep``: bound per kernel);
+    returns the count of indices outside the plane (skipped)."""
     P, OH, OW = dy.shape
     HW = dx.shape[1]
-    zero = dx.dtype.type(0)
     bad = 0
     for p in prange(P):
+        zero = dx.dtype.type(0)
         for j in range(HW):
             dx[p, j] = zero
         nbad = 0
@@ -106,27 +147,46 @@ def _route(dy, idx, dx):
             for ow in range(OW):
                 i = idx[p, oh, ow]
                 if (i >= 0) & (i < HW):
-                    dx[p, i] += dy[p, oh, ow]
+                    if keep(x, p, i):
+                        dx[p, i] += dy[p, oh, ow]
                 else:
                     nbad += 1
         bad += nbad
     return bad
 
 
-def max_pool2d(x, kernel, stride, padding):
-    """(y, indices) of max pooling; ``x`` (N, C, H, W), -inf padding, int64 flat plane indices."""
+_route = pjit(bind(_route_planes, "_route", keep=_always))
+_stochastic_route = pjit(bind(_route_planes, "_stochastic_route", keep=_positive))
+
+
+def _pool(x, kernel, stride, padding, general, pair, arg, indices):
+    """Pooling of ``x`` (N, C, H, W) by the bound kernels ``general`` and ``pair`` (2x2 windows of
+    stride 2 without padding, when not None): y, and with ``indices`` (y, int64 flat plane
+    indices)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     oh, ow = _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
     y = empty((n, c, oh, ow), dtype=x.dtype)
-    idx = empty((n, c, oh, ow), dtype=np.int64)
+    idx = empty((n, c, oh, ow), dtype=np.int64) if indices else None
     if y.size:
-        if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
-            _max_pool_k2s2(_planes(x), _planes(y), _planes(idx))
+        i3 = _planes(idx) if indices else _NO_INDEX
+        if pair is not None and (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
+            pair(_planes(x), _planes(y), i3, arg)
         else:
-            _max_pool(_planes(x), _planes(y), _planes(idx), kh, kw, sh, sw, ph, pw,
-                      x.dtype.type(-np.inf))
-    return y, idx
+            general(_planes(x), _planes(y), i3, kh, kw, sh, sw, ph, pw, arg)
+    return (y, idx) if indices else y
+
+
+def _check_routed(bad, plane):
+    if bad:
+        raise ValueError(f"indices must lie in [0, {plane}) (flat positions in an H*W plane); "
+                         f"{bad} do not")
+
+
+def max_pool2d(x, kernel, stride, padding):
+    """(y, indices) of max pooling; ``x`` (N, C, H, W), -inf padding, int64 flat plane indices."""
+    return _pool(x, kernel, stride, padding, _max_pool, _max_pool_k2s2, x.dtype.type(-np.inf),
+                 True)
 
 
 def max_pool2d_backward(dy, indices, x_shape):
@@ -138,49 +198,8 @@ def max_pool2d_backward(dy, indices, x_shape):
     n, c, h, w = x_shape
     dx = empty((n * c, h * w), dtype=dy.dtype)
     if dx.size:
-        bad = _route(_planes(dy), _planes(indices), dx)
-        if bad:
-            raise ValueError(f"indices must lie in [0, {h * w}) (flat positions in an H*W plane); "
-                             f"{bad} do not")
+        _check_routed(_route(_planes(dy), _planes(dy), _planes(indices), dx), h * w)
     return dx.reshape(n, c, h, w)
-
-
-# ------------------------------------------------------------------------------------- avg pool
-
-@pjit
-def _avg_pool_k2s2(x, y, quarter):
-    P, H, W = x.shape
-    OH, OW = y.shape[1], y.shape[2]
-    for p in prange(P):
-        for oh in range(OH):
-            r0 = 2 * oh
-            r1 = r0 + 1
-            for ow in range(OW):
-                c0 = 2 * ow
-                c1 = c0 + 1
-                y[p, oh, ow] = ((x[p, r0, c0] + x[p, r0, c1]) + (x[p, r1, c0] + x[p, r1, c1])) * quarter
-
-
-@pjit
-def _avg_pool(x, y, kh, kw, sh, sw, ph, pw, inv):
-    """Sum of the in-bounds window times ``inv`` = 1/(kh*kw) (zero padding counted)."""
-    P, H, W = x.shape
-    OH, OW = y.shape[1], y.shape[2]
-    zero = x.dtype.type(0)
-    for p in prange(P):
-        for oh in range(OH):
-            h0 = oh * sh - ph
-            hs = max(h0, 0)
-            he = min(h0 + kh, H)
-            for ow in range(OW):
-                w0 = ow * sw - pw
-                ws = max(w0, 0)
-                we = min(w0 + kw, W)
-                s = zero
-                for ih in range(hs, he):
-                    for iw in range(ws, we):
-                        s += x[p, ih, iw]
-                y[p, oh, ow] = s * inv
 
 
 @jit
@@ -216,16 +235,8 @@ def _avg_pool_backward(dy, dx, hlo, hhi, wlo, whi, inv):
 
 def avg_pool2d(x, kernel, stride, padding):
     """Average pooling of ``x`` (N, C, H, W); zero padding is counted (count_include_pad=True)."""
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    oh, ow = _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw)
-    y = empty((n, c, oh, ow), dtype=x.dtype)
-    if y.size:
-        if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
-            _avg_pool_k2s2(_planes(x), _planes(y), x.dtype.type(0.25))
-        else:
-            _avg_pool(_planes(x), _planes(y), kh, kw, sh, sw, ph, pw, x.dtype.type(1.0 / (kh * kw)))
-    return y
+    inv = x.dtype.type(1.0 / (kernel[0] * kernel[1]))
+    return _pool(x, kernel, stride, padding, _avg_pool, _avg_pool_k2s2, inv, False)
 
 
 def avg_pool2d_backward(dy, x_shape, kernel, stride, padding):
@@ -283,102 +294,73 @@ def global_avg_pool2d_backward(dy, x_shape):
 
 # ------------------------------------------------------------------------------ stochastic pool
 
-@pjit
-def _stochastic_train(x, y, idx, kh, kw, sh, sw, seed, wide):
+@jit(inline="always")
+def _sample_window(x, y, idx, p, oh, ow, hs, he, ws, we, arg):
     """Sample one element per window with probability max(a, 0) / sum(max(a, 0)).
 
-    Draw u = uniform(seed, flat output index) (float32 or float64 as the input, ``wide``), set
-    t = u * S, and take the first element whose running sum of weights exceeds t (the last positive
-    element if rounding leaves none). A window with S = 0 takes its first element; y = max(a_i, 0).
+    Draw u = uniform(seed, flat output index) (float32 or float64 as the input, ``wide``; ``arg``
+    is (seed, wide)), set t = u * S, and take the first element whose running sum of weights
+    exceeds t (the last positive element if rounding leaves none). A window with S = 0 takes its
+    first element; y = max(a_i, 0).
     """
-    P, H, W = x.shape
-    OH, OW = y.shape[1], y.shape[2]
-    for p in prange(P):
-        zero = x.dtype.type(0)
-        base = np.int64(p) * OH * OW
-        for oh in range(OH):
-            h0 = oh * sh
-            for ow in range(OW):
-                w0 = ow * sw
-                s = zero
-                for ih in range(h0, h0 + kh):
-                    for iw in range(w0, w0 + kw):
-                        s += max(x[p, ih, iw], zero)
-                counter = base + oh * OW + ow
-                if wide:
-                    u = uniform_f64(seed, counter)
-                else:
-                    u = np.float64(uniform_f32(seed, counter))
-                t = s * x.dtype.type(u)
-                i = h0 * W + w0
-                last = -1
-                run = zero
-                found = False
-                for ih in range(h0, h0 + kh):
-                    for iw in range(w0, w0 + kw):
-                        a = x[p, ih, iw]
-                        if (a > zero) & (not found):
-                            run += a
-                            last = ih * W + iw
-                            if run > t:
-                                i = last
-                                found = True
-                if (not found) & (last >= 0):
-                    i = last
-                y[p, oh, ow] = max(x[p, i // W, i % W], zero)
-                idx[p, oh, ow] = i
-
-
-@pjit
-def _stochastic_eval(x, y, idx, kh, kw, sh, sw):
-    """Probability-weighted mean sum(w^2)/sum(w), w = max(a, 0) (0 if the sum is 0); idx = argmax."""
-    P, H, W = x.shape
-    OH, OW = y.shape[1], y.shape[2]
-    for p in prange(P):
-        zero = x.dtype.type(0)
-        for oh in range(OH):
-            h0 = oh * sh
-            for ow in range(OW):
-                w0 = ow * sw
-                s = zero
-                q = zero
-                m = x[p, h0, w0]
-                i = h0 * W + w0
-                for ih in range(h0, h0 + kh):
-                    for iw in range(w0, w0 + kw):
-                        a = x[p, ih, iw]
-                        if a > m:
-                            m = a
-                            i = ih * W + iw
-                        a = max(a, zero)
-                        s += a
-                        q += a * a
-                y[p, oh, ow] = q / s if s > zero else zero
-                idx[p, oh, ow] = i
-
-
-@pjit
-def _stochastic_route(dy, x, idx, dx):
-    """Training backward: dy to the sampled element where it is positive; counts bad indices."""
-    P, OH, OW = dy.shape
-    HW = dx.shape[1]
+    seed, wide = arg
     W = x.shape[2]
-    bad = 0
-    for p in prange(P):
-        zero = dx.dtype.type(0)
-        for j in range(HW):
-            dx[p, j] = zero
-        nbad = 0
-        for oh in range(OH):
-            for ow in range(OW):
-                i = idx[p, oh, ow]
-                if (i >= 0) & (i < HW):
-                    if x[p, i // W, i % W] > zero:
-                        dx[p, i] += dy[p, oh, ow]
-                else:
-                    nbad += 1
-        bad += nbad
-    return bad
+    OH, OW = y.shape[1], y.shape[2]
+    zero = x.dtype.type(0)
+    s = zero
+    for ih in range(hs, he):
+        for iw in range(ws, we):
+            s += max(x[p, ih, iw], zero)
+    counter = np.int64(p) * OH * OW + oh * OW + ow
+    if wide:
+        u = uniform_f64(seed, counter)
+    else:
+        u = np.float64(uniform_f32(seed, counter))
+    t = s * x.dtype.type(u)
+    i = hs * W + ws
+    last = -1
+    run = zero
+    found = False
+    for ih in range(hs, he):
+        for iw in range(ws, we):
+            a = x[p, ih, iw]
+            if (a > zero) & (not found):
+                run += a
+                last = ih * W + iw
+                if run > t:
+                    i = last
+                    found = True
+    if (not found) & (last >= 0):
+        i = last
+    y[p, oh, ow] = max(x[p, i // W, i % W], zero)
+    idx[p, oh, ow] = i
+
+
+@jit(inline="always")
+def _weighted_window(x, y, idx, p, oh, ow, hs, he, ws, we, arg):
+    """Probability-weighted mean sum(w^2)/sum(w), w = max(a, 0) (0 if the sum is 0); idx = argmax."""
+    W = x.shape[2]
+    zero = x.dtype.type(0)
+    s = zero
+    q = zero
+    m = x[p, hs, ws]
+    i = hs * W + ws
+    for ih in range(hs, he):
+        for iw in range(ws, we):
+            a = x[p, ih, iw]
+            if a > m:
+                m = a
+                i = ih * W + iw
+            a = max(a, zero)
+            s += a
+            q += a * a
+    y[p, oh, ow] = q / s if s > zero else zero
+    idx[p, oh, ow] = i
+
+
+# no padding: the windows lie inside the plane
+_stochastic_train = pjit(bind(_windows, "_stochastic_train", window=_sample_window))
+_stochastic_eval = pjit(bind(_windows, "_stochastic_eval", window=_weighted_window))
 
 
 @pjit
@@ -421,18 +403,11 @@ def stochastic_pool2d(x, kernel, stride, seed, training):
     weight yields 0 and its first element. Evaluation: y = sum(w^2) / sum(w), indices = the window's
     first maximum. ``seed`` is an int in [0, 2**64).
     """
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw) = kernel, stride
-    oh, ow = _out_size(h, kh, sh, 0), _out_size(w, kw, sw, 0)
-    y = empty((n, c, oh, ow), dtype=x.dtype)
-    idx = empty((n, c, oh, ow), dtype=np.int64)
-    if y.size:
-        if training:
-            _stochastic_train(_planes(x), _planes(y), _planes(idx), kh, kw, sh, sw,
-                              np.uint64(seed), x.dtype == np.float64)
-        else:
-            _stochastic_eval(_planes(x), _planes(y), _planes(idx), kh, kw, sh, sw)
-    return y, idx
+    if training:
+        run, arg = _stochastic_train, (np.uint64(seed), bool(x.dtype == np.float64))
+    else:
+        run, arg = _stochastic_eval, x.dtype.type(0)
+    return _pool(x, kernel, stride, (0, 0), run, None, arg, True)
 
 
 def stochastic_pool2d_backward(dy, x, indices, kernel, stride, training):
@@ -443,10 +418,7 @@ def stochastic_pool2d_backward(dy, x, indices, kernel, stride, training):
     dx = empty((n * c, h * w), dtype=dy.dtype)
     if dx.size:
         if training:
-            bad = _stochastic_route(_planes(dy), _planes(x), _planes(indices), dx)
-            if bad:
-                raise ValueError(f"indices must lie in [0, {h * w}) (flat positions in an H*W "
-                                 f"plane); {bad} do not")
+            _check_routed(_stochastic_route(_planes(dy), _planes(x), _planes(indices), dx), h * w)
         else:
             _stochastic_eval_backward(_planes(dy), _planes(x), dx.reshape(n * c, h, w),
                                       kh, kw, sh, sw)

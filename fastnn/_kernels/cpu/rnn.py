@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._jit import jit, pjit
+from ._jit import bind, jit, loops
 
 #: N*H from which the per-step gate kernels run in parallel over the batch.
 PARALLEL_MIN = 1 << 14
@@ -48,18 +48,6 @@ def _rnn_fwd_row(n, xw, hw, b, h, relu, zero):
 
 
 @jit
-def _rnn_fwd_serial(xw, hw, b, h, relu, zero):
-    for n in range(h.shape[0]):
-        _rnn_fwd_row(n, xw, hw, b, h, relu, zero)
-
-
-@pjit
-def _rnn_fwd_parallel(xw, hw, b, h, relu, zero):
-    for n in prange(h.shape[0]):
-        _rnn_fwd_row(n, xw, hw, b, h, relu, zero)
-
-
-@jit
 def _rnn_bwd_row(n, h, dh_rec, dy, dpre, relu, zero, one):
     """dpre = (dh_rec + dy) * act'(pre), with act' read from the output h."""
     for j in range(h.shape[1]):
@@ -69,18 +57,6 @@ def _rnn_bwd_row(n, h, dh_rec, dy, dpre, relu, zero, one):
             dpre[n, j] = d if hv > zero else zero
         else:
             dpre[n, j] = d * (one - hv * hv)
-
-
-@jit
-def _rnn_bwd_serial(h, dh_rec, dy, dpre, relu, zero, one):
-    for n in range(h.shape[0]):
-        _rnn_bwd_row(n, h, dh_rec, dy, dpre, relu, zero, one)
-
-
-@pjit
-def _rnn_bwd_parallel(h, dh_rec, dy, dpre, relu, zero, one):
-    for n in prange(h.shape[0]):
-        _rnn_bwd_row(n, h, dh_rec, dy, dpre, relu, zero, one)
 
 
 # ------------------------------------------------------------------------------------ LSTM
@@ -104,18 +80,6 @@ def _lstm_fwd_row(n, g, hw, b, c_prev, c, h, one):
 
 
 @jit
-def _lstm_fwd_serial(g, hw, b, c_prev, c, h, one):
-    for n in range(c.shape[0]):
-        _lstm_fwd_row(n, g, hw, b, c_prev, c, h, one)
-
-
-@pjit
-def _lstm_fwd_parallel(g, hw, b, c_prev, c, h, one):
-    for n in prange(c.shape[0]):
-        _lstm_fwd_row(n, g, hw, b, c_prev, c, h, one)
-
-
-@jit
 def _lstm_bwd_row(n, g, c_prev, c, dh_rec, dy, dc, dg, one):
     """Pre-activation gradients dg from dh = dh_rec + dy and the carried dc (becomes dc_prev)."""
     H = c.shape[1]
@@ -132,18 +96,6 @@ def _lstm_bwd_row(n, g, c_prev, c, dh_rec, dy, dc, dg, one):
         dg[n, 2 * H + j] = dct * ig * (one - gg * gg)
         dg[n, 3 * H + j] = dh * tc * og * (one - og)
         dc[n, j] = dct * fg
-
-
-@jit
-def _lstm_bwd_serial(g, c_prev, c, dh_rec, dy, dc, dg, one):
-    for n in range(c.shape[0]):
-        _lstm_bwd_row(n, g, c_prev, c, dh_rec, dy, dc, dg, one)
-
-
-@pjit
-def _lstm_bwd_parallel(g, c_prev, c, dh_rec, dy, dc, dg, one):
-    for n in prange(c.shape[0]):
-        _lstm_bwd_row(n, g, c_prev, c, dh_rec, dy, dc, dg, one)
 
 
 # ------------------------------------------------------------------------------------- GRU
@@ -169,18 +121,6 @@ def _gru_fwd_row(n, g, hw, b_ih, b_hh, h_prev, h, hn, one):
 
 
 @jit
-def _gru_fwd_serial(g, hw, b_ih, b_hh, h_prev, h, hn, one):
-    for n in range(h.shape[0]):
-        _gru_fwd_row(n, g, hw, b_ih, b_hh, h_prev, h, hn, one)
-
-
-@pjit
-def _gru_fwd_parallel(g, hw, b_ih, b_hh, h_prev, h, hn, one):
-    for n in prange(h.shape[0]):
-        _gru_fwd_row(n, g, hw, b_ih, b_hh, h_prev, h, hn, one)
-
-
-@jit
 def _gru_bwd_row(n, g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one):
     """Input-side (dgx) and hidden-side (dgh) pre-activation gradients; dh_carry becomes dh * z."""
     H = h_prev.shape[1]
@@ -201,16 +141,19 @@ def _gru_bwd_row(n, g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one):
         dh_carry[n, j] = dh * z
 
 
-@jit
-def _gru_bwd_serial(g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one):
-    for n in range(h_prev.shape[0]):
-        _gru_bwd_row(n, g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one)
+# ------------------------------------------------------------------------------ gate kernels
+
+def _rows(args):
+    """row(n, *args) for every batch row n of args[0] (``row``: bound per
+    kernel). One tuple, not ``*args``: a dispatcher folds those in Python on every call."""
+    for n in prange(args[0].shape[0]):
+        row(n, *args)
 
 
-@pjit
-def _gru_bwd_parallel(g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one):
-    for n in prange(h_prev.shape[0]):
-        _gru_bwd_row(n, g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one)
+# each named after its row function (``_rnn_fwd_row`` -> ``_rnn_fwd``)
+_rnn_fwd, _rnn_bwd, _lstm_fwd, _lstm_bwd, _gru_fwd, _gru_bwd = (
+    loops(bind(_rows, row.py_func.__name__[:-4], row=row)) for row in (
+        _rnn_fwd_row, _rnn_bwd_row, _lstm_fwd_row, _lstm_bwd_row, _gru_fwd_row, _gru_bwd_row))
 
 
 # ------------------------------------------------------------------------------ host side
@@ -255,45 +198,71 @@ def _recurrent_grad(dgates, hs):
     return dgates[1:].reshape((T - 1) * N, G).T @ hs[1:T].reshape((T - 1) * N, H)
 
 
+def _start(x, w_ih, w_hh):
+    """Time-major input rows, every step's input projection (T, N, G*H) in one GEMM, the hidden
+    states (T + 1, N, H) with h_0 = 0, and the (N, G*H) buffer for h @ w_hh.T."""
+    N, T, _ = x.shape
+    G, H = w_ih.shape[0], w_hh.shape[1]
+    xt = _time_major(x)
+    hs = np.empty((T + 1, N, H), dtype=x.dtype)
+    hs[0] = 0
+    return xt, (xt @ w_ih.T).reshape(T, N, G), hs, np.zeros((N, G), dtype=x.dtype)
+
+
+def _forward(kernel, x, xt, w_ih, w_hh, hs, hw, return_sequences, step_args):
+    """The recurrence: at step t, hw = h_t @ w_hh.T (hw stays zero for h_0 = 0), then the gate
+    kernel on ``step_args(t)``. Returns ``y`` and what every backward pass needs."""
+    par = _use_parallel(hs.shape[1], hs.shape[2])  # the backward pass runs as the forward
+    step = kernel[par]
+    w_hh_t = w_hh.T
+    for t in range(hs.shape[0] - 1):
+        if t > 0:
+            np.dot(hs[t], w_hh_t, out=hw)
+        step(step_args(t))
+    return _output(hs, return_sequences), (x.shape, xt, w_ih, w_hh, hs, return_sequences, par)
+
+
+def _backward(kernel, dy, run, dgx, dgh, step_args):
+    """Backpropagation through time, last step first: dh_rec = dgh[t + 1] @ w_hh (zero at the
+    last step), then the gate kernel on ``step_args(t, dh_rec, dy at step t)``, which writes the
+    pre-activation gradients of the input side ``dgx`` and of the hidden side ``dgh`` (T, N, G;
+    one array where they are equal). ``run``: from ``_forward``. Returns
+    ``(dx, dw_ih, dw_hh, db_ih, db_hh)``."""
+    x_shape, xt, w_ih, w_hh, hs, return_sequences, par = run
+    T, N, H = dgh.shape[0], dgh.shape[1], w_hh.shape[1]
+    dh_rec = np.zeros((N, H), dtype=dgh.dtype)
+    dy_at = _dy_steps(dy, return_sequences, T, np.zeros((N, H), dtype=dgh.dtype))
+    step = kernel[par]
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            np.dot(dgh[t + 1], w_hh, out=dh_rec)
+        step(step_args(t, dh_rec, dy_at(t)))
+    dx, dw_ih = _input_grads(dgx, xt, w_ih, x_shape)
+    db_ih = dgx.reshape(T * N, dgx.shape[2]).sum(axis=0)
+    db_hh = db_ih if dgh is dgx else dgh.reshape(T * N, dgh.shape[2]).sum(axis=0)
+    return dx, dw_ih, _recurrent_grad(dgh, hs), db_ih, db_hh
+
+
 def rnn_forward(x, w_ih, w_hh, b, relu=False, return_sequences=False):
     """Elman RNN, ``h_t = act(x_t @ w_ih.T + h_{t-1} @ w_hh.T + b)`` with act tanh or ReLU.
 
     ``b`` is the combined bias (PyTorch's ``b_ih + b_hh``), shape (H,). Returns ``(y, cache)``.
     """
-    N, T, F = x.shape
-    H = w_hh.shape[1]
-    dt = x.dtype.type
-    xt = _time_major(x)
-    xw = (xt @ w_ih.T).reshape(T, N, H)
-    hs = np.empty((T + 1, N, H), dtype=x.dtype)
-    hs[0] = 0
-    hw = np.zeros((N, H), dtype=x.dtype)
-    par = _use_parallel(N, H)
-    step = _rnn_fwd_parallel if par else _rnn_fwd_serial
-    w_hh_t = w_hh.T
-    for t in range(T):
-        if t > 0:
-            np.dot(hs[t], w_hh_t, out=hw)
-        step(xw[t], hw, b, hs[t + 1], bool(relu), dt(0))
-    cache = (x.shape, xt, w_ih, w_hh, hs, bool(relu), return_sequences, par)
-    return _output(hs, return_sequences), cache
+    relu, zero = bool(relu), x.dtype.type(0)
+    xt, xw, hs, hw = _start(x, w_ih, w_hh)
+    y, run = _forward(_rnn_fwd, x, xt, w_ih, w_hh, hs, hw, return_sequences,
+                      lambda t: (xw[t], hw, b, hs[t + 1], relu, zero))
+    return y, (run, relu)
 
 
 def rnn_backward(dy, cache):
     """Backpropagation through time for ``rnn_forward``: ``(dx, dw_ih, dw_hh, db)``."""
-    x_shape, xt, w_ih, w_hh, hs, relu, return_sequences, par = cache
-    T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dt = hs.dtype.type
-    dpre = np.empty((T, N, H), dtype=hs.dtype)
-    dh_rec = np.zeros((N, H), dtype=hs.dtype)
-    dy_at = _dy_steps(dy, return_sequences, T, np.zeros((N, H), dtype=hs.dtype))
-    step = _rnn_bwd_parallel if par else _rnn_bwd_serial
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            np.dot(dpre[t + 1], w_hh, out=dh_rec)
-        step(hs[t + 1], dh_rec, dy_at(t), dpre[t], relu, dt(0), dt(1))
-    dx, dw_ih = _input_grads(dpre, xt, w_ih, x_shape)
-    return dx, dw_ih, _recurrent_grad(dpre, hs), dpre.reshape(T * N, H).sum(axis=0)
+    run, relu = cache
+    hs = run[4]
+    zero, one = hs.dtype.type(0), hs.dtype.type(1)
+    dpre = np.empty((hs.shape[0] - 1, hs.shape[1], hs.shape[2]), dtype=hs.dtype)
+    return _backward(_rnn_bwd, dy, run, dpre, dpre,
+                     lambda t, dh_rec, dyt: (hs[t + 1], dh_rec, dyt, dpre[t], relu, zero, one))[:4]
 
 
 def lstm_forward(x, w_ih, w_hh, b, return_sequences=False):
@@ -301,44 +270,24 @@ def lstm_forward(x, w_ih, w_hh, b, return_sequences=False):
 
     Returns ``(y, cache)``.
     """
-    N, T, F = x.shape
-    H = w_hh.shape[1]
     one = x.dtype.type(1)
-    xt = _time_major(x)
-    gates = (xt @ w_ih.T).reshape(T, N, 4 * H)  # pre-activations, overwritten by the gates
-    hs = np.empty((T + 1, N, H), dtype=x.dtype)
-    cs = np.empty((T + 1, N, H), dtype=x.dtype)
-    hs[0] = 0
+    xt, gates, hs, hw = _start(x, w_ih, w_hh)  # pre-activations, overwritten by the gates
+    cs = np.empty_like(hs)
     cs[0] = 0
-    hw = np.zeros((N, 4 * H), dtype=x.dtype)
-    par = _use_parallel(N, H)
-    step = _lstm_fwd_parallel if par else _lstm_fwd_serial
-    w_hh_t = w_hh.T
-    for t in range(T):
-        if t > 0:
-            np.dot(hs[t], w_hh_t, out=hw)
-        step(gates[t], hw, b, cs[t], cs[t + 1], hs[t + 1], one)
-    cache = (x.shape, xt, w_ih, w_hh, gates, hs, cs, return_sequences, par)
-    return _output(hs, return_sequences), cache
+    y, run = _forward(_lstm_fwd, x, xt, w_ih, w_hh, hs, hw, return_sequences,
+                      lambda t: (gates[t], hw, b, cs[t], cs[t + 1], hs[t + 1], one))
+    return y, (run, gates, cs)
 
 
 def lstm_backward(dy, cache):
     """Backpropagation through time for ``lstm_forward``: ``(dx, dw_ih, dw_hh, db)``."""
-    x_shape, xt, w_ih, w_hh, gates, hs, cs, return_sequences, par = cache
-    T, N, G = gates.shape
-    H = G // 4
-    one = hs.dtype.type(1)
+    run, gates, cs = cache
+    one = cs.dtype.type(1)
     dgates = np.empty_like(gates)
-    dh_rec = np.zeros((N, H), dtype=hs.dtype)
-    dc = np.zeros((N, H), dtype=hs.dtype)
-    dy_at = _dy_steps(dy, return_sequences, T, np.zeros((N, H), dtype=hs.dtype))
-    step = _lstm_bwd_parallel if par else _lstm_bwd_serial
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            np.dot(dgates[t + 1], w_hh, out=dh_rec)
-        step(gates[t], cs[t], cs[t + 1], dh_rec, dy_at(t), dc, dgates[t], one)
-    dx, dw_ih = _input_grads(dgates, xt, w_ih, x_shape)
-    return dx, dw_ih, _recurrent_grad(dgates, hs), dgates.reshape(T * N, G).sum(axis=0)
+    dc = np.zeros(cs.shape[1:], dtype=cs.dtype)
+    return _backward(_lstm_bwd, dy, run, dgates, dgates,
+                     lambda t, dh_rec, dyt: (gates[t], cs[t], cs[t + 1], dh_rec, dyt, dc,
+                                             dgates[t], one))[:4]
 
 
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, return_sequences=False):
@@ -346,43 +295,21 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, return_sequences=False):
 
     Both biases (3H,) are kept, as in PyTorch. Returns ``(y, cache)``.
     """
-    N, T, F = x.shape
-    H = w_hh.shape[1]
     one = x.dtype.type(1)
-    xt = _time_major(x)
-    gates = (xt @ w_ih.T).reshape(T, N, 3 * H)  # input pre-activations, overwritten by (r, z, n)
-    hs = np.empty((T + 1, N, H), dtype=x.dtype)
-    hs[0] = 0
-    hn = np.empty((T, N, H), dtype=x.dtype)
-    hw = np.zeros((N, 3 * H), dtype=x.dtype)
-    par = _use_parallel(N, H)
-    step = _gru_fwd_parallel if par else _gru_fwd_serial
-    w_hh_t = w_hh.T
-    for t in range(T):
-        if t > 0:
-            np.dot(hs[t], w_hh_t, out=hw)
-        step(gates[t], hw, b_ih, b_hh, hs[t], hs[t + 1], hn[t], one)
-    cache = (x.shape, xt, w_ih, w_hh, gates, hn, hs, return_sequences, par)
-    return _output(hs, return_sequences), cache
+    xt, gates, hs, hw = _start(x, w_ih, w_hh)  # input pre-activations, overwritten by (r, z, n)
+    hn = np.empty((hs.shape[0] - 1, hs.shape[1], hs.shape[2]), dtype=x.dtype)  # W_hn h + b_hn
+    y, run = _forward(_gru_fwd, x, xt, w_ih, w_hh, hs, hw, return_sequences,
+                      lambda t: (gates[t], hw, b_ih, b_hh, hs[t], hs[t + 1], hn[t], one))
+    return y, (run, gates, hn)
 
 
 def gru_backward(dy, cache):
     """Backpropagation through time for ``gru_forward``: ``(dx, dw_ih, dw_hh, db_ih, db_hh)``."""
-    x_shape, xt, w_ih, w_hh, gates, hn, hs, return_sequences, par = cache
-    T, N, G = gates.shape
-    H = G // 3
+    run, gates, hn = cache
+    hs = run[4]
     one = hs.dtype.type(1)
-    dgx = np.empty_like(gates)
-    dgh = np.empty_like(gates)
-    dh_rec = np.zeros((N, H), dtype=hs.dtype)
-    dh_carry = np.zeros((N, H), dtype=hs.dtype)
-    dy_at = _dy_steps(dy, return_sequences, T, np.zeros((N, H), dtype=hs.dtype))
-    step = _gru_bwd_parallel if par else _gru_bwd_serial
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            np.dot(dgh[t + 1], w_hh, out=dh_rec)
-        step(gates[t], hn[t], hs[t], dh_rec, dy_at(t), dh_carry, dgx[t], dgh[t], one)
-    dx, dw_ih = _input_grads(dgx, xt, w_ih, x_shape)
-    db_ih = dgx.reshape(T * N, G).sum(axis=0)
-    db_hh = dgh.reshape(T * N, G).sum(axis=0)
-    return dx, dw_ih, _recurrent_grad(dgh, hs), db_ih, db_hh
+    dgx, dgh = np.empty_like(gates), np.empty_like(gates)
+    dh_carry = np.zeros(hn.shape[1:], dtype=hn.dtype)
+    return _backward(_gru_bwd, dy, run, dgx, dgh,
+                     lambda t, dh_rec, dyt: (gates[t], hn[t], hs[t], dh_rec, dyt, dh_carry,
+                                             dgx[t], dgh[t], one))
