@@ -99,6 +99,10 @@ def _as_2d(a):
     return a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
 
 
+def _as_2d_shape(shape):
+    return (shape[0], shape[1], 1, shape[2])
+
+
 def _as_1d(a):
     return a.reshape(a.shape[0], a.shape[1], a.shape[3])
 
@@ -117,7 +121,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=N
     stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
     out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, out[1])
-    return be.impl("conv").conv2d(x, w, b, stride, padding, dilation, groups, relu)
+    return be.impl("conv").conv2d(x, w, b, out, stride, padding, dilation, groups, relu)
 
 
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_grad=True):
@@ -146,8 +150,8 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=N
     stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
     out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, out[1])
-    y = be.impl("conv").conv2d(_as_2d(x), _as_2d(w), b, (1,) + stride, (0,) + padding,
-                               (1,) + dilation, groups, relu)
+    y = be.impl("conv").conv2d(_as_2d(x), _as_2d(w), b, _as_2d_shape(out), (1,) + stride,
+                               (0,) + padding, (1,) + dilation, groups, relu)
     return _as_1d(y)
 
 
@@ -177,8 +181,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     output_padding = int_tuple(output_padding, "output_padding", 2, 0)
     out = _transposed_out_shape(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
     _check_bias(b, out[1])
-    return be.impl("conv").conv_transpose2d(x, w, b, stride, padding, output_padding, groups,
-                                            dilation)
+    return be.impl("conv").conv_transpose2d(x, w, b, out, stride, padding, groups, dilation)
 
 
 def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1,
@@ -191,5 +194,4 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     output_padding = int_tuple(output_padding, "output_padding", 2, 0)
     _check_dy(dy, _transposed_out_shape(x.shape, w.shape, stride, padding, output_padding,
                                         dilation, groups))
-    return be.impl("conv").conv_transpose2d_backward(dy, x, w, stride, padding, output_padding,
-                                                     groups, dilation)
+    return be.impl("conv").conv_transpose2d_backward(dy, x, w, stride, padding, groups, dilation)

@@ -179,26 +179,14 @@ def _bias_grad(dy):
     return out
 
 
-def _out_size(size, k, s, p, d):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _transposed_size(size, k, s, p, op, d):
-    return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
-
-
-def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
+def conv2d(x, w, b, y_shape, stride, padding, dilation, groups, relu=False):
     """y = conv2d(x, w, b), then ReLU if ``relu``.
 
     x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None: C-contiguous device
     arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    Returns y (N, C_out, Ho, Wo) on the device.
+    Returns y of shape ``y_shape`` (N, C_out, Ho, Wo: the wrapper's) on the device.
     """
-    N, _, H, W = x.shape
-    Co, _, kh, kw = w.shape
-    Ho = _out_size(H, kh, stride[0], padding[0], dilation[0])
-    Wo = _out_size(W, kw, stride[1], padding[1], dilation[1])
-    y = empty((N, Co, Ho, Wo), x.dtype)
+    y = empty(y_shape, x.dtype)
     y = _conv_forward(x, w, b, y, stride, padding, dilation, groups)
     return relu_inplace(y) if relu else y
 
@@ -217,27 +205,22 @@ def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True
     return dx, dw, _bias_grad(dy)
 
 
-def conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation):
+def conv_transpose2d(x, w, b, y_shape, stride, padding, groups, dilation):
     """y = conv_transpose2d(x, w, b), computed as conv2d's input gradient.
 
     x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None: C-contiguous device
-    arrays of one float dtype; stride, padding, output_padding, dilation: (h, w) int pairs;
-    groups: int. Returns y (N, C_out, Ho, Wo) with
-    Ho = (H-1)*stride - 2*padding + dilation*(kh-1) + output_padding + 1.
+    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs;
+    groups: int. Returns y of shape ``y_shape`` (the wrapper's, output padding included).
     """
-    N, _, H, W = x.shape
-    _, Cog, kh, kw = w.shape
-    Ho = _transposed_size(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
-    Wo = _transposed_size(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
-    y = empty((N, Cog * groups, Ho, Wo), x.dtype)
+    y = empty(y_shape, x.dtype)
     return _conv_data_grad(x, w, b, y, stride, padding, dilation, groups)
 
 
-def conv_transpose2d_backward(dy, x, w, stride, padding, output_padding, groups, dilation):
+def conv_transpose2d_backward(dy, x, w, stride, padding, groups, dilation):
     """Gradients of conv_transpose2d: returns (dx, dw, db) shaped like x, w and (C_out,).
 
     dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous device
-    arrays of one float dtype; stride, padding, output_padding, dilation: (h, w) int pairs;
+    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs;
     groups: int.
     """
     dx = empty(x.shape, x.dtype)
