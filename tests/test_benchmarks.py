@@ -24,7 +24,7 @@ def _load_bench():
 def _run(tmp_path, *flags):
     out = tmp_path / "kernels.json"
     proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out), *flags],
-                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text()), proc.stdout
 
