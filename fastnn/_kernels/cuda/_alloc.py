@@ -6,8 +6,8 @@ same sizes every step. The pool keeps the blocks of dead arrays and hands them o
 
 * **Blocks.** One raw device allocation per block (``cuda.device_array(size, uint8)``: whatever
   the running numba gives, so the simulator exercises the same pool logic), of a size class:
-  512 B at least, then four classes per power of two (at most 25 % rounding, and exact reuse
-  across the training steps of one shape).
+  512 B at least, then four classes per power of two (under 25 % rounding; the training steps
+  of one shape reuse exactly their blocks).
 * **Handing out.** An array is a view of a whole block (so it keeps the block's 256-byte
   alignment). On hardware its ``gpu_data`` is an ``AutoFreePointer`` over the block's address,
   owned as numba owns its own allocations: slices and reshapes hold references to it, and when
@@ -55,7 +55,7 @@ def size_class(nbytes):
     nbytes = int(nbytes)
     if nbytes <= MIN_BLOCK:
         return MIN_BLOCK
-    step = max(MIN_BLOCK, 1 << ((nbytes - 1).bit_length() - 3))
+    step = 1 << ((nbytes - 1).bit_length() - 3)
     return (nbytes + step - 1) // step * step
 
 
