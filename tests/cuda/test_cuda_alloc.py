@@ -164,6 +164,17 @@ def test_threads_share_the_pool_safely(pool):
     assert info["hits"] > info["misses"]
 
 
+def test_poison_fills_every_hand_out():
+    p = _alloc.DevicePool(limit=1 << 20, poison=True)
+    a = p.empty(10, F32)
+    assert np.isnan(to_host(a)).all()
+    a.copy_to_device(np.ones(10, np.float32))
+    del a
+    b = p.empty((2, 5), F32)                      # the same block, poisoned again
+    assert p.info()["hits"] == 1 and np.isnan(to_host(b)).all()
+    assert (to_host(p.empty(3, np.int64)) == -1).all()
+
+
 def test_public_functions():
     K.empty_cuda_cache()
     info = K.cuda_cache_info()
@@ -254,7 +265,7 @@ def test_hardware_wrapping_follows_numba_reference_counts():
 
         CTX = Ctx()
         addrs = iter(range(1 << 30, 1 << 31, 1 << 20))
-        pool = _alloc.DevicePool(limit=1 << 20, simulator=False)
+        pool = _alloc.DevicePool(limit=1 << 20, simulator=False, poison=False)
         pool._context = lambda: CTX
         pool._new_block = lambda size, ctx: _alloc._Block(Raw(next(addrs), size), size, ctx)
 

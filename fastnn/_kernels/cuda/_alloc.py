@@ -29,6 +29,9 @@ same sizes every step. The pool keeps the blocks of dead arrays and hands them o
   two host threads' kernels are not ordered, so there the default limit is 0 (no reuse). Work a
   caller queues on another stream over a fastnn array (CuPy, PyTorch) must finish before the
   array is dropped.
+* **Poison.** With ``FASTNN_CUDA_ALLOC_POISON=1`` every block is filled with 0xFF bytes (NaN
+  floats, -1 integers) when handed out, so a kernel that reads an output element before writing
+  it gives NaN instead of a stale value that may look right. The CUDA tests turn it on.
 * **Contexts.** Free lists are per CUDA context. Call ``empty_cuda_cache()`` before
   ``cuda.close()``: blocks cached for a closed context are never handed out again, but are only
   dropped by ``empty_cuda_cache()`` or eviction.
@@ -120,8 +123,11 @@ class DevicePool:
 
     ``simulator`` chooses how a block is wrapped into an array; the pool logic is the same."""
 
-    def __init__(self, limit=None, simulator=None):
+    def __init__(self, limit=None, simulator=None, poison=None):
         self.simulator = cfg.SIMULATOR if simulator is None else bool(simulator)
+        if poison is None:
+            poison = os.environ.get("FASTNN_CUDA_ALLOC_POISON", "") not in ("", "0")
+        self.poison = bool(poison)
         self._lock = threading.Lock()
         self._free = {}                          # (ctx, size) -> [block, ...] (last out first)
         self._lru = collections.OrderedDict()    # id(block) -> block, least recently freed first
@@ -164,6 +170,8 @@ class DevicePool:
             self._live_bytes += size
             self._live_blocks += 1
             self._peak = max(self._peak, self._live_bytes)
+        if self.poison:
+            self._fill_poison(block)
         return self._wrap(block, shape, dtype)
 
     def info(self):
@@ -209,6 +217,12 @@ class DevicePool:
                 ctx.deallocations.clear()
             raw = cuda.device_array(size, dtype=np.uint8)
         return _Block(raw, size, ctx)
+
+    def _fill_poison(self, block):
+        if self.simulator:
+            block.raw._ary.fill(0xFF)
+        else:
+            block.raw.gpu_data.memset(0xFF)      # cuMemsetD8: ordered on the default stream
 
     def _returned_by_finalizer(self, block):
         """Called by the finalizer of a hand-out's last reference: no lock, no allocation."""
