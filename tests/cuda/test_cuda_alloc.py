@@ -134,6 +134,29 @@ def test_empty_cache_releases_every_free_block(pool):
     del keep
 
 
+def test_out_of_memory_releases_the_cache_and_retries(pool, monkeypatch):
+    arrays = [pool.empty(n, F32) for n in (100, 1000)]
+    del arrays
+    assert pool.info()["cached_blocks"] == 2
+    real = _alloc.cuda.device_array
+    calls = []
+
+    def device_array(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise MemoryError("out of device memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_alloc.cuda, "device_array", device_array)
+    a = pool.empty(5000, F32)                     # no cached block fits: allocate, fail, retry
+    assert len(calls) == 2 and a.shape == (5000,)
+    assert pool.info()["cached_blocks"] == 0
+    monkeypatch.setattr(_alloc.cuda, "device_array", lambda *a, **k: (_ for _ in ()).throw(
+        ValueError("not an allocation failure")))
+    with pytest.raises(ValueError):
+        pool.empty(7000, F32)
+
+
 def test_threads_share_the_pool_safely(pool):
     errors = []
 

@@ -213,8 +213,11 @@ class DevicePool:
             if not _is_oom(exc):
                 raise
             self.empty_cache()
-            if not self.simulator:
-                ctx.deallocations.clear()
+            # numba queues the frees of the released blocks: run them now (its own retry
+            # would, too; an EMM plugin may have no such queue)
+            pending = getattr(getattr(ctx, "memory_manager", None), "deallocations", None)
+            if pending is not None:
+                pending.clear()
             raw = cuda.device_array(size, dtype=np.uint8)
         return _Block(raw, size, ctx)
 
