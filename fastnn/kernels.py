@@ -36,7 +36,11 @@ _FAMILY_OF = {name: family for family, names in _FAMILIES.items() for name in na
 _THREADS = ("set_num_threads", "get_num_threads", "cpu_work", "cpu_bound")
 # Output arrays reused across training steps (fastnn._kernels.cpu._workspace).
 _WORKSPACE = ("reuse_buffers",)
-__all__ = sorted(_FAMILY_OF) + list(_THREADS) + list(_WORKSPACE) + ["cpu", "cuda"]
+# fastnn's caching CUDA allocator (fastnn._kernels.cuda._alloc): its counters, releasing what it
+# caches, its bound.
+_CUDA_MEMORY = ("cuda_cache_info", "empty_cuda_cache", "set_cuda_cache_limit")
+__all__ = (sorted(_FAMILY_OF) + list(_THREADS) + list(_WORKSPACE) + list(_CUDA_MEMORY)
+           + ["cpu", "cuda"])
 
 
 def _public(name):
@@ -83,6 +87,8 @@ def __getattr__(name):
         ns = getattr(importlib.import_module("fastnn._kernels.cpu._threads"), name)
     elif name in _WORKSPACE:
         ns = getattr(importlib.import_module("fastnn._kernels.cpu._workspace"), name)
+    elif name in _CUDA_MEMORY:
+        ns = getattr(importlib.import_module("fastnn._kernels.cuda._alloc"), name)
     else:
         raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
     globals()[name] = ns

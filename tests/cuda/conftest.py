@@ -4,8 +4,14 @@ Each test runs a CUDA kernel on tiny shapes and compares it with the CPU kernel
 (``fastnn.kernels.cpu``) or a naive reference, to float32 rounding. Without numba-cuda the
 directory is not collected; with FASTNN_REAL_GPU=1 and no usable GPU every test is skipped.
 """
+import os
+
 import numpy as np
 import pytest
+
+# Every block of fastnn's CUDA allocator is handed out filled with 0xFF bytes (NaN floats): a
+# kernel reading an output element it has not written fails its test (fastnn/_kernels/cuda/_alloc)
+os.environ.setdefault("FASTNN_CUDA_ALLOC_POISON", "1")
 
 try:
     from numba import cuda

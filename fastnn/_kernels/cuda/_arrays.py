@@ -43,8 +43,8 @@ def contiguous(d):
     from ._config import SIMULATOR
     if SIMULATOR:
         if not d.is_c_contiguous():
-            from numba import cuda
-            d = cuda.to_device(np.ascontiguousarray(d.copy_to_host()))
+            from ._util import to_device
+            d = to_device(d.copy_to_host())
         return _simulator_array(d)
     if d.is_c_contiguous():
         return d
@@ -65,10 +65,10 @@ class CUDABackend:
     @staticmethod
     def _device(a, name):
         """A C-contiguous device array for ``a`` (no copy when it already is one)."""
-        from numba import cuda
+        from ._util import to_device
         if is_device_array(a):
             return contiguous(_as_device(a))
-        return contiguous(cuda.to_device(np.ascontiguousarray(np.asarray(a))))
+        return contiguous(to_device(np.asarray(a)))
 
     def float_array(self, a, name, ndim=None, dtype=None, layout=None):
         """A C-contiguous float32/float64 device array; dtype must match ``dtype`` if given."""

@@ -253,7 +253,7 @@ def launch(A, B, C, M, N, K, G=1, *, amode=A_ROW, bmode=B_ROW, cmode=C_ROW, bias
     the device). With more than one chunk, partial products go to a scratch buffer and a second
     kernel sums them in a fixed order (deterministic).
     """
-    from ._util import dummy, flat
+    from ._util import dummy, empty
     dtype = np.dtype(C.dtype)
     if M == 0 or N == 0 or G == 0:
         return C
@@ -278,7 +278,9 @@ def launch(A, B, C, M, N, K, G=1, *, amode=A_ROW, bmode=B_ROW, cmode=C_ROW, bias
         k = gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode)
         k[(gx, gy, G), nt](A, B, C, bias_arr, tab, M, N, K, max(kchunk, BK), 1, pa, pb, pc)
         return C
-    work = cuda.device_array(G * split * M * N, dtype=dtype)
+    # scratch from the caching allocator: returned when ``work`` dies at the end of this call,
+    # while the kernels may still run; the default stream orders them before its next user
+    work = empty(G * split * M * N, dtype)
     k = gemm_kernel(dtype, tiles, amode, bmode, C_ROW, BIAS_NONE)
     k[(gx, gy, G * split), nt](A, B, work, bias_arr, tab, M, N, K, kchunk, split, pa, pb,
                                (split * M * N, N, M * N, 0, 0, 0))
@@ -292,12 +294,12 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, bias=None, bias_axis=1,
 
     ``bias_axis`` 1 adds ``bias[n]`` to each row, 0 adds ``bias[m]`` to each column.
     """
-    from ._util import flat
+    from ._util import empty, flat
     M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
     K2, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
     assert K == K2
     if out is None:
-        out = cuda.device_array((M, N), dtype=a.dtype)
+        out = empty((M, N), a.dtype)
     bias_mode = BIAS_NONE if bias is None else (BIAS_N if bias_axis == 1 else BIAS_M)
     launch(flat(a), flat(b), flat(out), M, N, K,
            amode=A_COL if trans_a else A_ROW, bmode=B_COL if trans_b else B_ROW,

@@ -4,6 +4,7 @@ import functools
 import numpy as np
 from numba import cuda
 
+from . import _alloc
 from . import _config as cfg
 
 
@@ -33,7 +34,8 @@ def flat(a):
 
 
 def empty(shape, dtype):
-    return cuda.device_array(shape, dtype=np.dtype(dtype))
+    """An uninitialised C-contiguous device array from fastnn's caching allocator (``_alloc``)."""
+    return _alloc.empty(shape, dtype)
 
 
 @cuda.jit
@@ -50,6 +52,15 @@ def fill(a, value):
     if f.size:
         _fill[cfg.grid(f.size), cfg.TPB](f, np.dtype(a.dtype).type(value))
     return a
+
+
+def to_device(host):
+    """A device copy (from the caching allocator) of the host array ``host``."""
+    h = np.ascontiguousarray(host)
+    out = empty(h.shape, h.dtype)
+    if h.size:
+        out.copy_to_device(h)
+    return out
 
 
 def zeros(shape, dtype):
@@ -133,7 +144,7 @@ def gather_strided(d):
     item = np.dtype(d.dtype).itemsize
     strides = [s // item for s in d.strides]
     if any(s < 0 for s in strides) or any(s % item for s in d.strides):
-        return cuda.to_device(np.ascontiguousarray(d.copy_to_host()))
+        return to_device(d.copy_to_host())
     if d.size == 0:
         return empty(d.shape, d.dtype)
     span = 1 + sum((n - 1) * s for n, s in zip(d.shape, strides))

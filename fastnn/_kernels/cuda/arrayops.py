@@ -12,6 +12,7 @@ from numba import cuda
 from . import _config as cfg
 from ._arrays import _as_device
 from ._reduce import block_sum, sum_partials
+from ._util import to_device as _to_device
 from ._util import copy, empty, fill, flat  # noqa: F401 (copy, fill: fastnn._kernels.arrayops)
 
 _RT = cfg.REDUCE_TPB
@@ -200,7 +201,7 @@ def as_device(a):
 
 def to_device(a):
     """A device copy of the host array ``a``."""
-    return cuda.to_device(np.ascontiguousarray(a))
+    return _to_device(a)
 
 
 def assign(dst, src):

@@ -18,7 +18,7 @@ from numba import cuda
 from . import _config as cfg
 from .activation import row_threads
 from ._reduce import block_sum, row_max_exp_sum, sum_partials
-from ._util import dummy, empty, flat
+from ._util import dummy, empty, flat, to_device
 
 _RT = cfg.REDUCE_TPB
 
@@ -91,7 +91,7 @@ def _scale(n, k, sample_weight, dtype):
     if sample_weight is None:
         return dummy(dtype), False, t(1.0 / (n * k))
     w = sample_weight.copy_to_host().astype(np.float64)
-    return cuda.to_device((w / (w.sum() * k)).astype(dtype)), True, t(0)
+    return to_device((w / (w.sum() * k)).astype(dtype)), True, t(0)
 
 
 def _finish(part, nblocks, dtype):
