@@ -115,7 +115,7 @@ def versions():
     (installed distributions; None where one is missing)."""
     names = {"numpy": "numpy", "numba": "numba", "scipy": "scipy", "sklearn": "scikit-learn",
              "torch": "torch", "threadpoolctl": "threadpoolctl", "fastnn": "fastnn"}
-    out = {"python": platform.pythonversion()}
+    out = {"python": platform.python_version()}
     out.update({key: version(dist) for key, dist in names.items()})
     out["fastnn_git"] = _git_commit()
     return out
