@@ -6,14 +6,13 @@ the CPU and the GPU.
 Semantics are those of ``torch.nn.functional.conv2d``, ``conv1d`` and ``conv_transpose2d`` and of
 their autograd. 1-D convolutions run the 2-D kernels on a height-1 view.
 """
-import numbers
 
 from ._dispatch import backend
-from ._validate import conv_output_size, fused_relu, int_tuple
+from ._validate import conv_output_size, fused_relu, int_tuple, is_int
 
 
 def _groups(groups):
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
+    if not is_int(groups):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:
         raise ValueError(f"groups must be positive, got {groups!r}")
