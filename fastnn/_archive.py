@@ -15,6 +15,7 @@ import zipfile
 import zlib
 
 import numpy as np
+from ._kernels._validate import is_int
 
 FORMAT_VERSION = 1
 _META_KEY = "__fastnn__"
@@ -247,7 +248,7 @@ def read_archive(data, max_bytes=MAX_FILE_BYTES):
         if not isinstance(meta, dict) or meta.get("format") != "fastnn":
             raise _Invalid("not a fastnn file (wrong format tag)")
         version = meta.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or \
+        if not is_int(version) or \
                 not 1 <= version <= FORMAT_VERSION:
             raise _Invalid(f"unsupported fastnn file version {version!r}")
         keys = meta.get("arrays")

@@ -24,7 +24,6 @@ may embed models with ``model_state(model) -> (config, arrays)`` and
 """
 import importlib
 import json
-import numbers
 
 from ._archive import (FORMAT_VERSION, MAX_FILE_BYTES, _Invalid, pack, read_archive,  # noqa: F401
                        read_file, write)
@@ -32,6 +31,7 @@ from .nn._state import (_layer_registry, _model_from_state,  # noqa: F401 (re-ex
                         _optimizer_from_state, _optimizer_state, class_path, model_from_state,
                         model_state, register_layer, save_model)
 from .nn.base import Layer, model_buffers, parameter_budget  # noqa: F401
+from ._kernels._validate import is_int
 
 __all__ = ["save", "load", "model_state", "model_from_state", "model_buffers",
            "register_layer", "register_object", "OBJECT_MODULES", "FORMAT_VERSION"]
@@ -110,7 +110,7 @@ def load(path, return_optimizer=False, max_bytes=MAX_FILE_BYTES):
     before anything is allocated for it, and the model may create no more parameter values than
     the file holds.
     """
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral) or max_bytes < 1:
+    if not is_int(max_bytes) or max_bytes < 1:
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     data, where = read_file(path, int(max_bytes))
     try:

@@ -6,8 +6,14 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _is_int(v):
+def is_int(v):
+    """An integer (Python or NumPy), not a bool: the one integer check of fastnn."""
     return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+
+
+def is_real(v):
+    """A real number (Python or NumPy, integers included), not a bool."""
+    return type(v) is float or (isinstance(v, numbers.Real) and not isinstance(v, bool))
 
 
 def int_tuple(value, name, n, minimum):
@@ -15,14 +21,14 @@ def int_tuple(value, name, n, minimum):
     if type(value) is tuple and len(value) == n and all(type(v) is int and v >= minimum
                                                          for v in value):
         return value  # the common case, already in shape (layers pass validated tuples)
-    if _is_int(value):
+    if is_int(value):
         out = (int(value),) * n
     else:
         try:
             out = tuple(value)
         except TypeError:
             out = None
-        if out is None or len(out) != n or not all(_is_int(v) for v in out):
+        if out is None or len(out) != n or not all(is_int(v) for v in out):
             raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
         out = tuple(int(v) for v in out)
     if any(v < minimum for v in out):
@@ -40,7 +46,7 @@ def single(value, name, minimum=1):
 
 
 def check_ndim(a, name, ndim, layout=None):
-    ndims = (ndim,) if _is_int(ndim) else tuple(ndim)
+    ndims = (ndim,) if is_int(ndim) else tuple(ndim)
     if a.ndim not in ndims:
         want = " or ".join(str(d) for d in ndims)
         extra = f" {layout}" if layout else ""
@@ -62,7 +68,7 @@ def check_float(a, name, dtype=None):
 
 def check_scalar(value, name, low=None, high=None, low_open=False, high_open=False):
     """A real number within [low, high] (open ends where asked), returned as float."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not is_real(value):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not np.isfinite(value):

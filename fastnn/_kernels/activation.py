@@ -4,12 +4,11 @@ Every function takes an array of any shape (float32 or float64) and returns arra
 dtype. ``<name>_backward(dy, x, ...)`` takes the output gradient ``dy`` (shape and dtype of ``x``)
 and the forward input ``x``, and returns ``dx`` (``prelu_backward`` returns ``(dx, dweight)``).
 """
-import numbers
 
 import numpy as np
 
 from ._dispatch import backend
-from ._validate import check_scalar, check_shape
+from ._validate import check_scalar, check_shape, is_int, is_real
 
 
 def _float(be, a, name, dtype=None):
@@ -87,7 +86,7 @@ def elu_backward(dy, x, alpha=1.0):
 
 
 def _prelu_weight(be, weight, x):
-    if isinstance(weight, numbers.Real) and not isinstance(weight, bool):
+    if is_real(weight):
         weight = np.array(weight, dtype=np.dtype(x.dtype))  # one slope given as a number
     shape = np.shape(weight)
     w = be.float_array(weight, "weight", dtype=x.dtype)
@@ -119,7 +118,7 @@ def prelu_backward(dy, x, weight):
 
 
 def _axis(axis, x):
-    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+    if not is_int(axis):
         raise TypeError(f"axis must be an int, got {axis!r}")
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension, got a 0-d array")

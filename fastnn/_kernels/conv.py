@@ -1,16 +1,18 @@
-"""Convolutions (public wrappers): validate, normalise, dispatch to the CPU or CUDA kernels.
+"""Convolutions (public wrappers): validate, normalise, compute the output shape, allocate it
+through the backend and compose the backend's four operations (``conv_forward``,
+``conv_data_grad``, ``conv_weight_grad``, ``bias_grad``) into each public op: written once for
+the CPU and the GPU.
 
 Semantics are those of ``torch.nn.functional.conv2d``, ``conv1d`` and ``conv_transpose2d`` and of
 their autograd. 1-D convolutions run the 2-D kernels on a height-1 view.
 """
-import numbers
 
 from ._dispatch import backend
-from ._validate import conv_output_size, fused_relu, int_tuple
+from ._validate import conv_output_size, fused_relu, int_tuple, is_int
 
 
 def _groups(groups):
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
+    if not is_int(groups):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:
         raise ValueError(f"groups must be positive, got {groups!r}")
@@ -107,6 +109,22 @@ def _as_1d(a):
     return a.reshape(a.shape[0], a.shape[1], a.shape[3])
 
 
+def _conv2d(be, x, w, b, out_shape, stride, padding, dilation, groups, relu):
+    impl = be.impl("conv")
+    return impl.conv_forward(x, w, b, impl.empty(out_shape, x.dtype), stride, padding, dilation,
+                             groups, relu)
+
+
+def _conv2d_backward(be, dy, x, w, stride, padding, dilation, groups, input_grad):
+    impl = be.impl("conv")
+    dx = None
+    if input_grad:  # False: dx is not needed (the first layer of a network); returned as None
+        dx = impl.conv_data_grad(dy, w, None, impl.empty(x.shape, x.dtype), stride, padding,
+                                 dilation, groups)
+    dw = impl.conv_weight_grad(dy, x, w.shape, stride, padding, dilation, groups)
+    return dx, dw, impl.bias_grad(dy)
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
     """2-D convolution as ``torch.nn.functional.conv2d``.
 
@@ -121,7 +139,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=N
     stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
     out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, out[1])
-    return be.impl("conv").conv2d(x, w, b, out, stride, padding, dilation, groups, relu)
+    return _conv2d(be, x, w, b, out, stride, padding, dilation, groups, relu)
 
 
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_grad=True):
@@ -134,8 +152,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_g
     x, w, _, dy = _arrays(be, x, w, dy=dy)
     stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
     _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
-    return be.impl("conv").conv2d_backward(dy, x, w, stride, padding, dilation, groups,
-                                           bool(input_grad))
+    return _conv2d_backward(be, dy, x, w, stride, padding, dilation, groups, bool(input_grad))
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
@@ -150,8 +167,8 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=N
     stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
     out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
     _check_bias(b, out[1])
-    y = be.impl("conv").conv2d(_as_2d(x), _as_2d(w), b, _as_2d_shape(out), (1,) + stride,
-                               (0,) + padding, (1,) + dilation, groups, relu)
+    y = _conv2d(be, _as_2d(x), _as_2d(w), b, _as_2d_shape(out), (1,) + stride, (0,) + padding,
+                (1,) + dilation, groups, relu)
     return _as_1d(y)
 
 
@@ -162,9 +179,8 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_g
     x, w, _, dy = _arrays(be, x, w, dy=dy, nd=1)
     stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
     _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
-    dx, dw, db = be.impl("conv").conv2d_backward(
-        _as_2d(dy), _as_2d(x), _as_2d(w), (1,) + stride, (0,) + padding, (1,) + dilation, groups,
-        bool(input_grad))
+    dx, dw, db = _conv2d_backward(be, _as_2d(dy), _as_2d(x), _as_2d(w), (1,) + stride,
+                                  (0,) + padding, (1,) + dilation, groups, bool(input_grad))
     return None if dx is None else _as_1d(dx), _as_1d(dw), db
 
 
@@ -181,7 +197,9 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     output_padding = int_tuple(output_padding, "output_padding", 2, 0)
     out = _transposed_out_shape(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
     _check_bias(b, out[1])
-    return be.impl("conv").conv_transpose2d(x, w, b, out, stride, padding, groups, dilation)
+    # the transposed convolution is conv2d's input gradient
+    return be.impl("conv").conv_data_grad(x, w, b, be.impl("conv").empty(out, x.dtype), stride,
+                                          padding, dilation, groups)
 
 
 def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1,
@@ -194,4 +212,8 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     output_padding = int_tuple(output_padding, "output_padding", 2, 0)
     _check_dy(dy, _transposed_out_shape(x.shape, w.shape, stride, padding, output_padding,
                                         dilation, groups))
-    return be.impl("conv").conv_transpose2d_backward(dy, x, w, stride, padding, groups, dilation)
+    impl = be.impl("conv")
+    dx = impl.conv_forward(dy, w, None, impl.empty(x.shape, x.dtype), stride, padding, dilation,
+                           groups)
+    dw = impl.conv_weight_grad(x, dy, w.shape, stride, padding, dilation, groups)
+    return dx, dw, impl.bias_grad(dy)

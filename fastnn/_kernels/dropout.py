@@ -1,12 +1,11 @@
 """Inverted dropout: in training each unit is zeroed with probability ``p`` and the kept units are
 scaled by ``1 / (1 - p)``; the mask comes from a counter-based generator keyed by ``seed`` (the
 same mask for a seed on any thread count and on the GPU)."""
-import numbers
 
 import numpy as np
 
 from ._dispatch import backend, to_host
-from ._validate import check_scalar, check_shape
+from ._validate import check_scalar, check_shape, is_int
 
 
 def _p(p):
@@ -14,7 +13,7 @@ def _p(p):
 
 
 def _seed(seed):
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     seed = int(seed)
     if not 0 <= seed < 2 ** 64:

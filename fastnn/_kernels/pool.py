@@ -10,7 +10,7 @@ import numbers
 import numpy as np
 
 from ._dispatch import backend
-from ._validate import pair, single
+from ._validate import is_int, pair, single
 
 _LAYOUT_2D = "(N, C, H, W)"
 _LAYOUT_1D = "(N, C, L)"
@@ -45,7 +45,7 @@ def _x_shape(x_shape, ndim, layout):
     except TypeError:
         shape = None
     if (shape is None or len(shape) != ndim
-            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in shape)):
+            or not all(is_int(v) for v in shape)):
         raise TypeError(f"x_shape must be a sequence of {ndim} ints {layout}, got {x_shape!r}")
     shape = tuple(int(v) for v in shape)
     if min(shape[:2]) < 0 or min(shape[2:]) < 1:
@@ -182,7 +182,7 @@ def global_avg_pool2d_backward(dy, x_shape):
 
 
 def _seed(seed):
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if not 0 <= int(seed) < 2 ** 64:
         raise ValueError(f"seed must be in [0, 2**64), got {seed!r}")

@@ -16,6 +16,7 @@ from . import init, optimizers
 from ._array import to_host
 from .base import Layer, model_buffers
 from .sequential import Sequential
+from .._kernels._validate import is_int
 
 _LAYER_MODULES = ("fastnn.nn.base", "fastnn.nn.sequential", "fastnn.nn.layers",
                   "fastnn.nn.recurrent")
@@ -162,7 +163,7 @@ def _host(a):
 
 def _int_list(value, what):
     if not isinstance(value, list) or not all(
-            v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+            v is None or (is_int(v) and v >= 0)
             for v in value):
         raise _Invalid(f"{what} must be a list of non-negative ints")
     return value

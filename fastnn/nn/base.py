@@ -172,22 +172,8 @@ def claim_values(layer, count):
 
 
 def model_buffers(model):
-    """Non-trainable state arrays of every layer, by path (``"3/running_mean"``), in model order."""
-    out = {}
-
-    def walk(layer, prefix):
-        subs = getattr(layer, "layers", None)
-        if isinstance(subs, list):
-            for i, sub in enumerate(subs):
-                walk(sub, f"{prefix}{i}/")
-        buffers = getattr(layer, "buffers", None)
-        if callable(buffers):
-            for name, arr in buffers().items():
-                if arr is not None:
-                    out[prefix + name] = arr
-
-    walk(model, "")
-    return out
+    """``model.named_buffers()``: non-trainable state arrays by path, in model order."""
+    return model.named_buffers()
 
 
 def parameter_count(model):
@@ -230,6 +216,18 @@ class Layer:
     def buffers(self):
         """Non-trainable state saved with the model (e.g. BatchNorm running statistics)."""
         return {}
+
+    def children(self):
+        """The layers this one is made of (a ``Sequential``'s), in order; none for a plain layer."""
+        return []
+
+    def named_buffers(self):
+        """Every non-trainable state array of this layer and its children, by path
+        (``"3/running_mean"``), in model order."""
+        out = {name: arr for name, arr in self.buffers().items() if arr is not None}
+        for i, child in enumerate(self.children()):
+            out.update({f"{i}/{name}": arr for name, arr in child.named_buffers().items()})
+        return out
 
     def _init_rng(self):
         if self._rng is None:

@@ -24,7 +24,7 @@ import numpy as np
 from .. import kernels as K
 from .._kernels import conv as _conv_ops
 from .._kernels import pool as _pool_ops
-from .._kernels._validate import check_scalar, int_tuple
+from .._kernels._validate import check_scalar, int_tuple, is_int
 from . import init as _init
 from ._array import accumulate
 from .base import Layer, claim_values
@@ -37,7 +37,7 @@ __all__ = ["Dense", "Conv1D", "Conv2D", "Conv2DTranspose",
 
 # -- argument checks (run at construction; messages name the layer and the argument) ----------
 def _positive_int(value, name, owner, minimum=1):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+    if not is_int(value):
         raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
@@ -55,7 +55,7 @@ def _bool(value, name, owner):
 
 
 def _seed(value, owner):
-    if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+    if value is not None and (not is_int(value)
                               or value < 0):
         raise TypeError(f"{owner}: seed must be None or a non-negative int, got {value!r}")
 
@@ -699,7 +699,7 @@ class Softmax(_Stateless):
 
     def __init__(self, axis=-1):
         super().__init__()
-        if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        if not is_int(axis):
             raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
         self.axis = int(axis)
 

@@ -19,13 +19,13 @@ State arrays live on the parameters' device and follow the model when it moves (
 ``state_dict()`` returns host copies, and pickling stores host arrays.
 """
 import math
-import numbers
 
 import numpy as np
 
 from .. import kernels
 from . import _array
 from .base import FlatBuffer, Parameter
+from .._kernels._validate import is_int, is_real
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm", "get"]
 
@@ -49,7 +49,7 @@ def _flat_of(params):
 
 
 def _nonneg(value, name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not is_real(value):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value < 0:
@@ -152,7 +152,7 @@ class Optimizer:
                                  f"{self.flat.data.shape}, got {a.dtype} {a.shape}")
             arrays[name] = a
         step = state.get("step", 0)
-        if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 0:
+        if not is_int(step) or step < 0:
             raise ValueError(f"state['step'] must be an int >= 0, got {step!r}")
         config = {}
         for name in self._hyper:

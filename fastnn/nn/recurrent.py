@@ -25,6 +25,7 @@ from .._kernels._device import is_cuda_array
 from . import init
 from ._array import accumulate
 from .base import Layer, claim_values
+from .._kernels._validate import is_int
 
 
 
@@ -38,7 +39,7 @@ class _Recurrent(Layer):
 
     def __init__(self, units, return_sequences=False):
         super().__init__()
-        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units < 1:
+        if not is_int(units) or units < 1:
             raise ValueError(f"{type(self).__name__}: units must be a positive int, got {units!r}")
         if not isinstance(return_sequences, (bool, np.bool_)):
             raise TypeError(f"{type(self).__name__}: return_sequences must be a bool, "

@@ -35,6 +35,9 @@ class Sequential(Layer):
         inner = ",\n".join("  " + repr(layer) for layer in self.layers)
         return f"Sequential(\n{inner}\n)"
 
+    def children(self):
+        return list(self.layers)
+
     def __len__(self):
         return len(self.layers)
 

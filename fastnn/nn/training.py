@@ -28,6 +28,7 @@ from . import schedules as _schedules
 from .base import model_buffers
 from .optimizers import Optimizer, clip_grad_norm
 from .progress import Progress
+from .._kernels._validate import is_int
 
 
 # scikit-learn's MLP words for the same fault (it raises ValueError after its last epoch).
@@ -475,7 +476,7 @@ def _prepare(x, y, loss_fn, dtype, sample_weight, name="x"):
 
 
 def _check_int(value, name, minimum):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 

@@ -5,6 +5,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
+from .._kernels._validate import is_int
 
 
 
@@ -74,10 +75,6 @@ def _fitted_scalars(est):
     return out
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _is_real(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -88,13 +85,13 @@ def _reals_or_none(v):
 
 # What each saved fitted attribute must be (a file from a stranger is checked against it).
 _SCALAR_CHECKS = {
-    "n_iter_": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
-    "t_": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
-    "n_features_in_": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
-    "n_layers_": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
-    "n_outputs_": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
-    "_no_improvement_count": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
-    "_y_ndim": (lambda v: v in (1, 2) and _is_int(v), "1 or 2"),
+    "n_iter_": (lambda v: is_int(v) and v >= 0, "an int >= 0"),
+    "t_": (lambda v: is_int(v) and v >= 0, "an int >= 0"),
+    "n_features_in_": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
+    "n_layers_": (lambda v: is_int(v) and v >= 2, "an int >= 2"),
+    "n_outputs_": (lambda v: is_int(v) and v >= 1, "an int >= 1"),
+    "_no_improvement_count": (lambda v: is_int(v) and v >= 0, "an int >= 0"),
+    "_y_ndim": (lambda v: v in (1, 2) and is_int(v), "1 or 2"),
     "loss_": (lambda v: v is None or _is_real(v), "a number or null"),
     "best_loss_": (lambda v: v is None or _is_real(v), "a number or null"),
     "best_validation_score_": (lambda v: v is None or _is_real(v), "a number or null"),
@@ -215,7 +212,7 @@ def _mlp_from_state(cls, config, arrays):
             if a.dtype != dtype or a.shape != (want,) or not np.isfinite(a).all():
                 raise ValueError(f"{name} must be {want} finite {dtype} values (one per "
                                  f"parameter), got {a.dtype} {a.shape}")
-        if not (np.isfinite(lr) and lr > 0) or not isinstance(t, int) or isinstance(t, bool) \
+        if not (np.isfinite(lr) and lr > 0) or not is_int(t) \
                 or t < 0:
             raise ValueError(f"invalid optimizer state: lr={lr!r}, t={t!r}")
         est._optimizer_state = dict(lr=lr, t=t, m=m, v=v)

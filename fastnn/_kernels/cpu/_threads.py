@@ -24,10 +24,10 @@ module imports nothing heavy (Numba loads at the first ``cpu_work()``), so layer
 can decorate their entry points with ``cpu_bound`` at import time.
 """
 import functools
-import numbers
 import os
 import threading
 from time import monotonic as _monotonic
+from .._validate import is_int
 
 _lock = threading.Lock()
 _local = threading.local()
@@ -70,7 +70,7 @@ def set_num_threads(n):
     global _requested
     import numba
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        if not is_int(n) or n < 1:
             raise ValueError(f"the number of threads must be an int >= 1 or None, got {n!r}")
         n = min(int(n), max_threads())
     _requested = n

@@ -1,6 +1,6 @@
 """Convolution kernels (CPU), parallel over blocks of the batch.
 
-Forward, by blocks of output rows of one image (``_conv_forward`` picks the path):
+Forward, by blocks of output rows of one image (``conv_forward`` picks the path):
 - long reductions: the image is copied once into a zero-padded channels-last buffer, each block is
   unrolled into rows (``_im2row``, long contiguous copies) and multiplied with the weights by
   ``_gemm_nt``, a register-tiled product (8x3 or 4x3 outputs, by the CPU's vector registers;
@@ -740,7 +740,7 @@ def _forward_path(K, cog, stride):
     return 1 if K < _SMALL_K else 0
 
 
-def _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
+def conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
     """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b), then ReLU if ``relu``; Ho, Wo may be
     below the natural size and padding may be negative (used by the input gradient)."""
     N = x.shape[0]
@@ -767,7 +767,7 @@ def _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
     return y
 
 
-def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
+def conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
     """Fill ``dx`` (N, C_in, H, W) with conv2d's input gradient of ``dy`` (+ b per channel)."""
     N, C = dx.shape[0], dx.shape[1]
     Co, Cg, kh, kw = w.shape
@@ -778,7 +778,7 @@ def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
         wf = w.reshape(groups, Co // groups, Cg, kh, kw).transpose(0, 2, 1, 3, 4)
         wf = wf[:, :, :, ::-1, ::-1].reshape(C, Co // groups, kh, kw)
         pad = (dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1])
-        return _conv_forward(dy, wf, b, dx, (1, 1), pad, dilation, groups)
+        return conv_forward(dy, wf, b, dx, (1, 1), pad, dilation, groups)
     w2 = w.reshape(Co, -1)
     bias = b if b is not None else np.zeros(0, dx.dtype)
     nchunks = _nchunks(N)
@@ -788,7 +788,7 @@ def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
     return dx
 
 
-def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
+def conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     """conv2d's weight gradient (shape ``w_shape``) for output gradient dy and input x."""
     Co, Cg, kh, kw = w_shape
     N = x.shape[0]
@@ -814,57 +814,9 @@ def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     return dw.reshape(w_shape)
 
 
-def _bias_grad(dy):
+def bias_grad(dy):
     """Sum of dy (N, C, ...) over every axis but 1, in dy's dtype."""
     out = np.zeros(dy.shape[1], np.float64)
     if dy.shape[0] and dy.shape[1]:
         _channel_sum(dy.reshape(dy.shape[0], dy.shape[1], -1), out)
     return out.astype(dy.dtype)
-
-
-def conv2d(x, w, b, y_shape, stride, padding, dilation, groups, relu=False):
-    """y = conv2d(x, w, b), then ReLU if ``relu`` (fused: applied as each block is computed).
-
-    x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None, all C-contiguous of one
-    float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    Returns y of shape ``y_shape`` (N, C_out, Ho, Wo: the wrapper's).
-    """
-    y = empty(y_shape, x.dtype)
-    return _conv_forward(x, w, b, y, stride, padding, dilation, groups, relu)
-
-
-def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True):
-    """Gradients of conv2d: returns (dx, dw, db) shaped like x, w and (C_out,).
-
-    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw): C-contiguous, one
-    float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    """
-    dx = None
-    if input_grad:  # False: dx is not needed (the first layer of a network); returned as None
-        dx = empty(x.shape, x.dtype)
-        _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
-    dw = _conv_weight_grad(dy, x, w.shape, stride, padding, dilation, groups)
-    return dx, dw, _bias_grad(dy)
-
-
-def conv_transpose2d(x, w, b, y_shape, stride, padding, groups, dilation):
-    """y = conv_transpose2d(x, w, b), computed as conv2d's input gradient.
-
-    x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None: C-contiguous, one float
-    dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    Returns y of shape ``y_shape`` (the wrapper's, output padding included).
-    """
-    y = empty(y_shape, x.dtype)
-    return _conv_data_grad(x, w, b, y, stride, padding, dilation, groups)
-
-
-def conv_transpose2d_backward(dy, x, w, stride, padding, groups, dilation):
-    """Gradients of conv_transpose2d: returns (dx, dw, db) shaped like x, w and (C_out,).
-
-    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous, one
-    float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    """
-    dx = empty(x.shape, x.dtype)
-    _conv_forward(dy, w, None, dx, stride, padding, dilation, groups)
-    dw = _conv_weight_grad(x, dy, w.shape, stride, padding, dilation, groups)
-    return dx, dw, _bias_grad(dy)

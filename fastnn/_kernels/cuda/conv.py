@@ -134,17 +134,19 @@ def _gather_gemm(tables, a, b, c, stride, padding, dilation, groups, bias=None):
     return c
 
 
-def _conv_forward(x, w, b, y, stride, padding, dilation, groups):
-    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b); Ho, Wo may be below the natural size."""
-    return _gather_gemm(_forward_tables, w, x, y, stride, padding, dilation, groups, b)
+def conv_forward(x, w, b, y, stride, padding, dilation, groups, relu=False):
+    """Fill ``y`` (N, C_out, Ho, Wo) with conv2d(x, w, b), then ReLU if ``relu`` (a second pass
+    over y); Ho, Wo may be below the natural size."""
+    y = _gather_gemm(_forward_tables, w, x, y, stride, padding, dilation, groups, b)
+    return relu_inplace(y) if relu else y
 
 
-def _conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
+def conv_data_grad(dy, w, b, dx, stride, padding, dilation, groups):
     """Fill ``dx`` (N, C_in, H, W) with conv2d's input gradient of ``dy`` (+ b per channel)."""
     return _gather_gemm(_data_tables, w, dy, dx, stride, padding, dilation, groups, b)
 
 
-def _conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
+def conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     """conv2d's weight gradient, shape ``w_shape``: sum over the batch of dy[n] (x) im2col(x[n])."""
     if dy.shape[0] * dy.shape[2] * dy.shape[3] == 0:    # K = 0: nothing to sum
         return zeros(tuple(w_shape), x.dtype)
@@ -169,7 +171,7 @@ def _channel_sum_kernel(a, out, N, C, P):
             out[c] = s
 
 
-def _bias_grad(dy):
+def bias_grad(dy):
     """Sum of dy (N, C, ...) over every axis but 1, in dy's dtype."""
     C = dy.shape[1]
     out = empty(C, dy.dtype)
@@ -177,53 +179,3 @@ def _bias_grad(dy):
         P = int(np.prod(dy.shape[2:], dtype=np.int64))
         _channel_sum_kernel[min(C, cfg.max_blocks()), _RT](flat(dy), out, dy.shape[0], C, P)
     return out
-
-
-def conv2d(x, w, b, y_shape, stride, padding, dilation, groups, relu=False):
-    """y = conv2d(x, w, b), then ReLU if ``relu``.
-
-    x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None: C-contiguous device
-    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    Returns y of shape ``y_shape`` (N, C_out, Ho, Wo: the wrapper's) on the device.
-    """
-    y = empty(y_shape, x.dtype)
-    y = _conv_forward(x, w, b, y, stride, padding, dilation, groups)
-    return relu_inplace(y) if relu else y
-
-
-def conv2d_backward(dy, x, w, stride, padding, dilation, groups, input_grad=True):
-    """Gradients of conv2d: returns (dx, dw, db) shaped like x, w and (C_out,), on the device.
-
-    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw): C-contiguous device
-    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs; groups: int.
-    """
-    dx = None
-    if input_grad:  # False: dx is not needed (the first layer of a network); returned as None
-        dx = empty(x.shape, x.dtype)
-        _conv_data_grad(dy, w, None, dx, stride, padding, dilation, groups)
-    dw = _conv_weight_grad(dy, x, w.shape, stride, padding, dilation, groups)
-    return dx, dw, _bias_grad(dy)
-
-
-def conv_transpose2d(x, w, b, y_shape, stride, padding, groups, dilation):
-    """y = conv_transpose2d(x, w, b), computed as conv2d's input gradient.
-
-    x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out,) or None: C-contiguous device
-    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs;
-    groups: int. Returns y of shape ``y_shape`` (the wrapper's, output padding included).
-    """
-    y = empty(y_shape, x.dtype)
-    return _conv_data_grad(x, w, b, y, stride, padding, dilation, groups)
-
-
-def conv_transpose2d_backward(dy, x, w, stride, padding, groups, dilation):
-    """Gradients of conv_transpose2d: returns (dx, dw, db) shaped like x, w and (C_out,).
-
-    dy (N, C_out, Ho, Wo), x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw): C-contiguous device
-    arrays of one float dtype; stride, padding, dilation: (h, w) int pairs;
-    groups: int.
-    """
-    dx = empty(x.shape, x.dtype)
-    _conv_forward(dy, w, None, dx, stride, padding, dilation, groups)
-    dw = _conv_weight_grad(x, dy, w.shape, stride, padding, dilation, groups)
-    return dx, dw, _bias_grad(dy)
