@@ -1,4 +1,4 @@
-"""Decision regions of fastnn's MLPClassifier: capacity and L2 regularisation (the ConvNetJS 2-D demo).
+"""Decision regions of fastnn's MLPClassifier against capacity and L2 strength.
 
 ``fastnn.sklearn.MLPClassifier`` takes the same parameters as scikit-learn's and fits the same
 model. Each panel trains one on 100 noisy points of two interleaved half-moons and shades its

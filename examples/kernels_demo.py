@@ -87,8 +87,8 @@ def main(argv=None):
         ax.imshow(data, cmap=cmap, vmin=0, vmax=np.percentile(data, 99.5))
         ax.set_title(title, fontsize=10)
     axes[1, 4].axis("off")
-    axes[1, 4].text(0, 0.5, "top row: red = positive response,\nblue = negative; the inset in each\n"
-                    "corner is the 3x3 filter\n\nbottom row: bright = strong\nresponse "
+    axes[1, 4].text(0, 0.5, "top row: red = positive response,\nblue = negative; the inset "
+                    "in each\ncorner is the 3x3 filter\n\nbottom row: bright = strong\nresponse "
                     "(colours clipped at\nthe 99.5th percentile)",
                     fontsize=10, va="center", transform=axes[1, 4].transAxes)
     for ax in axes.ravel():
