@@ -92,6 +92,7 @@ def main(argv=None):
         bottom.set(xlabel="epoch", xlim=(0, epochs + 1))  # one x-range for every panel
     axes[0, 0].legend(fontsize=8, loc="lower right")
     axes[1, 0].legend(fontsize=8)
+    axes[1, -1].legend(fontsize=8)  # the restored epoch
     axes[1, 0].set_ylabel("mean squared error")
     axes[0, 0].set_ylabel("y")
     fig.suptitle("30 noisy samples, a 128-128 ReLU network, 1500 full-batch Adam steps"
