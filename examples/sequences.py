@@ -98,9 +98,9 @@ def main(argv=None):
         ax_loss.semilogy(np.arange(1, epochs + 1), history["loss"], "o-", markersize=3,
                          label=name)
     ax_sig.axvline(t[-1], color="k", linewidth=0.8)
-    ax_sig.set(xlabel="t", title="Free-running forecast past the training range "
+    ax_sig.set(xlabel="t", ylabel="signal", title="Free-running forecast past the training range "
                f"({horizon} steps of {DT})")
-    ax_sig.legend(fontsize=8, loc="lower left")
+    ax_sig.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax_err.set(xlabel="steps generated", ylabel=f"RMS error over the last {w} steps",
                title="Forecast error")
     ax_err.legend(fontsize=8)
