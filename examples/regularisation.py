@@ -69,7 +69,7 @@ def main(argv=None):
         "early stopping": (network(), {"callbacks": [stopper]}),
     }
     grid = np.linspace(-1, 1, 400, dtype=np.float32)[:, None]
-    fig, axes = plt.subplots(2, len(runs), figsize=(16, 7.5), sharey="row")
+    fig, axes = plt.subplots(2, len(runs), figsize=(15, 7), sharey="row")
     for (title, (model, extra)), (top, bottom) in zip(runs.items(), axes.T):
         history = nn.fit(model, x_train, y_train, loss="mse", lr=3e-3, epochs=epochs,
                          batch_size=len(x_train), validation_data=(x_val, y_val), seed=0,
@@ -81,7 +81,7 @@ def main(argv=None):
         top.plot(grid[:, 0], target(grid[:, 0]), "--", color="tab:green", label="sin(3x)")
         top.plot(grid[:, 0], nn.predict(model, grid)[:, 0], color="tab:red", label="network")
         top.set_title(f"{title}\nvalidation MSE {val:.3f} (noise floor {NOISE ** 2:.2f})")
-        top.set_ylim(-2, 2)
+        top.set(ylim=(-2, 2), xlabel="x")
         epochs_run = np.arange(1, len(history) + 1)
         bottom.semilogy(epochs_run, history["loss"], label="training loss")
         bottom.semilogy(epochs_run, history["val_loss"], label="validation loss")
@@ -89,15 +89,17 @@ def main(argv=None):
         if extra.get("callbacks"):
             bottom.axvline(stopper.best_epoch + 1, color="tab:red", linestyle="--",
                            label="restored epoch")
-        bottom.set_xlabel("epoch")
+        bottom.set(xlabel="epoch", xlim=(0, epochs + 1))  # one x-range for every panel
     axes[0, 0].legend(fontsize=8, loc="lower right")
     axes[1, 0].legend(fontsize=8)
+    axes[1, -1].legend(fontsize=8)  # the restored epoch
     axes[1, 0].set_ylabel("mean squared error")
+    axes[0, 0].set_ylabel("y")
     fig.suptitle("30 noisy samples, a 128-128 ReLU network, 1500 full-batch Adam steps"
                  if not args.quick else "quick run")
     fig.tight_layout()
     path = out / "regularisation.png"
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     print(f"saved {path}")
     return [path]

@@ -92,23 +92,23 @@ def main(argv=None):
         print(f"{name:9s} forecast: final training MSE {history['loss'][-1]:.2e}, MSE over "
               f"{horizon} generated steps {np.mean((pred - signal(t_future)) ** 2):.3f}")
         ax_sig.plot(t_future, pred, linewidth=1, label=f"{name} forecast")
-        w = min(25, horizon)  # about one period: RMS error over a sliding window
+        w = min(25, horizon // 4)  # about one period: RMS error over a sliding window
         rms = np.sqrt(np.convolve((pred - signal(t_future)) ** 2, np.ones(w) / w, "valid"))
         ax_err.semilogy(np.arange(w, horizon + 1), rms, label=name)
         ax_loss.semilogy(np.arange(1, epochs + 1), history["loss"], "o-", markersize=3,
                          label=name)
     ax_sig.axvline(t[-1], color="k", linewidth=0.8)
-    ax_sig.set(xlabel="t", title="Free-running forecast past the training range "
+    ax_sig.set(xlabel="t", ylabel="signal", title="Free-running forecast past the training range "
                f"({horizon} steps of {DT})")
-    ax_sig.legend(fontsize=8, loc="lower left")
-    ax_err.set(xlabel="steps generated", ylabel="RMS error over the last 25 steps",
+    ax_sig.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_err.set(xlabel="steps generated", ylabel=f"RMS error over the last {w} steps",
                title="Forecast error")
     ax_err.legend(fontsize=8)
     ax_loss.set(xlabel="epoch", ylabel="training MSE (one step ahead)", title="Training loss")
     ax_loss.legend(fontsize=8)
     fig.tight_layout()
     saved = [out / "sequences_forecast.png", out / "sequences_digits.png"]
-    fig.savefig(saved[0], dpi=100)
+    fig.savefig(saved[0], dpi=90)
     plt.close(fig)
 
     # 2. digits as sequences of rows: (N, 8 rows, 8 pixels)
@@ -136,7 +136,7 @@ def main(argv=None):
                 title="LSTM: confidence as the rows come in, six test digits")
     ax_prob.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(saved[1], dpi=100)
+    fig.savefig(saved[1], dpi=90)
     plt.close(fig)
     for path in saved:
         print(f"saved {path}")
