@@ -30,3 +30,11 @@ def test_python_blocks_run_as_pasted(capsys):
     out = capsys.readouterr().out
     assert "MLP accuracy" in out and "CNN accuracy" in out
     assert float(out.split("MLP accuracy")[1].split()[0]) > 0.9
+
+
+def test_every_picture_and_link_in_the_readme_exists():
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)#]+)\)", text)
+    assert any(t.startswith("docs/images/") for t in targets)
+    missing = [t for t in targets if not t.startswith("http") and not (README.parent / t).exists()]
+    assert not missing, missing
