@@ -53,8 +53,9 @@ def _wrap(cell, be, x, result):
 def _backward(cell, dy, cache):
     """The backend's ``<cell>_backward`` on ``dy`` checked against the forward output."""
     if not isinstance(cache, RecurrentCache) or cache.cell != cell:
-        raise TypeError(f"{cell}_backward needs the cache returned by {cell}_forward, "
-                        f"got {type(cache).__name__}")
+        got = (f"the cache of {cache.cell}_forward" if isinstance(cache, RecurrentCache)
+               else type(cache).__name__)
+        raise TypeError(f"{cell}_backward needs the cache returned by {cell}_forward, got {got}")
     be = device_backend(cache.device)
     dy = be.float_array(dy, "dy", dtype=cache.dtype)
     check_shape(dy, "dy", cache.y_shape)
