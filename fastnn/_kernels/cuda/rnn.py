@@ -58,6 +58,8 @@ class RNNCache:
 
 
 def _launch(kernel, n, *args):
+    """One grid-stride launch over n cells (the 1-D views are made once per call, outside the
+    step loops: building a device-array view costs host time on hardware)."""
     kernel[cfg.grid(n), cfg.TPB](*args)
 
 
@@ -327,11 +329,12 @@ def rnn_forward(x, w_ih, w_hh, b, relu=False, return_sequences=False):
     h = empty((N, H), x.dtype)
     hw = empty((N, H), x.dtype)
     hp = empty((N * T, H), x.dtype)
+    f_xw, f_hw, f_h, f_hp, f_y = (flat(a) for a in (xw, hw, h, hp, y))
     for t in range(T):
         if t > 0:
             matmul(h, w_hh, trans_b=True, out=hw)
         yt, wy = _y_at(t, T, return_sequences)
-        _launch(_rnn_fwd_kernel, N * H, flat(xw), flat(hw), flat(h), flat(hp), flat(y), N, T, H,
+        _launch(_rnn_fwd_kernel, N * H, f_xw, f_hw, f_h, f_hp, f_y, N, T, H,
                 t, t > 0, bool(relu), ys, yt, wy, dt(0))
     cache = RNNCache("rnn", (N, T, F, H), x2, w_ih, w_hh, None, hp, h, bool(return_sequences),
                      relu=bool(relu))
@@ -347,10 +350,12 @@ def rnn_backward(dy, cache):
     dgs = empty((N, H), dtype)
     dh_rec = empty((N, H), dtype)
     dys = _dy_stride(cache)
+    c_h, c_hp, f_dh_rec, f_dy, f_dg, f_dgs = (
+        flat(a) for a in (cache.h, cache.hp, dh_rec, dy, dg, dgs))
     for t in range(T - 1, -1, -1):
         dyt, has_dy = _dy_at(t, T, cache.return_sequences)
-        _launch(_rnn_bwd_kernel, N * H, flat(cache.h), flat(cache.hp), flat(dh_rec), flat(dy),
-                flat(dg), flat(dgs), N, T, H, t, t < T - 1, has_dy, dys, dyt, cache.relu, dt(0),
+        _launch(_rnn_bwd_kernel, N * H, c_h, c_hp, f_dh_rec, f_dy,
+                f_dg, f_dgs, N, T, H, t, t < T - 1, has_dy, dys, dyt, cache.relu, dt(0),
                 dt(1))
         if t > 0:
             matmul(dgs, cache.w_hh, out=dh_rec)
@@ -367,12 +372,13 @@ def lstm_forward(x, w_ih, w_hh, b, return_sequences=False):
     hw = empty((N, 4 * H), x.dtype)
     hp = empty((N * T, H), x.dtype)
     cs = empty((N * T, H), x.dtype)
+    f_gates, f_hw, f_h, f_cs, f_hp, f_y = (flat(a) for a in (gates, hw, h, cs, hp, y))
     for t in range(T):
         if t > 0:
             matmul(h, w_hh, trans_b=True, out=hw)
         yt, wy = _y_at(t, T, return_sequences)
-        _launch(_lstm_fwd_kernel, N * H, flat(gates), flat(hw), flat(h), flat(cs), flat(hp),
-                flat(y), N, T, H, t, t > 0, ys, yt, wy, dt(0), dt(1))
+        _launch(_lstm_fwd_kernel, N * H, f_gates, f_hw, f_h, f_cs, f_hp,
+                f_y, N, T, H, t, t > 0, ys, yt, wy, dt(0), dt(1))
     cache = RNNCache("lstm", (N, T, F, H), x2, w_ih, w_hh, gates, hp, h, bool(return_sequences),
                      cs=cs)
     return y, cache
@@ -388,10 +394,12 @@ def lstm_backward(dy, cache):
     dh_rec = empty((N, H), dtype)
     dc = empty((N, H), dtype)
     dys = _dy_stride(cache)
+    c_gates, c_cs, f_dh_rec, f_dy, f_dc, f_dg, f_dgs = (
+        flat(a) for a in (cache.gates, cache.cs, dh_rec, dy, dc, dg, dgs))
     for t in range(T - 1, -1, -1):
         dyt, has_dy = _dy_at(t, T, cache.return_sequences)
-        _launch(_lstm_bwd_kernel, N * H, flat(cache.gates), flat(cache.cs), flat(dh_rec),
-                flat(dy), flat(dc), flat(dg), flat(dgs), N, T, H, t, t < T - 1, has_dy, dys, dyt,
+        _launch(_lstm_bwd_kernel, N * H, c_gates, c_cs, f_dh_rec,
+                f_dy, f_dc, f_dg, f_dgs, N, T, H, t, t < T - 1, has_dy, dys, dyt,
                 dt(0), dt(1))
         if t > 0:
             matmul(dgs, cache.w_hh, out=dh_rec)
@@ -408,12 +416,13 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, return_sequences=False):
     hw = empty((N, 3 * H), x.dtype)
     hp = empty((N * T, H), x.dtype)
     hn = empty((N * T, H), x.dtype)
+    f_gates, f_hw, f_h, f_hn, f_hp, f_y = (flat(a) for a in (gates, hw, h, hn, hp, y))
     for t in range(T):
         if t > 0:
             matmul(h, w_hh, trans_b=True, out=hw, bias=b_hh, bias_axis=1)
         yt, wy = _y_at(t, T, return_sequences)
-        _launch(_gru_fwd_kernel, N * H, flat(gates), flat(hw), b_hh, flat(h), flat(hn), flat(hp),
-                flat(y), N, T, H, t, t > 0, ys, yt, wy, dt(0), dt(1))
+        _launch(_gru_fwd_kernel, N * H, f_gates, f_hw, b_hh, f_h, f_hn, f_hp,
+                f_y, N, T, H, t, t > 0, ys, yt, wy, dt(0), dt(1))
     cache = RNNCache("gru", (N, T, F, H), x2, w_ih, w_hh, gates, hp, h, bool(return_sequences),
                      hn=hn)
     return y, cache
@@ -430,10 +439,12 @@ def gru_backward(dy, cache):
     dh_rec = empty((N, H), dtype)
     dh_carry = empty((N, H), dtype)
     dys = _dy_stride(cache)
+    c_gates, c_hn, c_hp, f_dh_rec, f_dy, f_dh_carry, f_dgx, f_dgh, f_dgs = (
+        flat(a) for a in (cache.gates, cache.hn, cache.hp, dh_rec, dy, dh_carry, dgx, dgh, dgs))
     for t in range(T - 1, -1, -1):
         dyt, has_dy = _dy_at(t, T, cache.return_sequences)
-        _launch(_gru_bwd_kernel, N * H, flat(cache.gates), flat(cache.hn), flat(cache.hp),
-                flat(dh_rec), flat(dy), flat(dh_carry), flat(dgx), flat(dgh), flat(dgs), N, T, H,
+        _launch(_gru_bwd_kernel, N * H, c_gates, c_hn, c_hp,
+                f_dh_rec, f_dy, f_dh_carry, f_dgx, f_dgh, f_dgs, N, T, H,
                 t, t < T - 1, has_dy, dys, dyt, dt(0), dt(1))
         if t > 0:
             matmul(dgs, cache.w_hh, out=dh_rec)
