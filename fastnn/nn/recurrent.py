@@ -13,8 +13,9 @@ Initialisation follows Keras: Glorot-uniform input weights, orthogonal recurrent
 gate's (units, units) block is orthogonal), zero biases except the LSTM forget gate's, which
 starts at 1.0 (``unit_forget_bias``) so that the cell remembers by default early in training.
 The initial state is zero; the sequence length T may change from call to call, F may not.
-Backpropagation runs through every time step. The layers run on the CPU (the kernels
-``fastnn.kernels.rnn_forward``, ``lstm_forward``, ``gru_forward`` and their backwards).
+Backpropagation runs through every time step. The layers run on the CPU or the GPU
+(``model.to("cuda")``, ``fit(..., device="cuda")``) through the kernels
+``fastnn.kernels.rnn_forward``, ``lstm_forward``, ``gru_forward`` and their backwards.
 """
 import numbers
 
@@ -28,14 +29,11 @@ from .base import Layer, claim_values
 from .._kernels._validate import is_int
 
 
-
-
 class _Recurrent(Layer):
     """Shared shape checks, parameter creation and gradient accumulation of the three cells."""
 
     _gates = 1  # gate blocks stacked in weight_ih / weight_hh
     _bias_vectors = 1  # bias vectors of G * units values
-    supports_cuda = False
 
     def __init__(self, units, return_sequences=False):
         super().__init__()
@@ -86,11 +84,9 @@ class _Recurrent(Layer):
         return f"(N, T, {features})"
 
     def _check_input(self, x):
-        if is_cuda_array(x):
-            raise TypeError(f"{self!r} runs on the CPU: pass a NumPy array, got a CUDA array")
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             x = np.asarray(x)
-        if x.ndim != 3:
+        if len(x.shape) != 3:
             raise ValueError(f"{self!r} expects input of shape {self._expected()}, "
                              f"got {tuple(x.shape)}")
         if x.shape[1] < 1:
@@ -106,22 +102,33 @@ class _Recurrent(Layer):
         return np.dtype(self.weight_ih.data.dtype)
 
     def _forward(self, x, training):
-        # Computed in the parameters' dtype (the dtype of the first input, unless built otherwise).
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        # Computed in the parameters' dtype (the dtype of the first input, unless built otherwise);
+        # a CUDA input must already have it (no copies on the device).
+        if is_cuda_array(x):
+            self._check_dtype(x, "input")
+        else:
+            x = np.ascontiguousarray(x, dtype=self.dtype)
         y, self._cache = self._run(x)
-        self._y_shape = y.shape
+        self._y_shape = tuple(y.shape)
         return y
+
+    def _check_dtype(self, a, what):
+        if np.dtype(a.dtype) != self.dtype:
+            raise TypeError(f"{self!r} has {self.dtype} parameters; got a {np.dtype(a.dtype)} "
+                            f"CUDA {what} (feed {self.dtype} on the GPU)")
 
     def _backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        if is_cuda_array(dy):
-            raise TypeError(f"{self!r} runs on the CPU: pass a NumPy array, got a CUDA array")
-        dy = np.asarray(dy)
-        if dy.shape != self._y_shape:
+        if not is_cuda_array(dy):
+            dy = np.asarray(dy)
+        if tuple(dy.shape) != self._y_shape:
             raise ValueError(f"{self!r}.backward expects dy of shape {self._y_shape} (the shape "
-                             f"of the last output), got {dy.shape}")
-        dy = np.ascontiguousarray(dy, dtype=self.dtype)
+                             f"of the last output), got {tuple(dy.shape)}")
+        if is_cuda_array(dy):
+            self._check_dtype(dy, "dy")
+        else:
+            dy = np.ascontiguousarray(dy, dtype=self.dtype)
         dx, *grads = self._run_backward(dy, self._cache)
         for p, g in zip(self._params, grads):
             accumulate(p.grad, g)

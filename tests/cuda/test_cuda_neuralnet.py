@@ -92,16 +92,37 @@ def test_cuda_fitted_estimator_pickles_and_saves_to_host(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(x), expected, rtol=1e-5, atol=1e-6)
 
 
+class _HostOnly(nn.Layer):
+    """A layer that declares it cannot run on the GPU."""
+
+    supports_cuda = False
+
+    def _forward(self, x, training):
+        return x
+
+    def _backward(self, dy):
+        return dy
+
+
 def test_cpu_only_layers_refuse_cuda_and_leave_the_model_unchanged():
     x = np.random.default_rng(0).standard_normal((12, 8)).astype(np.float32)
     y = np.arange(12) % 2
-    est = NeuralNetClassifier(layers=[nn.GRU(3)], input_shape=(4, 2), max_iter=1,
+    est = NeuralNetClassifier(layers=[_HostOnly(), nn.Dense(3)], max_iter=1,
                               random_state=0).fit(x, y)
     before = est.model_.flat.data.copy()
-    with pytest.raises(ValueError, match="GRU runs on the CPU only"):
+    with pytest.raises(ValueError, match="_HostOnly runs on the CPU only"):
         est.set_params(device="cuda", warm_start=True).fit(x, y)
     np.testing.assert_array_equal(est.model_.flat.data, before)
     assert est.model_.device == "cpu"
+
+
+def test_recurrent_estimator_on_cuda_matches_cpu():
+    x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
+    y = np.arange(8) % 2
+    kw = dict(layers=[nn.GRU(3)], input_shape=(3, 2), max_iter=2, batch_size=4, random_state=0)
+    cpu = NeuralNetClassifier(device="cpu", **kw).fit(x, y)
+    gpu = NeuralNetClassifier(device="cuda", **kw).fit(x, y)
+    np.testing.assert_allclose(gpu.predict_proba(x), cpu.predict_proba(x), rtol=1e-4, atol=1e-5)
 
 
 def test_cuda_fitted_estimators_load_in_a_process_without_cuda(tmp_path):

@@ -161,8 +161,20 @@ def test_device_mismatch_is_a_clear_error():
     layer = nn.Dense(2, in_features=4)
     with pytest.raises(ValueError, match="Dense has its parameters on 'cpu'"):
         layer.forward(cuda.to_device(x))
-    with pytest.raises(ValueError, match="LSTM runs on the CPU only"):
-        nn.Sequential(nn.LSTM(3), nn.Dense(2)).to("cuda")
+    with pytest.raises(ValueError, match="_HostOnly runs on the CPU only"):
+        nn.Sequential(_HostOnly(), nn.Dense(2)).to("cuda")
+
+
+class _HostOnly(nn.Layer):
+    """A layer that declares it cannot run on the GPU."""
+
+    supports_cuda = False
+
+    def _forward(self, x, training):
+        return x
+
+    def _backward(self, dy):
+        return dy
 
 
 def test_unbuilt_models_build_then_move():
