@@ -297,10 +297,8 @@ _NN_PARAMETERS = """
 
     device : {'auto', 'cpu', 'cuda'}, default='auto'
         Where to train and predict. 'cuda': the model, its optimizer state and the data live on
-        the GPU during fit and prediction; raises RuntimeError without a CUDA device, and
-        ValueError for a network with a recurrent layer (``SimpleRNN``, ``LSTM``, ``GRU`` run
-        on the CPU only: pass ``device='cpu'`` for them). 'auto': 'cuda' when a real GPU is
-        present, else 'cpu'. The fitted model pickles with host arrays, so it loads and
+        the GPU during fit and prediction (recurrent layers included); raises RuntimeError
+        without a CUDA device. 'auto': 'cuda' when a real GPU is present, else 'cpu'. The fitted model pickles with host arrays, so it loads and
         predicts on a machine without a GPU.
 
     dtype : {np.float32, np.float64}, default=np.float32
