@@ -68,6 +68,19 @@ def _sigmoid(v, one):
     return one / (one + math.exp(-v))
 
 
+@cuda.jit(device=True)
+def _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero):
+    """Every cell's last stores: h_t, the previous-state rows backward reads (zero at t = 0,
+    h_t for step t + 1) and, when asked, the output."""
+    h[i] = out
+    if t == 0:
+        hp[row * H + j] = zero
+    if t + 1 < T:
+        hp[(row + 1) * H + j] = out
+    if wy:
+        y[n * ys + yt * H + j] = out
+
+
 # ------------------------------------------------------------------------------- SimpleRNN
 
 @cuda.jit
@@ -84,13 +97,7 @@ def _rnn_fwd_kernel(xw, hw, h, hp, y, N, T, H, t, has_h, relu, ys, yt, wy, zero)
             out = zero if v < zero else v  # NaN propagates, as torch.relu
         else:
             out = math.tanh(v)
-        h[i] = out
-        if t == 0:
-            hp[row * H + j] = zero
-        if t + 1 < T:
-            hp[(row + 1) * H + j] = out
-        if wy:
-            y[n * ys + yt * H + j] = out
+        _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero)
 
 
 @cuda.jit
@@ -148,13 +155,7 @@ def _lstm_fwd_kernel(g, hw, h, cs, hp, y, N, T, H, t, has_h, ys, yt, wy, zero, o
         g[r + 3 * H] = og
         cs[row * H + j] = cv
         out = og * math.tanh(cv)
-        h[i] = out
-        if t == 0:
-            hp[row * H + j] = zero
-        if t + 1 < T:
-            hp[(row + 1) * H + j] = out
-        if wy:
-            y[n * ys + yt * H + j] = out
+        _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero)
 
 
 @cuda.jit
@@ -232,13 +233,7 @@ def _gru_fwd_kernel(g, hw, b_hh, h, hn, hp, y, N, T, H, t, has_h, ys, yt, wy, ze
         g[r + 2 * H] = nv
         hn[row * H + j] = h2
         out = nv + zg * (hprev - nv)
-        h[i] = out
-        if t == 0:
-            hp[row * H + j] = zero
-        if t + 1 < T:
-            hp[(row + 1) * H + j] = out
-        if wy:
-            y[n * ys + yt * H + j] = out
+        _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero)
 
 
 @cuda.jit
