@@ -15,11 +15,12 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
+from ._util import device
 
 _RT = cfg.REDUCE_TPB
 
 
-@cuda.jit(device=True)
+@device
 def tree(buf, v, nt, op_max):
     """``buf[0]`` = sum (``op_max``: maximum) of each thread's ``v``, returned to every thread.
 
@@ -43,7 +44,7 @@ def tree(buf, v, nt, op_max):
     return buf[0]
 
 
-@cuda.jit(device=True)
+@device
 def block_sum(buf, v, nt):
     """Sum of ``v`` over the block; ``buf`` may be reused right after (trailing barrier)."""
     r = tree(buf, v, nt, False)
@@ -51,7 +52,7 @@ def block_sum(buf, v, nt):
     return r
 
 
-@cuda.jit(device=True)
+@device
 def block_max(buf, v, nt):
     """Maximum of ``v`` (no NaN) over the block; ``buf`` may be reused right after."""
     r = tree(buf, v, nt, True)
@@ -59,7 +60,7 @@ def block_max(buf, v, nt):
     return r
 
 
-@cuda.jit(device=True)
+@device
 def block_sum2(buf, buf2, a, b):
     """Block sums of two values in one tree (half the barriers of two ``block_sum`` calls)."""
     t = cuda.threadIdx.x
@@ -79,7 +80,7 @@ def block_sum2(buf, buf2, a, b):
     return ra, rb
 
 
-@cuda.jit(device=True)
+@device
 def block_sum_partials(part, n, buf):
     """Sum of ``part[:n]`` (float64) by one block, in a fixed order; every thread calls."""
     acc = np.float64(0)
@@ -108,14 +109,14 @@ def finish_splits(part, out, n, nsplit, jstride, sstride):
         out[j] = acc
 
 
-@cuda.jit(device=True)
+@device
 def channel_index(j, c, C, P):
     """Flat index of the j-th element of channel c in an (N, C, P) array (j = n * P + p)."""
     n = j // P
     return (n * C + c) * P + (j - n * P)
 
 
-@cuda.jit(device=True)
+@device
 def row_max_exp_sum(buf, x, e_out, base, n, store, neg_inf, zero):
     """(m, s) = max of the row ``x[base:base+n]`` and sum of ``exp(x - m)``, one block per row
     (every thread calls; both come back to every thread); with ``store`` the exponentials also go
