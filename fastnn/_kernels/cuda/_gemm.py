@@ -29,7 +29,7 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from ._util import device, inline_device
+from ._util import inline_device
 
 A_ROW, A_COL, A_TAB = 0, 1, 2
 B_ROW, B_COL, B_GATHER, B_GATHER_STRIDED = 0, 1, 2, 3
@@ -37,14 +37,14 @@ C_ROW, C_TAB = 0, 1
 BIAS_NONE, BIAS_M, BIAS_N = 0, 1, 2
 
 
-@device
+@cuda.jit(device=True)
 def dense(r, c, ld, col):
     """Offset of element (r, c) of a dense matrix with leading dimension ``ld``: row-major, or
     column-major (the transposed operand) when ``col``."""
     return c * ld + r if col else r * ld + c
 
 
-@device
+@cuda.jit(device=True)
 def store(C, bias, tab, pc, g, s, m, n, v, cmode, bias_mode):
     """C(g, s, m, n) = v + bias in layout ``cmode`` (split s only in C_ROW: the partials buffer).
 
@@ -78,7 +78,7 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
     if GATHER:
         assert NT % BN == 0            # each thread then gathers one fixed column n
 
-    @device
+    @cuda.jit(device=True)
     def load_a(A, tab, pa, g, m, k, M, kend):
         """A(m, k) of group g, zero outside the M x [.., kend) operand."""
         v = sc(0)
@@ -89,7 +89,7 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                 v = A[g * pa[0] + dense(m, k, pa[1], amode == A_COL)]
         return v
 
-    @device
+    @cuda.jit(device=True)
     def load_b(B, tab, pb, g, k, n, N, kend, noff, nh, nw):
         """B(k, n) of group g, zero outside the operand and, gathering, outside the image."""
         v = sc(0)
@@ -118,14 +118,14 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                     v = B[g * pb[0] + noff + tab[t] + ih * W + iw]
         return v
 
-    @device
+    @cuda.jit(device=True)
     def a_slot(idx):
         """(m, k) in the slab of the idx-th A element a block loads (k fastest unless A_COL)."""
         if A_KFAST:
             return idx // BK, idx % BK
         return idx % BM, idx // BM
 
-    @device
+    @cuda.jit(device=True)
     def b_slot(idx):
         """(k, n) in the slab of the idx-th B element a block loads (n fastest unless B_COL)."""
         if B_NFAST:

@@ -15,12 +15,11 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from ._util import device
 
 _RT = cfg.REDUCE_TPB
 
 
-@device
+@cuda.jit(device=True)
 def tree(buf, v, nt, op_max):
     """``buf[0]`` = sum (``op_max``: maximum) of each thread's ``v``, returned to every thread.
 
@@ -44,7 +43,7 @@ def tree(buf, v, nt, op_max):
     return buf[0]
 
 
-@device
+@cuda.jit(device=True)
 def block_sum(buf, v, nt):
     """Sum of ``v`` over the block; ``buf`` may be reused right after (trailing barrier)."""
     r = tree(buf, v, nt, False)
@@ -52,7 +51,7 @@ def block_sum(buf, v, nt):
     return r
 
 
-@device
+@cuda.jit(device=True)
 def block_max(buf, v, nt):
     """Maximum of ``v`` (no NaN) over the block; ``buf`` may be reused right after."""
     r = tree(buf, v, nt, True)
@@ -60,7 +59,7 @@ def block_max(buf, v, nt):
     return r
 
 
-@device
+@cuda.jit(device=True)
 def block_sum2(buf, buf2, a, b):
     """Block sums of two values in one tree (half the barriers of two ``block_sum`` calls)."""
     t = cuda.threadIdx.x
@@ -80,7 +79,7 @@ def block_sum2(buf, buf2, a, b):
     return ra, rb
 
 
-@device
+@cuda.jit(device=True)
 def block_sum_partials(part, n, buf):
     """Sum of ``part[:n]`` (float64) by one block, in a fixed order; every thread calls."""
     acc = np.float64(0)
@@ -109,14 +108,14 @@ def finish_splits(part, out, n, nsplit, jstride, sstride):
         out[j] = acc
 
 
-@device
+@cuda.jit(device=True)
 def channel_index(j, c, C, P):
     """Flat index of the j-th element of channel c in an (N, C, P) array (j = n * P + p)."""
     n = j // P
     return (n * C + c) * P + (j - n * P)
 
 
-@device
+@cuda.jit(device=True)
 def row_max_exp_sum(buf, x, e_out, base, n, store, neg_inf, zero):
     """(m, s) = max of the row ``x[base:base+n]`` and sum of ``exp(x - m)``, one block per row
     (every thread calls; both come back to every thread); with ``store`` the exponentials also go

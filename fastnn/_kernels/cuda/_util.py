@@ -13,26 +13,12 @@ def _dummy(dtype):
     return cuda.device_array(1, dtype=dtype)
 
 
-def _simulated(fn):
-    """Under the simulator, a helper that names no ``cuda`` attribute runs as the plain function:
-    the simulator's device-call wrapper swaps the module's globals under a lock on every call,
-    which costs far more than the helper (most of a simulated GEMM's time)."""
-    return fn if "cuda" not in fn.__code__.co_names else cuda.jit(device=True)(fn)
-
-
-def device(fn):
-    """``cuda.jit(device=True)`` (plain Python for a pure helper under the simulator)."""
-    if cfg.SIMULATOR:
-        return _simulated(fn)
-    return cuda.jit(device=True)(fn)
-
-
 def inline_device(fn):
     """``cuda.jit(device=True)`` with NVVM's ``alwaysinline``: for helpers that take a kernel's
     local arrays (registers only once the call is inlined; a real call would spill them to local
-    memory). The simulator knows no such option."""
+    memory). The simulator knows no such option and runs the plain function."""
     if cfg.SIMULATOR:
-        return _simulated(fn)
+        return cuda.jit(device=True)(fn)
     return cuda.jit(device=True, forceinline=True)(fn)
 
 

@@ -12,12 +12,12 @@ from numba import cuda
 
 from . import _config as cfg
 from ._reduce import block_sum, channel_index, finish_splits, row_max_exp_sum, tree
-from ._util import device, empty, flat
+from ._util import empty, flat
 
 # ----------------------------------------------------------------------------- elementwise maps
 
 
-@device
+@cuda.jit(device=True)
 def _sigmoid1(v, one, zero):
     e = math.exp(-abs(v))
     s = one / (one + e)
@@ -322,7 +322,7 @@ def _softmax_kernels(dtype):
                 else:
                     dx[base + k] = dy[base + k] - y * acc
 
-    @device
+    @cuda.jit(device=True)
     def column_max_exp_sum(x, col, n, inner):
         """(base, m, s): column ``col``'s first index, max (NaN skipped) and sum of exp(x - m),
         the column's n elements lying ``inner`` apart (one thread per column)."""

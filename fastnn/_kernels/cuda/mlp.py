@@ -32,7 +32,7 @@ from . import _config as cfg
 from . import optim as _optim
 from ._gemm import matmul
 from ._reduce import block_sum, block_sum_partials
-from ._util import device, dummy, empty, zeros
+from ._util import dummy, empty, zeros
 from .arrayops import take_rows
 from .._mlp_codes import (  # noqa: F401  (codes and layout shared with the CPU kernels)
     ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EPOCH_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC,
@@ -52,7 +52,7 @@ def _kernels(dtype):
     ZERO, ONE, HALF = sc(0), sc(1), sc(0.5)
     D0, D1 = np.float64(0), np.float64(1)
 
-    @device
+    @cuda.jit(device=True)
     def activate(v, code):
         if code == RELU:
             return ZERO if v < ZERO else v

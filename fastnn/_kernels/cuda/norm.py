@@ -19,12 +19,12 @@ from numba import cuda
 
 from . import _config as cfg
 from ._reduce import block_sum2, channel_index
-from ._util import device, dummy, empty, flat
+from ._util import dummy, empty, flat
 
 _RT = cfg.REDUCE_TPB
 
 
-@device
+@cuda.jit(device=True)
 def _store_split_sums(buf, buf2, part, q, a, b):
     """part[q] = the block sums of (a, b), as a pair (q = c * nsplit + s for block (c, s))."""
     a, b = block_sum2(buf, buf2, a, b)

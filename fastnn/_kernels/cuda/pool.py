@@ -14,7 +14,7 @@ from numba import cuda
 from . import _config as cfg
 from ._random import uniform_f32, uniform_f64
 from ._reduce import block_sum
-from ._util import device, empty, flat, zeros
+from ._util import empty, flat, zeros
 
 
 def _out_size(size, k, s, p):
@@ -25,7 +25,7 @@ def _flat(a):
     return flat(a)
 
 
-@device
+@cuda.jit(device=True)
 def _window(o, H, W, OH, OW, sh, sw, ph, pw):
     """(base, h0, w0) of output ``o``: its plane's first input index and its window's top-left
     corner in input coordinates (negative inside the padding)."""
@@ -36,7 +36,7 @@ def _window(o, H, W, OH, OW, sh, sw, ph, pw):
     return p * H * W, oh * sh - ph, ow * sw - pw
 
 
-@device
+@cuda.jit(device=True)
 def _clipped_window(o, H, W, OH, OW, kh, kw, sh, sw, ph, pw):
     """(base, hs, he, ws, we): output ``o``'s plane start and its window's rows [hs, he) and
     columns [ws, we) that lie inside the image (the padding left out)."""
@@ -44,7 +44,7 @@ def _clipped_window(o, H, W, OH, OW, kh, kw, sh, sw, ph, pw):
     return base, max(h0, 0), min(h0 + kh, H), max(w0, 0), min(w0 + kw, W)
 
 
-@device
+@cuda.jit(device=True)
 def _position(e, H, W):
     """(plane, row, column) of the flat input index ``e``."""
     p = e // (H * W)
@@ -140,7 +140,7 @@ def _avg_pool_kernel(x, y, H, W, OH, OW, kh, kw, sh, sw, ph, pw, inv, zero):
         y[o] = s * inv
 
 
-@device
+@cuda.jit(device=True)
 def _window_range(i, pad, k, s, out):
     """Windows [a, b) whose extent covers input position i (padded position t = i + pad)."""
     t = i + pad

@@ -31,7 +31,7 @@ from numba import cuda
 
 from . import _config as cfg
 from ._gemm import matmul
-from ._util import device, empty, flat
+from ._util import empty, flat
 from .linear import column_sum
 
 
@@ -63,12 +63,12 @@ def _launch(kernel, n, *args):
     kernel[cfg.grid(n), cfg.TPB](*args)
 
 
-@device
+@cuda.jit(device=True)
 def _sigmoid(v, one):
     return one / (one + math.exp(-v))
 
 
-@device
+@cuda.jit(device=True)
 def _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero):
     """Every cell's last stores: h_t, the previous-state rows backward reads (zero at t = 0,
     h_t for step t + 1) and, when asked, the output."""
