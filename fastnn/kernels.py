@@ -39,8 +39,11 @@ _WORKSPACE = ("reuse_buffers",)
 # fastnn's caching CUDA allocator (fastnn._kernels.cuda._alloc): its counters, releasing what it
 # caches, its bound.
 _CUDA_MEMORY = ("cuda_cache_info", "empty_cuda_cache", "set_cuda_cache_limit")
+# Checks the kernels make, for callers that check once and then call with checks off
+# (fastnn._kernels.loss).
+_CHECKS = ("check_class_indices",)
 __all__ = (sorted(_FAMILY_OF) + list(_THREADS) + list(_WORKSPACE) + list(_CUDA_MEMORY)
-           + ["cpu", "cuda"])
+           + list(_CHECKS) + ["cpu", "cuda"])
 
 
 def _public(name):
@@ -89,6 +92,8 @@ def __getattr__(name):
         ns = getattr(importlib.import_module("fastnn._kernels.cpu._workspace"), name)
     elif name in _CUDA_MEMORY:
         ns = getattr(importlib.import_module("fastnn._kernels.cuda._alloc"), name)
+    elif name in _CHECKS:
+        ns = getattr(importlib.import_module("fastnn._kernels.loss"), name)
     else:
         raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
     globals()[name] = ns

@@ -229,3 +229,30 @@ def test_bad_arguments():
         K.mse_loss(x.astype(np.int32), x)
     with pytest.raises(ValueError, match="pred"):
         K.mse_loss(np.float32(1.0), np.float32(1.0))
+
+
+def test_losses_add_to_a_running_total_on_the_cpu():
+    from fastnn import kernels
+    from fastnn._kernels import arrayops
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, 6)
+    total = np.array([0.5])
+    for name, target in [("softmax_cross_entropy", labels),
+                         ("binary_cross_entropy_with_logits", (logits > 0).astype(np.float32)),
+                         ("mse_loss", logits[::-1].copy())]:
+        fn = getattr(kernels, name)
+        ref, ref_grad = fn(logits, target)
+        start = total[0]
+        loss, grad = fn(logits, target, total=total, factor=3.0)
+        assert loss is None
+        np.testing.assert_array_equal(grad, ref_grad)
+        np.testing.assert_allclose(total[0], start + 3.0 * float(ref), rtol=1e-12)
+    count = arrayops.count_argmax_correct(logits, labels)
+    assert arrayops.count_argmax_correct(logits, labels, total=total) is None
+    np.testing.assert_allclose(total[0], start + 3.0 * float(ref) + count, rtol=1e-12)
+    for bad in (np.zeros(2), np.zeros(1, np.float32), [0.0], np.zeros((1, 1))):
+        with pytest.raises(ValueError, match=r"total must be a NumPy float64 array of shape \(1,\)"):
+            kernels.mse_loss(logits, logits, total=bad)
+    with pytest.raises(ValueError, match="class indices"):  # host labels: always checked
+        kernels.softmax_cross_entropy(logits, labels + 5, total=total, check_target=False)

@@ -167,6 +167,36 @@ def test_state_dict_resumes_exactly(cls, kwargs):
         np.testing.assert_array_equal(a, b.data)
 
 
+@pytest.mark.parametrize("cls,kwargs", [(c, k) for _, c, k in CASES[1::2]])
+def test_snapshot_restore_returns_to_the_same_trajectory(cls, kwargs):
+    straight, _ = run_fastnn(cls, dict(kwargs), steps=6)
+    params = make_params(np.float64)
+    opt = cls(params, **kwargs)
+    gs_all = grads_sequence(6)
+
+    def run(gs_list):
+        for gs in gs_list:
+            opt.zero_grad()
+            for p, g in zip(params, gs):
+                p.grad[...] = g
+            opt.step()
+
+    run(gs_all[:3])
+    saved = [p.data.copy() for p in params]
+    snap = opt.snapshot()
+    lr = opt.lr
+    opt.lr = lr * 10
+    run(gs_all[3:])  # a detour, then back
+    for p, d in zip(params, saved):
+        p.data[...] = d
+    opt.restore(snap)
+    assert opt.t == 3 and opt.lr == lr
+    assert opt.snapshot(snap) is not None  # reuses the snapshot's arrays
+    run(gs_all[3:])
+    for a, b in zip(straight, params):
+        np.testing.assert_array_equal(a, b.data)
+
+
 def test_load_state_dict_rejects_mismatch():
     params = make_params()
     opt = optim.Adam(params)

@@ -98,14 +98,46 @@ def masked_scale(dst, mask, f):
     _on(dst).masked_scale(dst, mask, f)
 
 
-def l2_masked(data, grad, mask, c):
-    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` as a Python float."""
-    return _on(data).l2_masked(data, grad, mask, c)
+def check_total(total, like):
+    """``total`` must be a writable float64 array of shape (1,) on ``like``'s device."""
+    if (not hasattr(total, "shape") or tuple(total.shape) != (1,)
+            or np.dtype(total.dtype) != np.float64 or device_of(total) != device_of(like)):
+        where = "a CUDA" if is_cuda_array(like) else "a NumPy"
+        raise ValueError(f"total must be {where} float64 array of shape (1,) on the input's "
+                         f"device, got {type(total).__name__} "
+                         f"{getattr(total, 'dtype', '')} {tuple(getattr(total, 'shape', ()))}")
 
 
-def sum_squares(a):
-    """``sum(a ** 2)`` accumulated in float64, as a Python float."""
-    return _on(a).sum_squares(a)
+def deliver(fn, args, like, total, factor=1.0):
+    """``fn(*args)``, a backend reduction, delivered one of two ways.
+
+    Without ``total`` its value is returned (read back from the device). With ``total``,
+    ``total[0] += factor * value`` happens where ``total`` lives and the value is not read
+    back: CUDA backends take ``total=`` and ``factor=`` themselves (a kernel adds), on the CPU the
+    value is added here. A tuple result carries the value first (losses: ``(loss, grad)``); with
+    ``total`` its value becomes None and the rest is returned as is.
+    """
+    if total is None:
+        return fn(*args)
+    check_total(total, like)
+    if is_cuda_array(like):
+        return fn(*args, total=total, factor=float(factor))
+    result = fn(*args)
+    value, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
+    total[0] += float(factor) * float(value)
+    return None if rest is None else (None,) + rest
+
+
+def l2_masked(data, grad, mask, c, total=None, factor=1.0):
+    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` as a Python float
+    (or adds ``factor`` times it to ``total``: ``deliver``)."""
+    return deliver(_on(data).l2_masked, (data, grad, mask, c), data, total, factor)
+
+
+def sum_squares(a, total=None, factor=1.0):
+    """``sum(a ** 2)`` accumulated in float64, as a Python float (or added to ``total``:
+    ``deliver``)."""
+    return deliver(_on(a).sum_squares, (a,), a, total, factor)
 
 
 def scale(a, f):
@@ -119,11 +151,13 @@ def take_rows(src, idx, out):
     return _on(src).take_rows(src, idx, out)
 
 
-def count_argmax_correct(output, target):
-    """Rows of the (N, C) ``output`` whose argmax equals the integer ``target``."""
-    return _on(output).count_argmax_correct(output, target)
+def count_argmax_correct(output, target, total=None):
+    """Rows of the (N, C) ``output`` whose argmax equals the integer ``target`` (or added to
+    ``total``: ``deliver``)."""
+    return deliver(_on(output).count_argmax_correct, (output, target), output, total)
 
 
-def count_binary_correct(output, target):
-    """Elements where ``output > 0`` agrees with ``target > 0.5`` (same size)."""
-    return _on(output).count_binary_correct(output, target)
+def count_binary_correct(output, target, total=None):
+    """Elements where ``output > 0`` agrees with ``target > 0.5`` (same size), or added to
+    ``total``."""
+    return deliver(_on(output).count_binary_correct, (output, target), output, total)

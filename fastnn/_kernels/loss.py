@@ -12,6 +12,7 @@ import numpy as np
 from ._dispatch import backend, is_cuda_array
 from ._dispatch import to_host as _host
 from ._validate import check_shape
+from .arrayops import deliver
 
 
 def _on_device(a):
@@ -51,48 +52,70 @@ def _batch_input(be, x, name):
     return x
 
 
-def softmax_cross_entropy(logits, target, sample_weight=None):
+def softmax_cross_entropy(logits, target, sample_weight=None, *, total=None, factor=1.0,
+                          check_target=True):
     """Softmax cross entropy, as ``F.cross_entropy(logits, target)`` (mean over the batch).
 
     ``logits`` (N, C) float; ``target`` (N,) integer class indices in ``[0, C)``. Returns
     ``(loss, dlogits)``; computed with a max shift, so large logits give no overflow or NaN.
+    With ``total`` (a float64 array of shape (1,) on the logits' device) the loss is added to a
+    running total instead, ``total[0] += factor * loss``, and ``(None, dlogits)`` is returned:
+    on the GPU nothing is read back. ``check_target=False`` skips reading device labels back to
+    check their range (the caller checked them); a label out of range then makes the loss NaN.
+    Host labels are always checked.
     """
     be = backend(logits, target, sample_weight)
     logits = _batch_input(be, logits, "logits")
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, C), got shape {tuple(logits.shape)}")
     n, c = logits.shape
+    on_host = not _on_device(target)
     target = be.int_array(target, "target", ndim=1)
     check_shape(target, "target", (n,))
-    labels = _host(target)
-    lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or hi >= c:
-        raise ValueError(f"target must hold class indices in [0, {c}), got values in [{lo}, {hi}]")
+    if check_target or on_host or be.name == "cpu":
+        check_class_indices(target, c)
     w = _sample_weight(be, sample_weight, n, logits.dtype)
-    return be.impl("loss").softmax_cross_entropy(logits, target, w)
+    return deliver(be.impl("loss").softmax_cross_entropy, (logits, target, w), logits, total,
+                   factor)
 
 
-def _elementwise(host_name, x, target, sample_weight, names):
+def check_class_indices(target, n_classes):
+    """Integer class labels (host or device) must lie in ``[0, n_classes)``: ValueError if not."""
+    labels = _host(target)
+    if labels.size == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(f"target must hold class indices in [0, {n_classes}), got values in "
+                         f"[{lo}, {hi}]")
+
+
+def _elementwise(host_name, x, target, sample_weight, names, total, factor):
     be = backend(x, target, sample_weight)
     x = _batch_input(be, x, names[0])
     target = _float_like(be, target, names[1], x.dtype, x.shape)
     n = x.shape[0]
     w = _sample_weight(be, sample_weight, n, x.dtype)
     rows = (n, x.size // n)
-    loss, grad = getattr(be.impl("loss"), host_name)(x.reshape(rows), target.reshape(rows), w)
+    loss, grad = deliver(getattr(be.impl("loss"), host_name),
+                         (x.reshape(rows), target.reshape(rows), w), x, total, factor)
     return loss, grad.reshape(x.shape)
 
 
-def binary_cross_entropy_with_logits(logits, target, sample_weight=None):
+def binary_cross_entropy_with_logits(logits, target, sample_weight=None, *, total=None,
+                                     factor=1.0):
     """``F.binary_cross_entropy_with_logits(logits, target)`` (mean over all elements).
 
     ``target``: probabilities of ``logits``' shape (cast to its dtype). Returns ``(loss,
-    dlogits)``; stable for any logit (``log1p(exp(-|x|))`` form).
+    dlogits)``; stable for any logit (``log1p(exp(-|x|))`` form). ``total``, ``factor``: as in
+    ``softmax_cross_entropy``.
     """
     return _elementwise("binary_cross_entropy_with_logits", logits, target, sample_weight,
-                        ("logits", "target"))
+                        ("logits", "target"), total, factor)
 
 
-def mse_loss(pred, target, sample_weight=None):
-    """``F.mse_loss(pred, target)`` (mean over all elements). Returns ``(loss, dpred)``."""
-    return _elementwise("mse_loss", pred, target, sample_weight, ("pred", "target"))
+def mse_loss(pred, target, sample_weight=None, *, total=None, factor=1.0):
+    """``F.mse_loss(pred, target)`` (mean over all elements). Returns ``(loss, dpred)``;
+    ``total``, ``factor``: as in ``softmax_cross_entropy``."""
+    return _elementwise("mse_loss", pred, target, sample_weight, ("pred", "target"), total,
+                        factor)

@@ -6,6 +6,10 @@
 ``sample_weight`` it is the weighted mean ``sum(w_i * loss_i) / sum(w_i)`` of the per-sample losses
 (as scikit-learn). The fused kernels of ``fastnn.kernels`` compute value and gradient in one pass.
 
+The built-in losses also take ``total=`` and ``factor=``: the loss is then added to a running
+total on the output's device (``total[0] += factor * loss``) and ``(None, doutput)`` comes back,
+so a GPU training loop reads one number per epoch instead of one per batch.
+
 ``l2_penalty`` adds scikit-learn's L2 term to the gradients of a flat parameter buffer.
 Decoupled weight decay lives in the optimizers (``AdamW``, ``weight_decay=``).
 """
@@ -69,7 +73,8 @@ class CrossEntropyLoss(Loss):
             raise ValueError(f"cross-entropy targets must be 1-D (N,), got shape {y.shape}")
         return np.ascontiguousarray(y, dtype=np.int64)
 
-    def __call__(self, output, target, sample_weight=None):
+    def __call__(self, output, target, sample_weight=None, *, total=None, factor=1.0,
+                 check_target=True):
         output = _check_output(output)
         if output.ndim != 2:
             raise ValueError(f"output must be 2-D logits (N, C), got shape {output.shape}")
@@ -77,8 +82,9 @@ class CrossEntropyLoss(Loss):
             target = np.asarray(target)
         if tuple(target.shape) != tuple(output.shape[:1]):
             raise ValueError(f"target must have shape ({output.shape[0]},), got {target.shape}")
-        loss, grad = kernels.softmax_cross_entropy(output, target, sample_weight)
-        return float(loss), grad
+        loss, grad = kernels.softmax_cross_entropy(output, target, sample_weight, total=total,
+                                                   factor=factor, check_target=check_target)
+        return _value(loss), grad
 
 
 class BinaryCrossEntropyLoss(Loss):
@@ -93,11 +99,12 @@ class BinaryCrossEntropyLoss(Loss):
     def prepare_target(self, y, dtype):
         return np.ascontiguousarray(y, dtype=dtype)
 
-    def __call__(self, output, target, sample_weight=None):
+    def __call__(self, output, target, sample_weight=None, *, total=None, factor=1.0):
         output = _check_output(output)
         target = _match_target(output, target)
-        loss, grad = kernels.binary_cross_entropy_with_logits(output, target, sample_weight)
-        return float(loss), grad
+        loss, grad = kernels.binary_cross_entropy_with_logits(output, target, sample_weight,
+                                                              total=total, factor=factor)
+        return _value(loss), grad
 
 
 class MSELoss(Loss):
@@ -108,11 +115,15 @@ class MSELoss(Loss):
 
     name = "mse"
 
-    def __call__(self, output, target, sample_weight=None):
+    def __call__(self, output, target, sample_weight=None, *, total=None, factor=1.0):
         output = _check_output(output)
         target = _match_target(output, target)
-        loss, grad = kernels.mse_loss(output, target, sample_weight)
-        return float(loss), grad
+        loss, grad = kernels.mse_loss(output, target, sample_weight, total=total, factor=factor)
+        return _value(loss), grad
+
+
+def _value(loss):
+    return None if loss is None else float(loss)
 
 
 def _match_target(output, target):
@@ -126,6 +137,9 @@ def _match_target(output, target):
                          f"got {tuple(target.shape)}")
     return target
 
+
+# the losses whose calls take total= and factor= (a running total on the output's device)
+DEVICE_TOTAL = (CrossEntropyLoss, BinaryCrossEntropyLoss, MSELoss)
 
 _LOSSES = {
     "cross_entropy": CrossEntropyLoss, "categorical_crossentropy": CrossEntropyLoss,
@@ -154,13 +168,14 @@ def get(name):
 
 # --- L2 regularisation (scikit-learn's alpha) -------------------------------------------------
 
-def l2_penalty(flat, alpha, n):
+def l2_penalty(flat, alpha, n, total=None, factor=1.0):
     """Add scikit-learn's L2 term for the parameters with ``decay=True``; return the loss term.
 
     ``flat`` is a ``FlatBuffer`` (its ``data``, ``grad`` and ``decay_mask``); ``n`` is the number
     of samples in the batch (or the sum of their weights). In one pass over the buffer, for every
     masked weight ``W``: ``grad += alpha * W / n``; the return value is
-    ``0.5 * alpha * sum(W**2) / n``, which scikit-learn adds to the loss.
+    ``0.5 * alpha * sum(W**2) / n``, which scikit-learn adds to the loss. With ``total`` the term is
+    added to it instead (``total[0] += factor * term``, on its device) and None is returned.
     """
     alpha = float(alpha)
     if alpha < 0 or not np.isfinite(alpha):
@@ -168,6 +183,7 @@ def l2_penalty(flat, alpha, n):
     if n <= 0:
         raise ValueError(f"n must be positive, got {n!r}")
     if alpha == 0 or flat is None:
-        return 0.0
-    total = _array.l2_masked(flat.data, flat.grad, flat.device_mask(), alpha / n)
-    return 0.5 * alpha * total / n
+        return 0.0 if total is None else None
+    squares = _array.l2_masked(flat.data, flat.grad, flat.device_mask(), alpha / n, total=total,
+                               factor=0.5 * alpha / n * factor)
+    return None if squares is None else 0.5 * alpha * squares / n

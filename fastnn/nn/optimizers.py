@@ -168,6 +168,29 @@ class Optimizer:
         self.t = int(step)
         return self
 
+    def snapshot(self, into=None):
+        """The step count, the hyperparameters and copies of the state buffers on their device
+        (reusing ``into``'s arrays): what ``restore`` puts back. Unlike ``state_dict`` nothing
+        is read back from a GPU; ``fit`` takes one each epoch to undo a diverged epoch."""
+        self._follow_parameters()
+        if into is None:
+            buffers = {k: _array.copy(v) for k, v in self.state.items()}
+        else:
+            buffers = into[2]
+            for k, v in self.state.items():
+                _array.assign(buffers[k], v)
+        return int(self.t), self.get_config(), buffers
+
+    def restore(self, snapshot):
+        """Return to a ``snapshot`` of this optimizer."""
+        t, config, buffers = snapshot
+        for name, value in config.items():
+            setattr(self, name, value)
+        for k, v in buffers.items():
+            _array.assign(self.state[k], v)
+        self.t = t
+        return self
+
     def _check_hyper(self):
         self.weight_decay = _nonneg(self.weight_decay, "weight_decay")
 

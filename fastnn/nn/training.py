@@ -10,8 +10,10 @@ gives bitwise-identical weights.
 Devices: ``fit(..., device="cuda")`` (or a model already moved with ``model.to("cuda")``) trains
 on the GPU. The training and validation data move to the device once per fit (per mini-batch when
 they would take more than half of the free device memory, or when ``augment`` runs, which works on
-host batches); mini-batches are gathered on the device; the loss and the accuracy counts come back
-as one number each per batch. ``predict`` returns NumPy arrays.
+host batches); mini-batches are gathered on the device. The loss, the accuracy counts and the
+parameters' finiteness check add up on the device and come back once per epoch, unless something
+reads them per batch (a live progress bar, a callback with ``on_batch_end``, a metric other than
+accuracy, a loss of one's own): then once per batch. ``predict`` returns NumPy arrays.
 """
 import functools
 import math
@@ -380,12 +382,13 @@ def _augmenter(augment):
 
 # --- metrics -------------------------------------------------------------------------------------
 
-def _accuracy_counts(output, target, loss_fn):
-    """Number of correct predictions and number of predictions in a batch (on its device)."""
+def _accuracy_counts(output, target, loss_fn, total=None):
+    """Number of correct predictions (None when added to the device ``total``) and number of
+    predictions in a batch (counted on its device)."""
     if isinstance(loss_fn, _losses.BinaryCrossEntropyLoss):
-        return _array.count_binary_correct(output, target), int(output.size)
+        return _array.count_binary_correct(output, target, total), int(output.size)
     if len(output.shape) == 2 and output.shape[1] > 1:
-        return _array.count_argmax_correct(output, target), int(output.shape[0])
+        return _array.count_argmax_correct(output, target, total), int(output.shape[0])
     raise ValueError("the accuracy metric needs class logits (N, C) with integer targets, "
                      "or binary cross-entropy outputs")
 
@@ -410,10 +413,12 @@ class _Metric:
         self.total = 0.0
         self.count = 0
 
-    def update(self, output, target):
+    def update(self, output, target, total=None):
+        """Add a batch; accuracy counts go to the device ``total`` when given (the caller adds
+        what it reads back to ``self.total``)."""
         if self.fn is None:
-            correct, n = _accuracy_counts(output, target, self.loss_fn)
-            self.total += correct
+            correct, n = _accuracy_counts(output, target, self.loss_fn, total)
+            self.total += 0 if correct is None else correct
             self.count += n
             return
         out = _array.to_host(output)
@@ -650,6 +655,14 @@ class _Trainer:
 
         _build(model, x, dtype, None if seed is None else init_seed)
         _check_output_fits_loss(model, loss_fn)
+        self.labels_checked = False
+        out_shape = getattr(model, "output_shape", None)
+        if isinstance(loss_fn, _losses.CrossEntropyLoss) and out_shape and len(out_shape) == 1:
+            # checked once here, so that batches on a GPU need not read their labels back
+            K.check_class_indices(y, int(out_shape[0]))
+            if val is not None:
+                K.check_class_indices(val[1], int(out_shape[0]))
+            self.labels_checked = True
         if device is not None:
             model.to(device)
         device = _model_device(model)
@@ -698,6 +711,22 @@ class _Trainer:
                      if self.gather and sample_weight is not None else None)
         self.progress = Progress(verbose, epochs, self.n_batches, n)
         self._last_finite = None
+        self._opt_before = None
+        self.params_finite = None
+        self.totals = self._device_totals()
+
+    def _device_totals(self):
+        """Where the epoch's sums add up on a GPU, read back once at its end: a float64 device
+        array [loss, sum of squared parameters, one count per accuracy metric]; None (per-batch
+        numbers) on the CPU or when something needs each batch's numbers."""
+        per_batch = (self.device == "cpu" or self.flat is None or self.progress.live
+                     or type(self.loss_fn) not in _losses.DEVICE_TOTAL
+                     or any(m.fn is not None for m in self.metrics)
+                     or any(type(cb).on_batch_end is not Callback.on_batch_end
+                            for cb in self.callbacks))
+        if per_batch:
+            return None
+        return _array.move(np.zeros(2 + len(self.metrics)), self.device)
 
     def run(self):
         """Every epoch (until a callback stops training); returns the ``History``."""
@@ -720,7 +749,7 @@ class _Trainer:
         model, opt, flat, sched = self.model, self.optimizer, self.flat, self.schedule
         if flat is not None:  # the last finite state, restored if this epoch diverges
             self._last_finite = _snapshot(model, flat, self._last_finite)
-            self._opt_before = opt.state_dict()
+            self._opt_before = opt.snapshot(self._opt_before)
         if callable(sched) and not isinstance(sched, _schedules.Schedule):
             opt.lr = float(sched(epoch))
         epoch_lr = opt.lr
@@ -735,6 +764,9 @@ class _Trainer:
         for m in self.metrics:
             m.reset()
         total_loss = 0.0
+        totals = self.totals
+        if totals is not None:
+            _array.fill(totals, 0)
         for b in range(self.n_batches):
             lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
             m_b = hi - lo
@@ -754,19 +786,31 @@ class _Trainer:
             if wb is not None and not wb.sum() > 0:
                 continue  # a batch whose weights are all zero contributes nothing
             batch_loss, out = self._step(xb, yb, wb, m_b)
+            if totals is not None:
+                for i, m in enumerate(self.metrics):
+                    m.update(out, yb, totals[2 + i:3 + i])
+                continue
             total_loss += batch_loss * m_b
             for m in self.metrics:
                 m.update(out, yb)
             self.progress.batch(b + 1, hi, total_loss / hi, self.metrics)
             for cb in self.callbacks:
                 cb.on_batch_end(b, {"loss": batch_loss, "size": m_b})
+        self.params_finite = None
+        if totals is not None:  # the epoch's one read from the device
+            _array.sum_squares(flat.data, totals[1:2])
+            sums = _array.to_host(totals)
+            total_loss = float(sums[0])
+            self.params_finite = math.isfinite(sums[1])
+            for i, m in enumerate(self.metrics):
+                m.total += float(sums[2 + i])
         logs = {"loss": total_loss / n}
         for m in self.metrics:
             logs[m.name] = m.result()
         if self.val is not None:
             vx, vy, vw = self.val
             res = evaluate(model, vx, vy, loss=self.loss_fn, metrics=self.metrics,
-                           sample_weight=vw, _prepared=True)
+                           sample_weight=vw, _prepared=True, _labels_checked=self.labels_checked)
             logs.update({f"val_{k}": v for k, v in res.items()})
         logs["lr"] = epoch_lr
         logs["time"] = time.perf_counter() - start
@@ -777,11 +821,20 @@ class _Trainer:
         opt, flat = self.optimizer, self.flat
         opt.zero_grad()
         out = self.model.forward(xb, training=True)
-        batch_loss, dout = self.loss_fn(out, yb, wb)
+        if self.totals is None:
+            batch_loss, dout = self.loss_fn(out, yb, wb)
+        else:  # the batch's share of the epoch's summed loss, added on the device
+            extra = ({"check_target": not self.labels_checked}
+                     if isinstance(self.loss_fn, _losses.CrossEntropyLoss) else {})
+            batch_loss, dout = self.loss_fn(out, yb, wb, total=self.totals[0:1], factor=m_b,
+                                            **extra)
         self.model.backward(dout, input_grad=False)
         if self.alpha:
             n_b = m_b if wb is None else float(wb.sum())
-            batch_loss += _losses.l2_penalty(flat, self.alpha, n_b)
+            if self.totals is None:
+                batch_loss += _losses.l2_penalty(flat, self.alpha, n_b)
+            else:
+                _losses.l2_penalty(flat, self.alpha, n_b, total=self.totals[0:1], factor=m_b)
         if self.clip_norm is not None:
             clip_grad_norm(flat, self.clip_norm)
         opt.step()
@@ -791,12 +844,13 @@ class _Trainer:
         """Check, record and announce the epoch; a non-finite loss or parameter restores the
         state before the epoch and raises ``DivergenceError``."""
         history, sched = self.history, self.schedule
-        if not (math.isfinite(logs["loss"]) and _all_finite(self.flat)):
+        finite = self.params_finite if self.params_finite is not None else _all_finite(self.flat)
+        if not (math.isfinite(logs["loss"]) and finite):
             history.append(epoch, logs)
             self.progress.end_epoch(epoch, logs)
             if self.flat is not None:
                 _restore(self.model, self.flat, self._last_finite)
-                self.optimizer.load_state_dict(self._opt_before)
+                self.optimizer.restore(self._opt_before)
             raise DivergenceError(
                 f"{DIVERGED} The training loss became {logs['loss']} at epoch {epoch + 1}; "
                 "the model is back to its state before that epoch. Scale the inputs, lower "
@@ -879,9 +933,10 @@ def _reseed_layers(model, seed_seq):
 @K.cpu_bound
 @_reusing_buffers
 def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
-             sample_weight=None, _prepared=False):
+             sample_weight=None, _prepared=False, _labels_checked=False):
     """Loss and metrics of ``model`` on ``(x, y)`` in inference mode: a dict such as
-    ``{"loss": 0.12, "accuracy": 0.97}`` (the loss without any L2 penalty)."""
+    ``{"loss": 0.12, "accuracy": 0.97}`` (the loss without any L2 penalty). On a GPU the sums
+    stay on the device until the end (one read), unless a metric needs the outputs on the host."""
     loss_fn = _loss_of(loss)
     batch_size = _check_int(batch_size, "batch_size", 1)
     if not _prepared:
@@ -891,6 +946,12 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
     for m in metric_objs:
         m.reset()
     device = _model_device(model)
+    totals, loss_kw = None, {}
+    if (device != "cpu" and type(loss_fn) in _losses.DEVICE_TOTAL
+            and all(m.fn is None for m in metric_objs)):
+        totals = _array.move(np.zeros(1 + len(metric_objs)), device)
+        if isinstance(loss_fn, _losses.CrossEntropyLoss):
+            loss_kw["check_target"] = not _labels_checked
     (x, y), _ = _on_device(device, x, y)
     n = len(x)
     total, weight = 0.0, 0.0
@@ -899,16 +960,21 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
         xb, yb = _batch_to(device, x[lo:hi], y[lo:hi])
         wb = None if sample_weight is None else sample_weight[lo:hi]
         out = model.forward(xb, training=False)
-        if wb is None:
-            value, _ = loss_fn(out, yb)
-            total += value * (hi - lo)
-            weight += hi - lo
-        elif wb.sum() > 0:
-            value, _ = loss_fn(out, yb, wb)
-            total += value * float(wb.sum())
-            weight += float(wb.sum())
-        for m in metric_objs:
-            m.update(out, yb)
+        w_sum = hi - lo if wb is None else float(wb.sum())
+        if w_sum > 0:
+            if totals is None:
+                value, _ = loss_fn(out, yb) if wb is None else loss_fn(out, yb, wb)
+                total += value * w_sum
+            else:
+                loss_fn(out, yb, wb, total=totals[0:1], factor=w_sum, **loss_kw)
+            weight += w_sum
+        for i, m in enumerate(metric_objs):
+            m.update(out, yb, None if totals is None else totals[1 + i:2 + i])
+    if totals is not None:
+        sums = _array.to_host(totals)
+        total = float(sums[0])
+        for i, m in enumerate(metric_objs):
+            m.total += float(sums[1 + i])
     result = {"loss": total / weight if weight else float("nan")}
     for m in metric_objs:
         result[m.name] = m.result()

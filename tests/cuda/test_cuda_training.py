@@ -234,3 +234,119 @@ def test_device_auto_never_picks_the_simulator():
     model = _dense_model()
     nn.fit(model, x, y, epochs=1, device="auto")
     assert model.device == "cpu"
+
+
+# -- one read from the device per epoch -------------------------------------------------------
+
+class _BatchLosses(nn.Callback):
+    """A per-batch consumer: its on_batch_end makes fit read each batch's loss."""
+
+    def __init__(self):
+        self.losses = []
+
+    def on_batch_end(self, batch, logs=None):
+        self.losses.append(logs["loss"])
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Counts copies from the device to the host (every read goes through copy_to_host)."""
+    counter = {"n": 0}
+    cls = type(cuda.device_array(1))
+    original = cls.copy_to_host
+
+    def counted(self, *args, **kwargs):
+        counter["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "copy_to_host", counted)
+    return counter
+
+
+@pytest.mark.parametrize("batch_size", [4, 2])
+def test_fit_reads_the_device_once_per_epoch(reads, batch_size):
+    x, y = _table(n=12)
+    vx, vy = _table(n=6, seed=1)
+    model = _dense_model()
+    model.build(x.shape[1:])
+    model.to("cuda")
+    reads["n"] = 0
+    h = nn.fit(model, x, y, epochs=3, batch_size=batch_size, seed=0, alpha=1e-3,
+               validation_data=(vx, vy))
+    # per epoch: the training sums, then the validation sums; not one per batch (3 or 6 here)
+    assert reads["n"] == 2 * 3
+    assert set(h.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_a_per_batch_consumer_gets_every_batch_loss(reads):
+    x, y = _table(n=12)
+    model = _dense_model()
+    cb = _BatchLosses()
+    reads["n"] = 0
+    nn.fit(model, x, y, epochs=2, batch_size=4, seed=0, callbacks=[cb], device="cuda")
+    assert len(cb.losses) == 6 and all(isinstance(v, float) for v in cb.losses)
+    assert reads["n"] >= 6
+
+
+@pytest.mark.parametrize("loss,target", [
+    ("cross_entropy", "labels"), ("binary_cross_entropy", "binary"), ("mse", "real")])
+def test_device_sums_match_per_batch_numbers(loss, target):
+    """The same fit with and without a per-batch consumer: the same parameters bit for bit
+    (the training steps are identical) and the same logged numbers."""
+    x, labels = _table(n=14)
+    rng = np.random.default_rng(3)
+    y = {"labels": labels, "binary": (rng.random((14, 3)) > 0.5).astype(np.float32),
+         "real": rng.standard_normal((14, 3)).astype(np.float32)}[target]
+    kw = dict(loss=loss, epochs=2, batch_size=4, seed=2, alpha=1e-2, device="cuda",
+              validation_split=0.25, metrics=None if loss != "mse" else ())
+    a, b = _dense_model(), _dense_model()
+    ha = nn.fit(a, x, y, **kw)
+    hb = nn.fit(b, x, y, callbacks=[_BatchLosses()], **kw)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(nn.to_host(p.data), nn.to_host(q.data), err_msg=p.name)
+    _same_history(hb, ha)
+
+
+def test_labels_out_of_range_fail_before_training_on_cuda():
+    x, y = _table(n=8)
+    y[3] = 7
+    model = _dense_model()
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\), got values in \[0, 7\]"):
+        nn.fit(model, x, y, epochs=1, device="cuda")
+
+
+def test_divergence_on_cuda_restores_the_epoch_start():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((32, 4)) * 1e3).astype(np.float32)
+    y = (x.sum(1, keepdims=True) * 1e3).astype(np.float32)
+    model = nn.Sequential(nn.Dense(8), nn.ReLU(), nn.Dense(1), seed=0)
+    model.build((4,))
+    model.to("cuda")
+    before = nn.to_host(model.flat.data).copy()
+    with pytest.raises(nn.DivergenceError, match="at epoch 1; the model is back"):
+        nn.fit(model, x, y, loss="mse", optimizer="sgd", lr=1e6, epochs=5, batch_size=16)
+    np.testing.assert_array_equal(nn.to_host(model.flat.data), before)
+
+
+def test_loss_kernels_add_to_a_device_total(rng):
+    from fastnn import kernels
+    logits = rng.standard_normal((5, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, 5)
+    ref, ref_grad = kernels.softmax_cross_entropy(logits, labels)
+    d_logits, d_labels = cuda.to_device(logits), cuda.to_device(labels)
+    total = cuda.to_device(np.array([1.5]))
+    loss, grad = kernels.softmax_cross_entropy(d_logits, d_labels, total=total, factor=2.0)
+    assert loss is None
+    np.testing.assert_allclose(grad.copy_to_host(), ref_grad, **F32)
+    np.testing.assert_allclose(total.copy_to_host()[0], 1.5 + 2.0 * float(ref), rtol=1e-6)
+    # device labels left unchecked on request: one out of range makes the loss NaN, no stray read
+    bad = cuda.to_device(np.array([0, 1, 9, 2, 3]))
+    total = cuda.to_device(np.zeros(1))
+    kernels.softmax_cross_entropy(d_logits, bad, total=total, check_target=False)
+    assert np.isnan(total.copy_to_host()[0])
+    with pytest.raises(ValueError, match="class indices"):
+        kernels.softmax_cross_entropy(d_logits, bad, total=total)
+    with pytest.raises(ValueError, match="total must be a CUDA float64 array of shape"):
+        kernels.mse_loss(d_logits, d_logits, total=np.zeros(1))
+    with pytest.raises(ValueError, match="total must be a CUDA float64 array of shape"):
+        kernels.mse_loss(d_logits, d_logits, total=cuda.to_device(np.zeros(1, np.float32)))

@@ -15,6 +15,8 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
+from ._arrays import _as_device
+from ._util import empty
 
 _RT = cfg.REDUCE_TPB
 
@@ -95,6 +97,26 @@ def sum_partials(part, n, out):
     acc = block_sum_partials(part, n, buf)
     if cuda.threadIdx.x == 0:
         out[0] = acc
+
+
+@cuda.jit
+def add_partials(part, n, total, factor):
+    """total[0] += factor * sum of part[:n] (one block): a running total kept on the device."""
+    buf = cuda.shared.array(_RT, np.float64)
+    acc = block_sum_partials(part, n, buf)
+    if cuda.threadIdx.x == 0:
+        total[0] += factor * acc
+
+
+def finish_partials(part, n, total, factor):
+    """The sum of ``part[:n]`` read back as a float64; or, given ``total`` (float64 (1,) device
+    array), ``total[0] += factor * sum`` on the device with nothing read back (returns None)."""
+    if total is not None:
+        add_partials[1, _RT](part, n, _as_device(total), np.float64(factor))
+        return None
+    out = empty(1, np.float64)
+    sum_partials[1, _RT](part, n, out)
+    return out.copy_to_host()[0]
 
 
 @cuda.jit

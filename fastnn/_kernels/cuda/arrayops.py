@@ -4,14 +4,15 @@ Gradient accumulation, row gathers (mini-batches drawn from data kept on the dev
 updates over a flat parameter buffer (weight decay and scikit-learn's L2 term on the parameters
 that decay), sums of squares (gradient clipping) and correct-prediction counts (accuracy). Sums
 are accumulated in float64 per block and combined in a fixed order, so results do not depend on
-the launch configuration; each returns a Python number (one small copy to the host).
+the launch configuration; each returns a Python number (one small copy to the host), or with
+``total=`` adds it to a running total on the device and returns None.
 """
 import numpy as np
 from numba import cuda
 
 from . import _config as cfg
 from ._arrays import _as_device
-from ._reduce import block_sum, sum_partials
+from ._reduce import block_sum, finish_partials
 from ._util import to_device as _to_device
 from ._util import copy, empty, fill, flat  # noqa: F401 (copy, fill: fastnn._kernels.arrayops)
 
@@ -81,15 +82,17 @@ def masked_scale(dst, mask, f):
         _masked_scale[cfg.grid(dst.size), cfg.TPB](dst, mask, np.dtype(dst.dtype).type(f))
 
 
+def _number(v):
+    return None if v is None else float(v)
+
+
+def _count(v):
+    return None if v is None else int(round(v))
+
+
 def _partials(n):
     blocks = max(1, min((n + _RT - 1) // _RT, cfg.max_blocks()))
     return blocks, empty(blocks, np.float64)
-
-
-def _finish(part, blocks):
-    out = empty(1, np.float64)
-    sum_partials[1, _RT](part, blocks, out)
-    return float(out.copy_to_host()[0])
 
 
 @cuda.jit
@@ -106,11 +109,12 @@ def _l2_masked(data, grad, mask, c, part):
         part[cuda.blockIdx.x] = acc
 
 
-def l2_masked(data, grad, mask, c):
-    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64)."""
+def l2_masked(data, grad, mask, c, total=None, factor=1.0):
+    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64), or adds
+    ``factor`` times it to ``total[0]`` on the device (``finish_partials``)."""
     blocks, part = _partials(data.size)
     _l2_masked[blocks, _RT](data, grad, mask, np.dtype(data.dtype).type(c), part)
-    return _finish(part, blocks)
+    return _number(finish_partials(part, blocks, total, factor))
 
 
 @cuda.jit
@@ -125,12 +129,13 @@ def _sum_squares(a, part):
         part[cuda.blockIdx.x] = acc
 
 
-def sum_squares(a):
-    """``sum(a ** 2)`` in float64 for a device array."""
+def sum_squares(a, total=None, factor=1.0):
+    """``sum(a ** 2)`` in float64 for a device array (or ``factor`` times it added to
+    ``total[0]`` on the device)."""
     a = flat(_as_device(a))
     blocks, part = _partials(a.size)
     _sum_squares[blocks, _RT](a, part)
-    return _finish(part, blocks)
+    return _number(finish_partials(part, blocks, total, factor))
 
 
 @cuda.jit
@@ -164,13 +169,14 @@ def _count_argmax(out, target, part, c):
         part[cuda.blockIdx.x] = acc
 
 
-def count_argmax_correct(output, target):
-    """Rows of the (N, C) ``output`` whose first maximum is at the int64 ``target`` index."""
+def count_argmax_correct(output, target, total=None, factor=1.0):
+    """Rows of the (N, C) ``output`` whose first maximum is at the int64 ``target`` index (or
+    added to ``total[0]`` on the device)."""
     output, target = _as_device(output), _as_device(target)
     n, c = int(output.shape[0]), int(output.shape[1])
     blocks, part = _partials(n)
     _count_argmax[blocks, _RT](flat(output), target, part, c)
-    return int(round(_finish(part, blocks)))
+    return _count(finish_partials(part, blocks, total, factor))
 
 
 @cuda.jit
@@ -186,12 +192,13 @@ def _count_binary(out, target, half, part):
         part[cuda.blockIdx.x] = acc
 
 
-def count_binary_correct(output, target):
-    """Elements where ``output > 0`` agrees with ``target > 0.5`` (same-size device arrays)."""
+def count_binary_correct(output, target, total=None, factor=1.0):
+    """Elements where ``output > 0`` agrees with ``target > 0.5`` (same-size device arrays), or
+    added to ``total[0]`` on the device."""
     output, target = flat(_as_device(output)), flat(_as_device(target))
     blocks, part = _partials(output.size)
     _count_binary[blocks, _RT](output, target, np.dtype(target.dtype).type(0.5), part)
-    return int(round(_finish(part, blocks)))
+    return _count(finish_partials(part, blocks, total, factor))
 
 
 def as_device(a):

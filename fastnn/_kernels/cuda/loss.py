@@ -4,7 +4,7 @@ Row r carries the weight ``scale[r]`` (``1 / (N * K)`` without sample weights, e
 ``w[r] / (sum(w) * K)``), as on the CPU. Softmax cross entropy runs one block per row (block
 reductions for the max and the sum of exponentials); BCE and MSE are elementwise. Each kernel
 writes one float64 partial loss per block; a one-block kernel sums them in a fixed order, and the
-host reads back that single number.
+host reads back that single number, or (``total=``) adds it to a running total on the device.
 
 Host functions mirror ``fastnn._kernels.cpu.loss`` (labels int64 device arrays); the loss comes
 back as a NumPy scalar of the input dtype, the gradient as a device array.
@@ -17,10 +17,11 @@ from numba import cuda
 
 from . import _config as cfg
 from .activation import row_threads
-from ._reduce import block_sum, row_max_exp_sum, sum_partials
+from ._reduce import block_sum, finish_partials, row_max_exp_sum
 from ._util import dummy, empty, flat, to_device
 
 _RT = cfg.REDUCE_TPB
+NAN = np.float64(np.nan)
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,8 +49,11 @@ def _kernels(dtype):
                     g -= w
                 dx[base + k] = g
             if t == 0:
-                loss = (m - x[base + c]) + math.log(s)
-                total64 += np.float64(w) * np.float64(loss)
+                if c >= 0 and c < n:
+                    loss = (m - x[base + c]) + math.log(s)
+                    total64 += np.float64(w) * np.float64(loss)
+                else:  # a label the host did not check (total=): NaN, no stray read
+                    total64 += NAN
         total64 = block_sum(buf64, total64, nt)
         if t == 0:
             part[cuda.blockIdx.x] = total64
@@ -94,13 +98,12 @@ def _scale(n, k, sample_weight, dtype):
     return to_device((w / (w.sum() * k)).astype(dtype)), True, t(0)
 
 
-def _finish(part, nblocks, dtype):
-    out = empty(1, np.float64)
-    sum_partials[1, _RT](part, nblocks, out)
-    return np.dtype(dtype).type(out.copy_to_host()[0])
+def _finish(part, nblocks, dtype, total, factor):
+    loss = finish_partials(part, nblocks, total, factor)
+    return None if loss is None else np.dtype(dtype).type(loss)
 
 
-def softmax_cross_entropy(logits, target, sample_weight):
+def softmax_cross_entropy(logits, target, sample_weight, total=None, factor=1.0):
     n, c = logits.shape
     scale, has_scale, uniform = _scale(n, 1, sample_weight, logits.dtype)
     dx = empty(logits.shape, logits.dtype)
@@ -110,10 +113,10 @@ def softmax_cross_entropy(logits, target, sample_weight):
     part = empty(blocks, np.float64)
     ce[blocks, nt](flat(logits), target, scale, has_scale, uniform, flat(dx),
                    part, n, c)
-    return _finish(part, blocks, logits.dtype), dx
+    return _finish(part, blocks, logits.dtype, total, factor), dx
 
 
-def _elementwise(x, y, sample_weight, mode):
+def _elementwise(x, y, sample_weight, mode, total, factor):
     n, k = x.shape
     scale, has_scale, uniform = _scale(n, k, sample_weight, x.dtype)
     dx = empty(x.shape, x.dtype)
@@ -122,12 +125,12 @@ def _elementwise(x, y, sample_weight, mode):
     part = empty(blocks, np.float64)
     ew[blocks, _RT](flat(x), flat(y), scale, has_scale, uniform,
                     flat(dx), part, k, mode)
-    return _finish(part, blocks, x.dtype), dx
+    return _finish(part, blocks, x.dtype, total, factor), dx
 
 
-def binary_cross_entropy_with_logits(logits, target, sample_weight):
-    return _elementwise(logits, target, sample_weight, 0)
+def binary_cross_entropy_with_logits(logits, target, sample_weight, total=None, factor=1.0):
+    return _elementwise(logits, target, sample_weight, 0, total, factor)
 
 
-def mse_loss(pred, target, sample_weight):
-    return _elementwise(pred, target, sample_weight, 1)
+def mse_loss(pred, target, sample_weight, total=None, factor=1.0):
+    return _elementwise(pred, target, sample_weight, 1, total, factor)
