@@ -1,8 +1,9 @@
 """Static report on the CUDA GEMM kernel (dense layers and every convolution), without a GPU.
 
 Compiles ``fastnn._kernels.cuda._gemm.gemm_kernel`` for sm_90 with NVVM, assembles it with ptxas
-and prints, per operand mode and tile shape: registers, spills, shared memory, and the PTX
-instruction mix of the kernel (FMAs, shared and global loads, vector loads, barriers).
+and prints, per dtype, operand mode and tile shape: registers, spills, shared memory, the resulting
+blocks an SM, and the PTX instruction mix of the kernel (FMAs, shared and global loads, vector
+loads, barriers).
 
 Needs no driver, only NVVM, NVRTC and ptxas from NVIDIA's wheels, in a venv of its own:
 
@@ -21,7 +22,6 @@ import numba.cuda.dispatcher as _dispatcher
 import nvidia.cuda_nvcc
 from numba import cuda, types
 
-from fastnn._kernels.cuda import _config as cfg
 from fastnn._kernels.cuda import _gemm
 
 CC = (9, 0)
@@ -35,24 +35,33 @@ class _NoDevice:
 _dispatcher.get_current_device = _NoDevice
 
 PTXAS = os.path.join(list(nvidia.cuda_nvcc.__path__)[0], "bin", "ptxas")
-F32 = types.Array(types.float32, 1, "C")
 I64 = types.Array(types.int64, 1, "C")
-SIGNATURE = (F32, F32, F32, F32, I64) + (types.int64,) * 5 + (
-    types.UniTuple(types.int64, 4), types.UniTuple(types.int64, 8), types.UniTuple(types.int64, 6))
+
+
+def signature(dtype):
+    arr = types.Array(getattr(types, dtype), 1, "C")
+    return (arr, arr, arr, arr, I64) + (types.int64,) * 5 + (
+        types.UniTuple(types.int64, 4), types.UniTuple(types.int64, 8),
+        types.UniTuple(types.int64, 6))
+
+
 CASES = {
     "dense": (_gemm.A_ROW, _gemm.B_ROW, _gemm.C_ROW, _gemm.BIAS_N),
     "conv forward": (_gemm.A_ROW, _gemm.B_GATHER, _gemm.C_TAB, _gemm.BIAS_M),
     "conv data grad": (_gemm.A_TAB, _gemm.B_GATHER_STRIDED, _gemm.C_TAB, _gemm.BIAS_NONE),
     "conv weight grad": (_gemm.A_ROW, _gemm.B_COL, _gemm.C_ROW, _gemm.BIAS_NONE),
 }
-OPS = {"fma": r"\bfma\.rn\.f32", "ld.shared": r"\bld\.shared\.f32", "ld.shared.v": r"\bld\.shared\.v\d",
-       "ld.global": r"\bld\.global\.(?:nc\.)?f32", "ld.global.v": r"\bld\.global\.(?:nc\.)?v\d",
+# {t}: f32 or f64
+OPS = {"fma": r"\bfma\.rn\.{t}", "ld.shared": r"\bld\.shared\.{t}",
+       "ld.shared.v": r"\bld\.shared\.v\d",
+       "ld.global": r"\bld\.global\.(?:nc\.)?{t}", "ld.global.v": r"\bld\.global\.(?:nc\.)?v\d",
        "bar.sync": r"\bbar\.sync"}
 
 
-def report(name, tiles, modes):
-    kernel = _gemm.gemm_kernel("float32", tiles, *modes)
-    ptx, _ = cuda.compile_ptx(kernel.py_func, SIGNATURE, cc=CC)
+def report(name, dtype, tiles, modes):
+    kernel = _gemm.gemm_kernel(dtype, tiles, *modes)
+    ptx, _ = cuda.compile_ptx(kernel.py_func, signature(dtype), cc=CC,
+                              launch_bounds=kernel.targetoptions.get("launch_bounds"))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "k.ptx")
         with open(path, "w") as f:
@@ -67,15 +76,26 @@ def report(name, tiles, modes):
 
     regs, spill, smem = (first(rx) for rx in (r"Used (\d+) registers", r"(\d+) bytes spill stores",
                                                r"(\d+) bytes smem"))
-    counts = " ".join(f"{op}={len(re.findall(rx, ptx))}" for op, rx in OPS.items())
-    print(f"{name:17s} {str(tiles):20s} regs={regs:4s} spill={spill:3s} smem={smem:6s} {counts}")
+    t = "f" + dtype[-2:]
+    BM, BN, _, TM, TN = tiles
+    nt = BM // TM * BN // TN
+    # sm_90: 64 K registers (allocated per warp, 8 a thread at a time), 228 KiB shared memory
+    # (1 KiB of it reserved a block), 2048 threads, 32 blocks an SM
+    r8 = -(-int(regs) // 8) * 8 if regs != "?" else 255
+    blocks = min(65536 // (-(-nt // 32) * 32 * r8), 233472 // (int(smem) + 1024) if smem != "?"
+                 else 1, 2048 // nt, 32)
+    counts = " ".join(f"{op}={len(re.findall(rx.replace('{t}', t), ptx))}"
+                      for op, rx in OPS.items())
+    print(f"{t} {name:17s} {str(tiles):20s} regs={regs:4s} spill={spill:3s} smem={smem:6s} "
+          f"blocks/SM={blocks} {counts}")
 
 
 def main():
-    print(f"sm_{CC[0]}{CC[1]}, float32; instruction counts are static (PTX text), not executed")
-    for tiles in (cfg.GEMM_TILES, cfg.GEMM_TILES_SMALL_M):
-        for name, modes in CASES.items():
-            report(name, tiles, modes)
+    print(f"sm_{CC[0]}{CC[1]}; instruction counts are static (PTX text), not executed")
+    for dtype in ("float32", "float64"):
+        for tiles in (_gemm.choose_tiles(10 ** 6, dtype), _gemm.choose_tiles(1, dtype)):
+            for name, modes in CASES.items():
+                report(name, dtype, tiles, modes)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,24 @@ if SIMULATOR:
     # GEMM tiles (BM, BN, BK, TM, TN): block computes BM x BN with (BM/TM)*(BN/TN) threads.
     GEMM_TILES = (8, 8, 4, 2, 2)
     GEMM_TILES_SMALL_M = (4, 8, 4, 2, 2)
+    GEMM_TILES_F64 = GEMM_TILES
+    GEMM_TILES_SMALL_M_F64 = GEMM_TILES_SMALL_M
     GEMM_PAD = 1
+    GEMM_F32_REGS = None
     SPLIT_K_TARGET_BLOCKS = 2
     SPLIT_K_MIN_K = 16
 else:
     TPB = 256
     REDUCE_TPB = 256
     MAX_BLOCKS = None       # derived from the device: 32 blocks per multiprocessor
-    GEMM_TILES = (128, 128, 8, 8, 8)
-    GEMM_TILES_SMALL_M = (64, 256, 8, 8, 8)
+    GEMM_TILES = (128, 128, 16, 8, 8)
+    GEMM_TILES_SMALL_M = (64, 256, 16, 8, 8)
+    # float64: half the K slab, so the two double-buffered slabs stay within 48 KiB
+    GEMM_TILES_F64 = (128, 128, 8, 8, 8)
+    GEMM_TILES_SMALL_M_F64 = (64, 256, 8, 8, 8)
     GEMM_PAD = 4            # breaks bank conflicts of the transposed shared-memory stores
+    GEMM_F32_REGS = 128     # float32 GEMM register cap: two 256-thread blocks an SM (no spills
+                            # in the modes fastnn launches: tools/gemm_ptx_report.py)
     SPLIT_K_TARGET_BLOCKS = None   # derived: 2 blocks per multiprocessor
     SPLIT_K_MIN_K = 512
 

@@ -2,10 +2,18 @@
 
 One kernel computes ``C[g] = A[g] @ B[g]`` for a batch of groups ``g`` (``blockIdx.z``), optionally
 split along K (partial products summed by a second kernel). Each block computes a BM x BN tile of
-C with BM/TM x BN/TN threads; each thread owns TM x TN outputs held in registers, on rows
-``tr + i * BM/TM`` and columns ``tc + j * BN/TN`` so that shared-memory reads are conflict-free and
-global stores coalesce. The next K slab is prefetched into registers while the current one is
-multiplied out of shared memory.
+C with RS x CS = BM/TM x BN/TN threads; each thread owns TM x TN outputs held in registers. Its
+rows come in runs of VA = min(4, TM) adjacent ones, VA * RS apart: thread row ``tr`` owns rows
+``(i // VA) * VA*RS + tr*VA + i % VA`` (columns likewise with VB = min(4, TN), CS, ``tc``), so
+that per K row it reads each run from shared memory with one 16-byte vector load (shared buffers
+16-byte aligned, rows padded to whole vectors), conflict-free.
+
+K runs in slabs of BK rows through two shared-memory buffers: while slab t is multiplied out of
+one, slab t + 1 is read from global memory into registers and then stored into the other, with
+one barrier per slab. Each thread loads the elements ``tid + it * NT`` of a slab (k fastest, in
+groups of 8 k, for k-contiguous operands: coalesced reads, conflict-free transposed stores), at
+compile-time offsets from its first one. Global loads stay scalar: leading dimensions are runtime
+values, so vector alignment is not known.
 
 How operands are read is a compile-time mode, so one kernel serves every use:
 
@@ -59,6 +67,35 @@ def store(C, bias, tab, pc, g, s, m, n, v, cmode, bias_mode):
         C[g * pc[0] + tab[pc[3] + m] + tab[pc[4] + n]] = v
 
 
+def smem_bytes(dtype, tiles):
+    """Static shared memory of ``gemm_kernel`` for this dtype and tile shape: two K slabs of A and
+    B, rows padded (``cfg.GEMM_PAD``) and rounded up to whole vectors."""
+    BM, BN, BK, TM, TN = tiles
+    return 2 * BK * (_padded(BM, TM) + _padded(BN, TN)) * np.dtype(dtype).itemsize
+
+
+def _slot_offsets(slot, nt, its):
+    """Offsets (d0, d1) with ``slot(tid + it * nt) == slot(tid) + (d0[it], d1[it])`` for every
+    thread ``tid < nt``: the load pattern must be the same for every thread."""
+    d0, d1 = [], []
+    for it in range(its):
+        ds = {tuple(a - b for a, b in zip(slot(t + it * nt), slot(t))) for t in range(nt)}
+        assert len(ds) == 1, "tile shape: a thread's loads are not a fixed pattern"
+        (a, b), = ds
+        d0.append(a)
+        d1.append(b)
+    return tuple(d0), tuple(d1)
+
+
+def _vw(t):
+    return min(4, t)
+
+
+def _padded(b, t):
+    v = _vw(t)
+    return (b + cfg.GEMM_PAD + v - 1) // v * v
+
+
 @functools.lru_cache(maxsize=None)
 def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
     """The GEMM kernel for this dtype, tile shape and operand modes (compiled on first launch)."""
@@ -66,14 +103,24 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
     RS = BM // TM                      # thread rows
     CS = BN // TN                      # thread columns
     NT = RS * CS                       # threads per block
+    VA = _vw(TM)                       # a thread's rows (columns) come in runs of VA (VB)
+    VB = _vw(TN)
+    assert RS * TM == BM and CS * TN == BN and TM % VA == 0 and TN % VB == 0
     A_IT = BM * BK // NT               # A elements each thread loads per K slab
     B_IT = BK * BN // NT
     assert A_IT * NT == BM * BK and B_IT * NT == BK * BN
-    AW = BM + cfg.GEMM_PAD             # padded shared-memory row lengths
-    BW = BN + cfg.GEMM_PAD
+    AW = _padded(BM, TM)               # shared-memory row lengths: padded, whole vectors
+    BW = _padded(BN, TN)
+    assert cfg.SIMULATOR or smem_bytes(dtype, tiles) <= 48 * 1024, "static shared memory > 48 KiB"
+    # a run starts at a multiple of VA (VB) elements of a row starting at one: 16-byte aligned
+    # buffers let NVVM read each run with one vector load (the simulator takes no alignment)
+    ALIGN = None if cfg.SIMULATOR else 16
     sc = np.dtype(dtype).type
     A_KFAST = amode != A_COL           # which index runs fastest across threads when loading
     B_NFAST = bmode != B_COL
+    # k-fastest loads step through k in groups of KG: a warp stores 8 k x 4 rows, bank-conflict
+    # free in float32 with GEMM_PAD = 4, and reads whole 32-byte sectors of each row
+    KG = 8 if BK % 8 == 0 else BK
     GATHER = bmode in (B_GATHER, B_GATHER_STRIDED)
     if GATHER:
         assert NT % BN == 0            # each thread then gathers one fixed column n
@@ -118,34 +165,67 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                     v = B[g * pb[0] + noff + tab[t] + ih * W + iw]
         return v
 
-    @cuda.jit(device=True)
     def a_slot(idx):
         """(m, k) in the slab of the idx-th A element a block loads (k fastest unless A_COL)."""
         if A_KFAST:
-            return idx // BK, idx % BK
+            r = idx // KG
+            return r % BM, r // BM * KG + idx % KG
         return idx % BM, idx // BM
 
-    @cuda.jit(device=True)
     def b_slot(idx):
         """(k, n) in the slab of the idx-th B element a block loads (n fastest unless B_COL)."""
         if B_NFAST:
             return idx // BN, idx % BN
-        return idx % BK, idx // BK
+        r = idx // KG
+        return r // BN * KG + idx % KG, r % BN
+
+    # thread tid loads elements tid + it * NT: at slot(tid) plus the same offsets for every
+    # thread, compile-time constants, so one base address serves all of a thread's loads
+    AD0, AD1 = _slot_offsets(a_slot, NT, A_IT)
+    BD0, BD1 = _slot_offsets(b_slot, NT, B_IT)
+    a_slot = cuda.jit(device=True)(a_slot)
+    b_slot = cuda.jit(device=True)(b_slot)
+
+    @cuda.jit(device=True)
+    def row(tr, i):
+        """Tile row of a thread's i-th row: runs of VA rows, VA * RS apart."""
+        return i // VA * (VA * RS) + tr * VA + i % VA
+
+    @cuda.jit(device=True)
+    def col(tc, j):
+        return j // VB * (VB * CS) + tc * VB + j % VB
 
     @inline_device
     def fetch(pfa, pfb, A, B, tab, pa, pb, g, m0, n0, k0, M, N, kend, noff, nh, nw, tid):
         """Read this thread's share of the K slab starting at k0 into the registers pfa, pfb."""
+        mm, kk = a_slot(tid)
         for it in range(A_IT):
-            mm, kk = a_slot(tid + it * NT)
-            pfa[it] = load_a(A, tab, pa, g, m0 + mm, k0 + kk, M, kend)
+            pfa[it] = load_a(A, tab, pa, g, m0 + mm + AD0[it], k0 + kk + AD1[it], M, kend)
+        kk, nn = b_slot(tid)
         for it in range(B_IT):
-            kk, nn = b_slot(tid + it * NT)
-            pfb[it] = load_b(B, tab, pb, g, k0 + kk, n0 + nn, N, kend, noff, nh, nw)
+            pfb[it] = load_b(B, tab, pb, g, k0 + kk + BD0[it], n0 + nn + BD1[it], N, kend,
+                             noff, nh, nw)
 
-    @cuda.jit
+    @inline_device
+    def put(As, Bs, buf, pfa, pfb, tid):
+        """Store the prefetched slab into shared-memory buffer ``buf``."""
+        mm, kk = a_slot(tid)
+        for it in range(A_IT):
+            As[buf, kk + AD1[it], mm + AD0[it]] = pfa[it]
+        kk, nn = b_slot(tid)
+        for it in range(B_IT):
+            Bs[buf, kk + BD0[it], nn + BD1[it]] = pfb[it]
+
+    # float32: cap the registers (cfg.GEMM_F32_REGS) so that more blocks fit an SM; the 8 x 8
+    # float64 accumulators alone take 128 registers: no cap
+    opts = {}
+    if not cfg.SIMULATOR and cfg.GEMM_F32_REGS and np.dtype(dtype).itemsize == 4:
+        opts["launch_bounds"] = (NT, max(1, 65536 // (NT * cfg.GEMM_F32_REGS)))
+
+    @cuda.jit(**opts)
     def kernel(A, B, C, bias, tab, M, N, K, kchunk, nsplit, pa, pb, pc):
-        As = cuda.shared.array((BK, AW), sc)
-        Bs = cuda.shared.array((BK, BW), sc)
+        As = cuda.shared.array((2, BK, AW), sc, ALIGN)
+        Bs = cuda.shared.array((2, BK, BW), sc, ALIGN)
         acc = cuda.local.array((TM, TN), sc)
         ra = cuda.local.array(TM, sc)
         rb = cuda.local.array(TN, sc)
@@ -179,37 +259,37 @@ def gemm_kernel(dtype, tiles, amode, bmode, cmode, bias_mode):
                 nh = tab[pb[2] + 3 * nfix + 1]
                 nw = tab[pb[2] + 3 * nfix + 2]
 
-        # prefetch the first slab
+        # double-buffered K loop: slab t is multiplied out of buffer t % 2 while slab t + 1 is
+        # read into registers and then stored into the other buffer; one barrier per slab
         fetch(pfa, pfb, A, B, tab, pa, pb, g, m0, n0, kbeg, M, N, kend, noff, nh, nw, tid)
-
+        put(As, Bs, 0, pfa, pfb, tid)
+        cuda.syncthreads()
+        buf = 0
         for k0 in range(kbeg, kend, BK):
-            for it in range(A_IT):
-                mm, kk = a_slot(tid + it * NT)
-                As[kk, mm] = pfa[it]
-            for it in range(B_IT):
-                kk, nn = b_slot(tid + it * NT)
-                Bs[kk, nn] = pfb[it]
-            cuda.syncthreads()
-
             k1 = k0 + BK
             if k1 < kend:
                 fetch(pfa, pfb, A, B, tab, pa, pb, g, m0, n0, k1, M, N, kend, noff, nh, nw, tid)
 
             for kk in range(BK):
                 for i in range(TM):
-                    ra[i] = As[kk, tr + i * RS]
+                    ra[i] = As[buf, kk, row(tr, i)]
                 for j in range(TN):
-                    rb[j] = Bs[kk, tc + j * CS]
+                    rb[j] = Bs[buf, kk, col(tc, j)]
                 for i in range(TM):
                     for j in range(TN):
                         acc[i, j] += ra[i] * rb[j]
-            cuda.syncthreads()
+
+            buf = (buf + 1) & 1        # the mask: buf >= 0, as for tid
+            if k1 < kend:              # the same for the whole block
+                # the barrier that ended the previous slab fenced the last reads of this buffer
+                put(As, Bs, buf, pfa, pfb, tid)
+                cuda.syncthreads()
 
         for i in range(TM):
-            m = m0 + tr + i * RS
+            m = m0 + row(tr, i)
             if m < M:
                 for j in range(TN):
-                    n = n0 + tc + j * CS
+                    n = n0 + col(tc, j)
                     if n < N:
                         store(C, bias, tab, pc, g, s, m, n, acc[i, j], cmode, bias_mode)
 
@@ -240,8 +320,12 @@ def split_reduce_kernel(dtype, cmode, bias_mode):
     return kernel
 
 
-def choose_tiles(M):
-    return cfg.GEMM_TILES_SMALL_M if M <= cfg.GEMM_TILES_SMALL_M[0] else cfg.GEMM_TILES
+def choose_tiles(M, dtype=np.float32):
+    if np.dtype(dtype).itemsize > 4:
+        small, big = cfg.GEMM_TILES_SMALL_M_F64, cfg.GEMM_TILES_F64
+    else:
+        small, big = cfg.GEMM_TILES_SMALL_M, cfg.GEMM_TILES
+    return small if M <= small[0] else big
 
 
 def launch(A, B, C, M, N, K, G=1, *, amode=A_ROW, bmode=B_ROW, cmode=C_ROW, bias=None,
@@ -257,7 +341,7 @@ def launch(A, B, C, M, N, K, G=1, *, amode=A_ROW, bmode=B_ROW, cmode=C_ROW, bias
     dtype = np.dtype(C.dtype)
     if M == 0 or N == 0 or G == 0:
         return C
-    tiles = choose_tiles(M) if tiles is None else tuple(tiles)
+    tiles = choose_tiles(M, dtype) if tiles is None else tuple(tiles)
     BM, BN, BK, TM, TN = tiles
     nt = (BM // TM) * (BN // TN)
     gx = (N + BN - 1) // BN
