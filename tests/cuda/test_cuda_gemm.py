@@ -4,6 +4,7 @@ import pytest
 from numba import cuda
 
 from cuda_helpers import SIMULATOR, to_host, tol
+from fastnn._kernels.cuda import _config as cfg
 from fastnn._kernels.cuda import _gemm
 
 pytestmark = pytest.mark.cuda
@@ -160,6 +161,28 @@ def test_gemm_modes_vector_layout(rng, tiles, dtype, amode, bmode):
         # nothing written outside C: the padding stays NaN
         assert np.isnan(out).sum() == out.size - G * M * N
         C.copy_to_device(np.full(out.shape, np.nan, dtype))
+
+
+# the tiles the hardware runs (256 threads a block: about 10-20 s each in the simulator), each in
+# the mode that reads most unusually: the data gradient of a strided convolution, and a product of
+# two transposed operands split along K
+@pytest.mark.parametrize("tiles,dtype,modes,split", [
+    (cfg.HARDWARE_GEMM_TILES[0], np.float32,
+     (_gemm.A_TAB, _gemm.B_GATHER_STRIDED, _gemm.C_TAB, _gemm.BIAS_M), 1),
+    (cfg.HARDWARE_GEMM_TILES[1], np.float32, (_gemm.A_COL, _gemm.B_COL, _gemm.C_ROW, _gemm.BIAS_N), 2),
+    (cfg.HARDWARE_GEMM_TILES_F64[0], np.float64,
+     (_gemm.A_ROW, _gemm.B_GATHER, _gemm.C_TAB, _gemm.BIAS_NONE), 1),
+], ids=["f32-128x128-dgrad", "f32-64x256-tt-split", "f64-128x128-gather"])
+def test_hardware_tiles(rng, tiles, dtype, modes, split):
+    amode, bmode, cmode, bias_mode = modes
+    M, N, K, G = tiles[0] + 2, 20, 2 * tiles[2] + 5, 1
+    (A, B, C, bias), tab, (pa, pb, pc), ref, gather = _modes_case(
+        rng, amode, bmode, cmode, bias_mode, M, N, K, G, dtype)
+    _gemm.launch(A, B, C, M, N, K, G, amode=amode, bmode=bmode, cmode=cmode, bias=bias,
+                 bias_mode=bias_mode, tab=tab, pa=pa, pb=pb, pc=pc, split=split, tiles=tiles)
+    out = to_host(C)
+    np.testing.assert_allclose(gather(out), ref, **tol(dtype))
+    assert np.isnan(out).sum() == out.size - G * M * N
 
 
 def test_gemm_tile_constraints():

@@ -10,6 +10,12 @@ from numba import config as _numba_config
 
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 
+# The GEMM tiles (BM, BN, BK, TM, TN) on hardware: float32 (large M, M <= 64), then float64, which
+# takes half the K slab so that its two double-buffered slabs stay within 48 KiB. Named outside
+# the branch below so that the simulator tests can run them too.
+HARDWARE_GEMM_TILES = ((128, 128, 16, 8, 8), (64, 256, 16, 8, 8))
+HARDWARE_GEMM_TILES_F64 = ((128, 128, 8, 8, 8), (64, 256, 8, 8, 8))
+
 if SIMULATOR:
     TPB = 8                 # threads per block, elementwise kernels
     REDUCE_TPB = 8          # threads per block of a block reduction (power of two)
@@ -27,11 +33,8 @@ else:
     TPB = 256
     REDUCE_TPB = 256
     MAX_BLOCKS = None       # derived from the device: 32 blocks per multiprocessor
-    GEMM_TILES = (128, 128, 16, 8, 8)
-    GEMM_TILES_SMALL_M = (64, 256, 16, 8, 8)
-    # float64: half the K slab, so the two double-buffered slabs stay within 48 KiB
-    GEMM_TILES_F64 = (128, 128, 8, 8, 8)
-    GEMM_TILES_SMALL_M_F64 = (64, 256, 8, 8, 8)
+    GEMM_TILES, GEMM_TILES_SMALL_M = HARDWARE_GEMM_TILES
+    GEMM_TILES_F64, GEMM_TILES_SMALL_M_F64 = HARDWARE_GEMM_TILES_F64
     GEMM_PAD = 4            # breaks bank conflicts of the transposed shared-memory stores
     GEMM_F32_REGS = 128     # float32 GEMM register cap: two 256-thread blocks an SM (no spills
                             # in the modes fastnn launches: tools/gemm_ptx_report.py)
