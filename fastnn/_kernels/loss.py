@@ -5,7 +5,9 @@ converts with ``float()``); the gradient has the input's shape and dtype. Withou
 ``sample_weight`` the loss is the mean over the batch (cross entropy) or over all elements (BCE,
 MSE), as ``torch.nn.functional``. With ``sample_weight`` (shape ``(N,)``, non-negative, positive
 sum) each sample's loss (its mean over non-batch elements) is weighted:
-``sum(w_i * l_i) / sum(w_i)``.
+``sum(w_i * l_i) / sum(w_i)``. With ``total=`` (a float64 array of shape (1,) on the input's
+device) the loss is added to that running total instead, ``total[0] += factor * loss``, and
+``loss`` comes back as None: a GPU training loop then reads one number per epoch.
 """
 import numpy as np
 

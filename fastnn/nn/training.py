@@ -951,6 +951,11 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
             and all(m.fn is None for m in metric_objs)):
         totals = _array.move(np.zeros(1 + len(metric_objs)), device)
         if isinstance(loss_fn, _losses.CrossEntropyLoss):
+            out_shape = getattr(model, "output_shape", None)
+            if (not _labels_checked and not _array.is_cuda_array(y) and out_shape
+                    and len(out_shape) == 1):
+                K.check_class_indices(y, int(out_shape[0]))  # once, on the host
+                _labels_checked = True
             loss_kw["check_target"] = not _labels_checked
     (x, y), _ = _on_device(device, x, y)
     n = len(x)

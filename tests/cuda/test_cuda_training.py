@@ -350,3 +350,19 @@ def test_loss_kernels_add_to_a_device_total(rng):
         kernels.mse_loss(d_logits, d_logits, total=np.zeros(1))
     with pytest.raises(ValueError, match="total must be a CUDA float64 array of shape"):
         kernels.mse_loss(d_logits, d_logits, total=cuda.to_device(np.zeros(1, np.float32)))
+
+
+def test_evaluate_reads_the_device_once(reads):
+    x, y = _table(n=12)
+    model = _dense_model()
+    model.build(x.shape[1:])
+    model.to("cuda")
+    ref = nn.evaluate(pickle.loads(pickle.dumps(model)).to("cpu"), x, y, batch_size=4)
+    reads["n"] = 0
+    got = nn.evaluate(model, x, y, batch_size=4)
+    assert reads["n"] == 1
+    np.testing.assert_allclose(got["loss"], ref["loss"], rtol=1e-5)
+    assert got["accuracy"] == ref["accuracy"]
+    y[0] = 5
+    with pytest.raises(ValueError, match="class indices"):
+        nn.evaluate(model, x, y, batch_size=4)
