@@ -139,21 +139,22 @@ def test_sklearn_epsilon_matches_sklearn_adam():
         np.testing.assert_allclose(p.data, r, rtol=1e-12, atol=1e-13)
 
 
+def _steps(opt, params, gs_list):
+    """One optimizer step per list of gradients."""
+    for gs in gs_list:
+        opt.zero_grad()
+        for p, g in zip(params, gs):
+            p.grad[...] = g
+        opt.step()
+
+
 @pytest.mark.parametrize("cls,kwargs", [(c, k) for _, c, k in CASES[1::2]])
 def test_state_dict_resumes_exactly(cls, kwargs):
     straight, _ = run_fastnn(cls, dict(kwargs), steps=6)
     params = make_params(np.float64)
     opt = cls(params, **kwargs)
     gs_all = grads_sequence(6)
-
-    def run(opt, params, gs_list):
-        for gs in gs_list:
-            opt.zero_grad()
-            for p, g in zip(params, gs):
-                p.grad[...] = g
-            opt.step()
-
-    run(opt, params, gs_all[:3])
+    _steps(opt, params, gs_all[:3])
     state = opt.state_dict()
     assert state["step"] == 3 and state["type"] == cls.__name__
     # a fresh model with the same weights and a fresh optimizer given the saved state
@@ -162,7 +163,7 @@ def test_state_dict_resumes_exactly(cls, kwargs):
         q_data = q.data.copy()
         p.data[...] = q_data
     opt2 = cls(params2, **kwargs).load_state_dict(state)
-    run(opt2, params2, gs_all[3:])
+    _steps(opt2, params2, gs_all[3:])
     for a, b in zip(straight, params2):
         np.testing.assert_array_equal(a, b.data)
 
@@ -173,26 +174,18 @@ def test_snapshot_restore_returns_to_the_same_trajectory(cls, kwargs):
     params = make_params(np.float64)
     opt = cls(params, **kwargs)
     gs_all = grads_sequence(6)
-
-    def run(gs_list):
-        for gs in gs_list:
-            opt.zero_grad()
-            for p, g in zip(params, gs):
-                p.grad[...] = g
-            opt.step()
-
-    run(gs_all[:3])
+    _steps(opt, params, gs_all[:3])
     saved = [p.data.copy() for p in params]
     snap = opt.snapshot()
     lr = opt.lr
     opt.lr = lr * 10
-    run(gs_all[3:])  # a detour, then back
+    _steps(opt, params, gs_all[3:])  # a detour, then back
     for p, d in zip(params, saved):
         p.data[...] = d
     opt.restore(snap)
     assert opt.t == 3 and opt.lr == lr
     assert opt.snapshot(snap) is not None  # reuses the snapshot's arrays
-    run(gs_all[3:])
+    _steps(opt, params, gs_all[3:])
     for a, b in zip(straight, params):
         np.testing.assert_array_equal(a, b.data)
 
