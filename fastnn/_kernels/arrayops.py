@@ -99,7 +99,7 @@ def masked_scale(dst, mask, f):
 
 
 def check_total(total, like):
-    """``total`` must be a writable float64 array of shape (1,) on ``like``'s device."""
+    """``total`` must be a float64 array of shape (1,) on ``like``'s device."""
     if (not hasattr(total, "shape") or tuple(total.shape) != (1,)
             or np.dtype(total.dtype) != np.float64 or device_of(total) != device_of(like)):
         where = "a CUDA" if is_cuda_array(like) else "a NumPy"
