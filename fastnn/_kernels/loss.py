@@ -11,10 +11,13 @@ device) the loss is added to that running total instead, ``total[0] += factor * 
 """
 import numpy as np
 
-from ._dispatch import backend, is_cuda_array
+from ._dispatch import CPUBackend, backend, is_cuda_array
 from ._dispatch import to_host as _host
 from ._validate import check_shape
 from .arrayops import deliver
+
+
+_HOST = CPUBackend()
 
 
 def _on_device(a):
@@ -34,9 +37,12 @@ def _float_like(be, a, name, dtype, shape):
 
 
 def _sample_weight(be, sample_weight, n, dtype):
+    """The weights, checked. Host weights stay on the host, where every backend computes the row
+    scales from them: a GPU loss then reads nothing back for them."""
     if sample_weight is None:
         return None
-    w = _float_like(be, sample_weight, "sample_weight", dtype, (n,))
+    w = _float_like(be if _on_device(sample_weight) else _HOST, sample_weight, "sample_weight",
+                    dtype, (n,))
     h = _host(w)
     if not np.all(np.isfinite(h)) or np.any(h < 0):
         raise ValueError("sample_weight must hold finite, non-negative values")

@@ -263,16 +263,17 @@ def reads(monkeypatch):
     return counter
 
 
-@pytest.mark.parametrize("batch_size", [4, 2])
-def test_fit_reads_the_device_once_per_epoch(reads, batch_size):
+@pytest.mark.parametrize("batch_size,weighted", [(4, False), (2, False), (4, True)])
+def test_fit_reads_the_device_once_per_epoch(reads, batch_size, weighted):
     x, y = _table(n=12)
     vx, vy = _table(n=6, seed=1)
+    w = np.linspace(0.5, 2.0, 12) if weighted else None
     model = _dense_model()
     model.build(x.shape[1:])
     model.to("cuda")
     reads["n"] = 0
     h = nn.fit(model, x, y, epochs=3, batch_size=batch_size, seed=0, alpha=1e-3,
-               validation_data=(vx, vy))
+               validation_data=(vx, vy), sample_weight=w)
     # per epoch: the training sums, then the validation sums; not one per batch (3 or 6 here)
     assert reads["n"] == 2 * 3
     assert set(h.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}

@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from .._device import to_host
 from . import _config as cfg
 from .activation import row_threads
 from ._reduce import block_sum, finish_partials, row_max_exp_sum
@@ -94,7 +95,7 @@ def _scale(n, k, sample_weight, dtype):
     t = np.dtype(dtype).type
     if sample_weight is None:
         return dummy(dtype), False, t(1.0 / (n * k))
-    w = sample_weight.copy_to_host().astype(np.float64)
+    w = to_host(sample_weight).astype(np.float64)  # host weights: no copy
     return to_device((w / (w.sum() * k)).astype(dtype)), True, t(0)
 
 
