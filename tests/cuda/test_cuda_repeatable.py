@@ -107,3 +107,35 @@ def test_repeated_mlp_classifier_fit_is_bitwise_identical(solver):
         return out
 
     _assert_all_identical([fit() for _ in range(REPEATS)])
+
+
+@pytest.mark.skipif(not SIMULATOR, reason="a property of the simulator's shared arrays")
+def test_simulator_gives_one_shared_array_per_block_under_contention(monkeypatch):
+    """tests/cuda/conftest.py makes the simulator's shared-array lookup atomic: threads that
+    switch inside the allocation (widened here by a slow ``np.empty``) still share one array."""
+    import threading
+    import time
+
+    from numba.cuda.simulator import kernelapi
+
+    real_empty = np.empty
+
+    def slow_empty(*args, **kwargs):
+        time.sleep(0.002)
+        return real_empty(*args, **kwargs)
+
+    shared = kernelapi.FakeCUDAShared(0)
+    start = threading.Barrier(8)
+    got = []
+
+    def thread():
+        start.wait()
+        got.append(shared.array(4, np.float64))
+
+    monkeypatch.setattr(np, "empty", slow_empty)
+    threads = [threading.Thread(target=thread) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len({id(a) for a in got}) == 1
