@@ -655,14 +655,13 @@ class _Trainer:
 
         _build(model, x, dtype, None if seed is None else init_seed)
         _check_output_fits_loss(model, loss_fn)
-        self.labels_checked = False
-        out_shape = getattr(model, "output_shape", None)
-        if isinstance(loss_fn, _losses.CrossEntropyLoss) and out_shape and len(out_shape) == 1:
-            # checked once here, so that batches on a GPU need not read their labels back
-            K.check_class_indices(y, int(out_shape[0]))
+        n_classes = _class_count(model, loss_fn)
+        self.labels_checked = n_classes is not None
+        if self.labels_checked:  # once here, so that GPU batches need not read labels back
+            K.check_class_indices(y, n_classes)
             if val is not None:
-                K.check_class_indices(val[1], int(out_shape[0]))
-            self.labels_checked = True
+                K.check_class_indices(val[1], n_classes)
+        self.loss_options = _loss_options(loss_fn, self.labels_checked)
         if device is not None:
             model.to(device)
         device = _model_device(model)
@@ -719,14 +718,10 @@ class _Trainer:
         """Where the epoch's sums add up on a GPU, read back once at its end: a float64 device
         array [loss, sum of squared parameters, one count per accuracy metric]; None (per-batch
         numbers) on the CPU or when something needs each batch's numbers."""
-        per_batch = (self.device == "cpu" or self.flat is None or self.progress.live
-                     or type(self.loss_fn) not in _losses.DEVICE_TOTAL
-                     or any(m.fn is not None for m in self.metrics)
+        per_batch = (self.flat is None or self.progress.live
                      or any(type(cb).on_batch_end is not Callback.on_batch_end
                             for cb in self.callbacks))
-        if per_batch:
-            return None
-        return _array.move(np.zeros(2 + len(self.metrics)), self.device)
+        return None if per_batch else _device_sums(self.device, self.loss_fn, self.metrics, 2)
 
     def run(self):
         """Every epoch (until a callback stops training); returns the ``History``."""
@@ -824,10 +819,8 @@ class _Trainer:
         if self.totals is None:
             batch_loss, dout = self.loss_fn(out, yb, wb)
         else:  # the batch's share of the epoch's summed loss, added on the device
-            extra = ({"check_target": not self.labels_checked}
-                     if isinstance(self.loss_fn, _losses.CrossEntropyLoss) else {})
             batch_loss, dout = self.loss_fn(out, yb, wb, total=self.totals[0:1], factor=m_b,
-                                            **extra)
+                                            **self.loss_options)
         self.model.backward(dout, input_grad=False)
         if self.alpha:
             n_b = m_b if wb is None else float(wb.sum())
@@ -867,6 +860,32 @@ class _Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
         self.progress.end_epoch(epoch, logs)
+
+
+def _class_count(model, loss_fn):
+    """The number of classes of a cross-entropy model whose output shape is known; else None."""
+    shape = getattr(model, "output_shape", None)
+    if isinstance(loss_fn, _losses.CrossEntropyLoss) and shape and len(shape) == 1:
+        return int(shape[0])
+    return None
+
+
+def _loss_options(loss_fn, labels_checked):
+    """Keyword arguments of a built-in loss call whose sums stay on the device: cross entropy
+    need not read checked labels back."""
+    if isinstance(loss_fn, _losses.CrossEntropyLoss):
+        return {"check_target": not labels_checked}
+    return {}
+
+
+def _device_sums(device, loss_fn, metrics, slots):
+    """A zeroed float64 array on ``device`` for sums that stay there (``slots`` of the caller's,
+    then one count per accuracy metric); None where the numbers come back per batch: on the CPU,
+    with a loss of one's own or a metric computed on the host."""
+    if (device == "cpu" or type(loss_fn) not in _losses.DEVICE_TOTAL
+            or any(m.fn is not None for m in metrics)):
+        return None
+    return _array.move(np.zeros(slots + len(metrics)), device)
 
 
 def _check_output_fits_loss(model, loss_fn):
@@ -946,17 +965,13 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
     for m in metric_objs:
         m.reset()
     device = _model_device(model)
-    totals, loss_kw = None, {}
-    if (device != "cpu" and type(loss_fn) in _losses.DEVICE_TOTAL
-            and all(m.fn is None for m in metric_objs)):
-        totals = _array.move(np.zeros(1 + len(metric_objs)), device)
-        if isinstance(loss_fn, _losses.CrossEntropyLoss):
-            out_shape = getattr(model, "output_shape", None)
-            if (not _labels_checked and not _array.is_cuda_array(y) and out_shape
-                    and len(out_shape) == 1):
-                K.check_class_indices(y, int(out_shape[0]))  # once, on the host
-                _labels_checked = True
-            loss_kw["check_target"] = not _labels_checked
+    totals = _device_sums(device, loss_fn, metric_objs, 1)
+    n_classes = _class_count(model, loss_fn)
+    if totals is not None and not _labels_checked and n_classes is not None \
+            and not _array.is_cuda_array(y):
+        K.check_class_indices(y, n_classes)  # once, on the host
+        _labels_checked = True
+    loss_kw = _loss_options(loss_fn, _labels_checked) if totals is not None else {}
     (x, y), _ = _on_device(device, x, y)
     n = len(x)
     total, weight = 0.0, 0.0
