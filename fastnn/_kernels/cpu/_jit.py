@@ -1,4 +1,5 @@
 """The one place that sets how CPU kernels are compiled."""
+import threading
 import types
 from typing import NamedTuple
 
@@ -57,3 +58,37 @@ def loops(fn=None, **options):
         return lambda f: loops(f, **options)
     serial = bind(fn, fn.__name__ + "__serial")
     return Loops(jit(serial, **options), pjit(fn, **options))
+
+
+
+_specialised = {}
+_specialised_lock = threading.Lock()
+
+
+def specialise(fn, name, *, parallel=False, inline="never", calls=None, **constants):
+    """A jitted copy of ``fn`` (made once, then reused) in which the global names
+    ``constants`` (ints, bools) are compile-time constants and the names in ``calls`` stand for
+    the given jitted functions.
+
+    Numba compiles every branch of a function, taken or not, so a kernel that picks its
+    activation, loss or solver by a runtime code compiles all of them. In a copy, ``if
+    SOLVER == ADAM`` folds away, and a constant passed on to a jitted callee arrives there as a
+    literal type, so the callee is specialised too: a call compiles only the paths it runs.
+    The copy's name carries the constants (its own cache index on disk); ``calls`` must follow
+    from the constants. ``parallel``: compile ``prange`` loops to run on Numba's threads;
+    ``inline="always"``: a serial copy that callers inline (one compiled module less).
+    """
+    calls = calls or {}
+    key = (fn, name, parallel, inline, tuple(sorted(constants.items())),
+           tuple(sorted((k, id(v)) for k, v in calls.items())))
+    kernel = _specialised.get(key)
+    if kernel is None:
+        with _specialised_lock:
+            kernel = _specialised.get(key)
+            if kernel is None:
+                suffix = "_".join(f"{k.lower()}{int(v)}" for k, v in sorted(constants.items()))
+                copy = bind(fn, f"{name}__{'p' if parallel else 's'}_{suffix}", **constants,
+                            **calls)
+                kernel = jit(copy, parallel=parallel, inline=inline)
+                _specialised[key] = kernel
+    return kernel

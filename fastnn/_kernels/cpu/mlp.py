@@ -18,7 +18,7 @@ content only, so after a change to those, change this file too (or clear its cac
 import numpy as np
 from numba import prange
 
-from ._jit import jit, loops
+from ._jit import jit, specialise
 from ._threads import max_threads
 from .activation import max1d, vexp, vtanh
 from .linear import BLOCK_ROWS
@@ -115,20 +115,23 @@ def _forward_rows(x, lo, hi, params, units, w_off, b_off, hidden, output, acts):
         for r in range(hi - lo):
             for j in range(fan_out):
                 z[r, j] += b[j]
-        _apply_activation(z, hidden if i < n_layers - 1 else output)
+        if i < n_layers - 1:  # two calls: a literal code reaches each (see ``specialise``)
+            _apply_activation(z, hidden)
+        else:
+            _apply_activation(z, output)
         a = z
     return a
 
 
-def _forward_blocks(x, params, units, w_off, b_off, hidden, output, acts, nblocks):
+def _forward_blocks(x, params, units, w_off, b_off, acts, nblocks):
     """Forward pass of ``x`` (rows, n_features) in ``nblocks`` row blocks run in parallel;
-    returns the output activations (a view of ``acts``)."""
+    returns the output activations (a view of ``acts``). Specialised on HIDDEN, OUTPUT."""
     rows = x.shape[0]
     for t in prange(nblocks):
         lo = (t * rows) // nblocks
         hi = ((t + 1) * rows) // nblocks
         if hi > lo:
-            _forward_rows(x, lo, hi, params, units, w_off, b_off, hidden, output, acts)
+            _forward_rows(x, lo, hi, params, units, w_off, b_off, HIDDEN, OUTPUT, acts)
     return _view(acts, units, units.size - 1, rows)
 
 
@@ -221,8 +224,10 @@ def _backward_rows(x, y, sw, has_sw, lo, hi, params, part, units, w_off, b_off, 
             delta = prev
 
 
-def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, output,
-                      loss_code, alpha, acts, deltas, part):
+def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, alpha, acts, deltas,
+                      part):
+    """Loss (with the L2 term) of a batch and its gradient written into ``grad``; returns the
+    loss. Specialised on HIDDEN, OUTPUT, LOSS (see ``loss_grad``)."""
     rows = x.shape[0]
     n_layers = units.size - 1
     nblocks = part.shape[0]
@@ -232,9 +237,9 @@ def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidde
         hi = ((t + 1) * rows) // nblocks
         pt = part[t]
         if hi > lo:
-            p = _forward_rows(x, lo, hi, params, units, w_off, b_off, hidden, output, acts)
-            sums[t] = _loss_sum(y, p, sw, has_sw, loss_code, lo)
-            _backward_rows(x, y, sw, has_sw, lo, hi, params, pt, units, w_off, b_off, hidden,
+            p = _forward_rows(x, lo, hi, params, units, w_off, b_off, HIDDEN, OUTPUT, acts)
+            sums[t] = _loss_sum(y, p, sw, has_sw, LOSS, lo)
+            _backward_rows(x, y, sw, has_sw, lo, hi, params, pt, units, w_off, b_off, HIDDEN,
                            acts, deltas)
         else:
             pt[:] = 0
@@ -242,7 +247,7 @@ def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidde
     for t in range(nblocks):
         total += sums[t]
     sw_sum = _weight_sum(sw, has_sw, rows)
-    loss = _normalise(total, sw_sum, units[n_layers], loss_code)
+    loss = _normalise(total, sw_sum, units[n_layers], LOSS)
     dt = params.dtype.type
     inv = dt(1.0 / sw_sum)
     alpha_t = dt(alpha)
@@ -260,13 +265,12 @@ def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidde
     return loss + 0.5 * alpha * sq / sw_sum
 
 
-# One body, compiled twice: with one block the serial twin runs, so no thread is woken at all
-# (``loops`` caches the twins apart; a jit and a pjit of one function load each other's code).
-_forward = loops(_forward_blocks)
-_loss_grad_serial, _loss_grad_parallel = loops(_loss_grad_blocks)
+def _kernel(body, name, parallel, **codes):
+    """``body`` compiled for these codes only (``specialise``): serially, or with its ``prange``
+    loop on Numba's threads. With one row block the serial copy runs, so no thread is woken."""
+    return specialise(body, name, parallel=parallel, **codes)
 
 
-@jit
 def loss_grad(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, output, loss_code,
               alpha, acts, deltas, part):
     """Loss (with L2 penalty) of a batch and its gradient written into ``grad``; returns the loss.
@@ -275,16 +279,15 @@ def loss_grad(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, outpu
     do not depend on the thread count) that run forward and backward in parallel, each into its
     own gradient buffer ``part[t]``; the buffers are summed in block order.
     """
-    if part.shape[0] > 1:
-        return _loss_grad_parallel(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden,
-                                   output, loss_code, alpha, acts, deltas, part)
-    return _loss_grad_serial(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, output,
-                             loss_code, alpha, acts, deltas, part)
+    kernel = _kernel(_loss_grad_blocks, "loss_grad", part.shape[0] > 1, HIDDEN=hidden,
+                     OUTPUT=output, LOSS=loss_code)
+    return kernel(x, y, sw, has_sw, params, grad, units, w_off, b_off, alpha, acts, deltas, part)
 
 
 def forward(x, params, units, w_off, b_off, hidden, output, acts, nblocks):
     """Forward pass of ``x`` in ``nblocks`` row blocks (parallel when more than one)."""
-    return _forward[nblocks > 1](x, params, units, w_off, b_off, hidden, output, acts, nblocks)
+    kernel = _kernel(_forward_blocks, "forward", nblocks > 1, HIDDEN=hidden, OUTPUT=output)
+    return kernel(x, params, units, w_off, b_off, acts, nblocks)
 
 
 def row_blocks(rows, units, passes=3):
@@ -347,22 +350,16 @@ def _adam_update(params, grad, m, v, t, lr, beta1, beta2, eps):
                  dt(1.0 - beta2), dt(bc2_sqrt), dt(lr / (1.0 - beta1 ** t)), dt(eps / bc2_sqrt))
 
 
-@jit
-def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, order,
-                batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code, alpha,
-                solver, lr, momentum, nesterov, beta1, beta2, eps, t, state1, state2,
-                xb, yb, swb, acts, deltas, part):
-    """One epoch of mini-batch training over the samples in ``order``.
-
-    Returns ``(sum of batch_loss * batch_rows, adam step count t)``. ``x`` is dense
-    (rows, n_features) unless ``is_sparse``, when the CSR arrays hold the data instead.
-    """
+def _train_epoch(x, csr_data, csr_indices, csr_indptr, y, sw, has_sw, order, batch_size,
+                 params, grad, units, w_off, b_off, alpha, lr, momentum, nesterov, beta1, beta2,
+                 eps, t, state1, state2, xb, yb, swb, acts, deltas, part):
+    """One epoch; specialised on SPARSE, SOLVER and the LOSS_GRAD kernel of its codes."""
     n = order.size
     total = 0.0
     for start in range(0, n, batch_size):
         rows = min(batch_size, n - start)
         xr = xb[:rows]
-        if is_sparse:
+        if SPARSE:
             _gather_csr(csr_data, csr_indices, csr_indptr, order, start, rows, xr)
         else:
             _gather_rows(x, order, start, rows, xr)
@@ -372,13 +369,36 @@ def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, 
         if has_sw:
             for r in range(rows):
                 swr[r] = sw[order[start + r]]
-        loss = loss_grad(xr, yr, swr, has_sw, params, grad, units, w_off, b_off, hidden, output,
-                         loss_code, alpha, acts, deltas, part)
+        loss = LOSS_GRAD(xr, yr, swr, has_sw, params, grad, units, w_off, b_off, alpha, acts,
+                         deltas, part)
         total += loss * rows
-        if solver == ADAM:
+        if SOLVER == ADAM:
             t += 1
             _adam_update(params, grad, state1, state2, t, lr, beta1, beta2, eps)
         else:
             _sgd_update(params, grad, state1, params.dtype.type(lr),
                         params.dtype.type(momentum), nesterov)
     return total, t
+
+
+def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, order,
+                batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code, alpha,
+                solver, lr, momentum, nesterov, beta1, beta2, eps, t, state1, state2,
+                xb, yb, swb, acts, deltas, part):
+    """One epoch of mini-batch training over the samples in ``order``.
+
+    Returns ``(sum of batch_loss * batch_rows, adam step count t)``. ``x`` is dense
+    (rows, n_features) unless ``is_sparse``, when the CSR arrays hold the data instead. Compiles
+    only the paths these codes run (one activation pair, loss, solver, serial or parallel).
+    """
+    codes = dict(HIDDEN=int(hidden), OUTPUT=int(output), LOSS=int(loss_code))
+    parallel = part.shape[0] > 1
+    # the serial step is inlined into the epoch: one compiled module less on a first call
+    step = specialise(_loss_grad_blocks, "loss_grad" if parallel else "loss_grad_inline",
+                      parallel=parallel, inline="never" if parallel else "always", **codes)
+    kernel = specialise(_train_epoch, "train_epoch", calls={"LOSS_GRAD": step},
+                        PARALLEL=parallel, SPARSE=bool(is_sparse), SOLVER=int(solver),
+                        **codes)
+    return kernel(x, csr_data, csr_indices, csr_indptr, y, sw, has_sw, order, batch_size, params,
+                  grad, units, w_off, b_off, alpha, lr, momentum, nesterov, beta1, beta2, eps, t,
+                  state1, state2, xb, yb, swb, acts, deltas, part)
