@@ -16,6 +16,8 @@ The sizes of the parameters, the gradient and the optimizer state are checked he
 kernel runs (a model file may come from a stranger).
 """
 import collections
+import functools
+import threading
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +27,7 @@ from ._mlp_codes import (  # noqa: F401  (re-exported: the estimators name codes
     ACTIVATION_CODES, ADAM, EPOCH_LOSS, LOSS_CODES, SGD, VAL_BAD, VAL_CORRECT, VAL_LOSS, VAL_SSE,
     layout)
 
-Model = collections.namedtuple("Model", "units w_off b_off hidden output loss_code size")
+Model = collections.namedtuple("Model", "units w_off b_off hidden output loss_code size n_units")
 Hyper = collections.namedtuple("Hyper", "alpha solver momentum nesterov beta1 beta2 epsilon")
 
 
@@ -34,10 +36,17 @@ def _impl(device):
 
 
 def model(units, hidden, output, loss_code):
-    """The layer sizes (int64), the layout of the flat parameters and the codes of one model."""
+    """The layer sizes (int64), the layout of the flat parameters and the codes of one model
+    (made once per set of sizes and codes, and shared: a ``predict`` of one row should not pay
+    for it; nothing writes to these arrays)."""
+    return _model(tuple(int(u) for u in units), int(hidden), int(output), int(loss_code))
+
+
+@functools.lru_cache(maxsize=64)
+def _model(units, hidden, output, loss_code):
     units = np.asarray(units, dtype=np.int64)
     w_off, b_off, size = layout(units)
-    return Model(units, w_off, b_off, int(hidden), int(output), int(loss_code), size)
+    return Model(units, w_off, b_off, hidden, output, loss_code, size, int(units.sum()))
 
 
 def hyper(alpha, solver, momentum, nesterov, beta1, beta2, epsilon):
@@ -154,11 +163,23 @@ def device_workspace(m, rows, dtype, gather=True, train=True):
                                    gather, train)
 
 
+_forward_buffers = threading.local()
+
+
 def forward_rows(m, rows, dtype):
-    """CPU buffers and row-block count of ``forward`` for chunks of up to ``rows`` samples."""
+    """CPU buffers and row-block count of ``forward`` for chunks of up to ``rows`` samples.
+
+    The buffers are kept for the next call of this thread with the same sizes (a ``predict``
+    that allocated and freed megabytes each call spent more time in page faults and unmapping
+    than in arithmetic), so copy ``forward``'s output before the thread calls it again."""
+    kept = getattr(_forward_buffers, "kept", None)
+    if kept is not None and kept[0] is m and kept[1] == rows and kept[2] == dtype:
+        return kept[3]
     impl = _impl("cpu")
     acts, _ = impl.workspace(m.units, rows, dtype)
-    return acts, impl.row_blocks(rows, m.units, passes=1)
+    ws = (acts, impl.row_blocks(rows, m.units, passes=1))
+    _forward_buffers.kept = (m, rows, dtype, ws)
+    return ws
 
 
 def forward(x, params, m, ws):

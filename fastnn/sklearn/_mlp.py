@@ -1,4 +1,5 @@
 """MLPClassifier and MLPRegressor: scikit-learn's multi-layer perceptrons, run by fused kernels."""
+import contextlib
 import math
 import warnings
 
@@ -158,8 +159,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(
                 f"X has {units[0]} features and y {units[-1]} outputs, but this model was "
                 f"fitted with {self.n_features_in_} features and {self.n_outputs_} outputs")
-        params = np.concatenate([np.ravel(c) for c in self.coefs_]
-                                + [np.ravel(b) for b in self.intercepts_]).astype(dtype)
+        params = self._flat_params(dtype)
         units = np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_],
                          dtype=np.int64)
         state = dict(params=params, units=units, out_activation=self.out_activation_,
@@ -378,7 +378,6 @@ class _BaseMLP(BaseEstimator):
         return float(r2_score(truth, pred, sample_weight=sw_val)), val_loss
 
     # -- prediction ------------------------------------------------------------------------
-    @K.cpu_bound
     def _forward(self, state, X):
         """Output activations for X (already validated) using the parameters in ``state``."""
         m = _model(self, state)
@@ -387,21 +386,28 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         out = np.empty((n, units[-1]), dtype)
         # rows per chunk: the workspace holds every layer's activations; keep it near 16 MiB
-        rows = min(n, max(64, min(_PREDICT_CHUNK, (16 << 20) // (int(units.sum()) * dtype.itemsize))))
+        rows = min(n, max(64, min(_PREDICT_CHUNK, (16 << 20) // (m.n_units * dtype.itemsize))))
         ws = kmlp.forward_rows(m, rows, dtype)
-        for start in range(0, n, rows):
-            stop = min(n, start + rows)
-            chunk = X[start:stop]
-            chunk = chunk.toarray() if sp.issparse(chunk) else chunk
-            chunk = np.ascontiguousarray(chunk, dtype=dtype)
-            out[start:stop] = kmlp.forward(chunk, state["params"], m, ws)
+        # the thread pools change hands only for a forward pass that runs on several threads:
+        # a small one (one row block) runs on the calling thread and pays nothing for them
+        with K.cpu_work() if ws[1] > 1 else contextlib.nullcontext():
+            for start in range(0, n, rows):
+                stop = min(n, start + rows)
+                chunk = X[start:stop]
+                chunk = chunk.toarray() if sp.issparse(chunk) else chunk
+                chunk = np.ascontiguousarray(chunk, dtype=dtype)
+                out[start:stop] = kmlp.forward(chunk, state["params"], m, ws)
         return out
 
+    def _flat_params(self, dtype):
+        """``coefs_`` then ``intercepts_`` in one flat ``dtype`` array (one copy)."""
+        return np.concatenate([np.ravel(c) for c in self.coefs_]
+                              + [np.ravel(b) for b in self.intercepts_], dtype=dtype,
+                              casting="same_kind")
+
     def _state_for_predict(self):
-        units = np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_], np.int64)
-        dtype = np.dtype(self.coefs_[0].dtype)
-        params = np.concatenate([np.ravel(c) for c in self.coefs_]
-                                + [np.ravel(b) for b in self.intercepts_]).astype(dtype)
+        units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        params = self._flat_params(self.coefs_[0].dtype)
         return dict(params=params, units=units, out_activation=self.out_activation_)
 
     def _forward_cuda(self, state, X):

@@ -43,16 +43,94 @@ def _env_int(name):
     return value if value >= 1 else None
 
 
-def usable_cores():
-    """The cores this process may run on (its affinity), else the logical count."""
+def _read_ints(path, count):
     try:
-        return len(os.sched_getaffinity(0))
+        with open(path) as f:
+            words = f.read().split()
+    except OSError:
+        return None
+    try:
+        return [-1 if w == "max" else int(w) for w in words[:count]]
+    except ValueError:
+        return None
+
+
+def _quota_cpus(quota_us, period_us):
+    """CPUs a quota of ``quota_us`` per ``period_us`` allows, rounded up; None for no quota."""
+    if quota_us <= 0 or period_us <= 0:  # 'max' (v2) or -1 (v1): no quota
+        return None
+    return max(1, -(-quota_us // period_us))
+
+
+def _cgroup_cpu_limit(root="/sys/fs/cgroup", self_cgroup="/proc/self/cgroup"):
+    """The CPUs that cgroup quotas allow this process, rounded up; None without a quota.
+
+    Docker ``--cpus=2`` and Kubernetes CPU limits set such a quota, and a process that starts
+    one thread per host core under it is throttled. cgroup v2: ``cpu.max`` of the process's
+    cgroup and of each cgroup above it (the smallest quota wins); v1: ``cpu.cfs_quota_us`` /
+    ``cpu.cfs_period_us`` of its ``cpu`` cgroup. Inside a container the process's cgroup is
+    often the mount's root, which is looked at too (as joblib's ``cpu_count`` does).
+    """
+    v2_dirs, v1_dirs = [], []
+    try:
+        with open(self_cgroup) as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":", 2)
+                if len(parts) != 3:
+                    continue
+                rel = parts[2].strip("/")
+                if parts[0] == "0" and parts[1] == "":
+                    path = rel
+                    while True:
+                        v2_dirs.append(os.path.join(root, path) if path else root)
+                        if not path:
+                            break
+                        path = os.path.dirname(path)
+                elif "cpu" in parts[1].split(","):
+                    for mount in (parts[1], "cpu", "cpu,cpuacct"):
+                        v1_dirs.append(os.path.join(root, mount, rel) if rel
+                                       else os.path.join(root, mount))
+    except OSError:
+        pass
+    v2_dirs.append(root)
+    v1_dirs.append(os.path.join(root, "cpu"))
+    limits = []
+    for d in dict.fromkeys(v2_dirs):
+        q = _read_ints(os.path.join(d, "cpu.max"), 2)
+        if q and len(q) == 2:
+            limits.append(_quota_cpus(*q))
+    if not limits:
+        for d in dict.fromkeys(v1_dirs):
+            quota = _read_ints(os.path.join(d, "cpu.cfs_quota_us"), 1)
+            period = _read_ints(os.path.join(d, "cpu.cfs_period_us"), 1)
+            if quota and period:
+                limits.append(_quota_cpus(quota[0], period[0]))
+                break
+    limits = [n for n in limits if n is not None]
+    return min(limits) if limits else None
+
+
+@functools.lru_cache(maxsize=1)
+def _quota_cores():
+    """``_cgroup_cpu_limit()`` read once per process (a quota is set when a container starts)."""
+    return _cgroup_cpu_limit()
+
+
+def usable_cores():
+    """The cores this process may use: its affinity (else the logical count), and no more than
+    a cgroup CPU quota allows (containers), as joblib's ``cpu_count`` counts them."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _quota_cores()
+    return max(1, min(cores, quota) if quota else cores)
 
 
+@functools.lru_cache(maxsize=1)
 def max_threads():
-    """Threads fastnn may use at most: cores, ``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``."""
+    """Threads fastnn may use at most: cores (affinity, CPU quota), ``NUMBA_NUM_THREADS``,
+    ``OMP_NUM_THREADS``; read once per process (Numba fixes its pool size at import too)."""
     import numba
     limits = [usable_cores(), numba.config.NUMBA_NUM_THREADS]
     omp = _env_int("OMP_NUM_THREADS")
@@ -118,6 +196,19 @@ def _others_running():
     return max(0, running - own)
 
 
+_load = [float("-inf"), 0]  # [when, others running]: one reading serves every thread
+
+
+def _others_now():
+    """``_others_running()``, read at most once every ``LOAD_CHECK_S`` in the whole process: a
+    reading costs about 0.1 ms (/proc), which direct kernel calls must not pay every time."""
+    now = _monotonic()
+    if now - _load[0] >= LOAD_CHECK_S:
+        _load[1] = _others_running()
+        _load[0] = now
+    return _load[1]
+
+
 def _threads_now():
     """Threads for this Python thread's work now: its share of the cores, and by default (no
     ``set_num_threads``) fewer where other processes keep cores busy. A parallel region waits
@@ -127,7 +218,7 @@ def _threads_now():
     n = _share(_local.base, _active)
     _local.active = _active
     if _requested is None and n > 1:
-        n = max(1, min(n, max_threads() - _others_running()))
+        n = max(1, min(n, max_threads() - _others_now()))
     _local.next_check = _monotonic() + LOAD_CHECK_S
     return n
 
@@ -200,6 +291,11 @@ class _CPUWork:
 
 
 _CPU_WORK = _CPUWork()
+
+
+def working():
+    """Whether this thread is inside ``cpu_work()`` (fastnn's work, BLAS held to one thread)."""
+    return getattr(_local, "depth", 0) > 0
 
 
 def cpu_work():

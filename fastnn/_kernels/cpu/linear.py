@@ -8,16 +8,16 @@ C-contiguous and of one float dtype:
 - ``linear_backward(dy, x, w, input_grad)`` -> ``(dx, dw, db)``: ``dy`` (M, out); ``dx`` (M, in)
   or None when ``input_grad`` is False, ``dw`` (out, in), ``db`` (out,)
 
-BLAS never runs its own threads here (``cpu_work``): a product of at least ``PARALLEL_MACS``
-multiply-adds is cut into row blocks of the output, each one a single-threaded BLAS call inside
-Numba's ``prange``. The blocks depend on the shapes only, not on the thread count, so the result is
+Inside fastnn's work (``cpu_work``) BLAS never runs its own threads: a product of at least
+``PARALLEL_MACS`` multiply-adds is cut into row blocks of the output, each one a single-threaded
+BLAS call inside Numba's ``prange``. A direct call outside it is one BLAS call (``matmul``). The blocks depend on the shapes only, not on the thread count, so the result is
 the same with any number of threads. Smaller products run as one BLAS call on the calling thread.
 """
 import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
-from ._threads import cpu_work, max_threads
+from ._threads import max_threads, working
 from ._workspace import empty
 from .activation import relu1
 
@@ -77,17 +77,23 @@ def _block_rows(m, n, k):
 
 
 def matmul(a, b, out=None):
-    """``a @ b`` for 2-D C- or F-ordered arrays of one dtype, on fastnn's threads (see above)."""
+    """``a @ b`` for 2-D C- or F-ordered arrays of one dtype.
+
+    Inside fastnn's work (``cpu_work()``: ``fit``, ``predict``, a user's block) BLAS runs on one
+    thread and a large product is cut into row blocks on Numba's threads (see above). Called on
+    its own, a product is one BLAS call with BLAS's own threads, as NumPy makes it: no thread
+    pool changes hands for one call, and a large product gets BLAS's full multi-thread speed."""
     m, k = a.shape
     n = b.shape[1]
     if out is None:
         out = empty((m, n), dtype=a.dtype)
+    if not working():
+        return np.matmul(a, b, out=out)
     block = _block_rows(m, n, k)
-    with cpu_work():
-        if block:
-            _matmul_blocks(a, b, out, block)
-        else:
-            np.matmul(a, b, out=out)
+    if block:
+        _matmul_blocks(a, b, out, block)
+    else:
+        np.matmul(a, b, out=out)
     return out
 
 
@@ -103,7 +109,7 @@ def linear_backward(dy, x, w, input_grad=True):
     # dw = dy.T @ x, cut by rows of dw: dy.T is copied once so each block reads contiguous rows.
     m, n_out = dy.shape
     dyt = dy.T
-    if _block_rows(n_out, x.shape[1], m):
+    if working() and _block_rows(n_out, x.shape[1], m):
         dyt = empty((n_out, m), dy.dtype)
         dyt[...] = dy.T
     dw = matmul(dyt, x)

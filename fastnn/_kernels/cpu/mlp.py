@@ -15,6 +15,8 @@ in its own buffer; the buffers are summed in block order (the same result with a
 count). The loops use ``activation.vexp``/``vtanh``/``max1d``; Numba's cache keys on this file's
 content only, so after a change to those, change this file too (or clear its cache).
 """
+import functools
+
 import numpy as np
 from numba import prange
 
@@ -35,7 +37,7 @@ from .._mlp_codes import (  # noqa: F401  (the codes and layout both backends sh
 
 def workspace(units, rows, dtype):
     """Activation and delta buffers for ``rows`` samples (one flat array each)."""
-    total = int(rows * np.sum(units))
+    total = int(rows) * sum(int(u) for u in units)
     return np.empty(total, dtype), np.empty(total, dtype)
 
 
@@ -265,6 +267,7 @@ def _loss_grad_blocks(x, y, sw, has_sw, params, grad, units, w_off, b_off, alpha
     return loss + 0.5 * alpha * sq / sw_sum
 
 
+@functools.lru_cache(maxsize=None)
 def _kernel(body, name, parallel, **codes):
     """``body`` compiled for these codes only (``specialise``): serially, or with its ``prange``
     loop on Numba's threads. With one row block the serial copy runs, so no thread is woken."""
@@ -295,8 +298,8 @@ def row_blocks(rows, units, passes=3):
     else up to one per core fastnn may use (not per thread in use now, so the arithmetic does
     not change with ``set_num_threads``). ``passes``: matrix products per layer (a training step
     makes 3, a forward pass 1)."""
-    units = np.asarray(units, dtype=np.int64)
-    macs = passes * int(rows) * int(np.sum(units[:-1] * units[1:]))
+    sizes = [int(u) for u in units]
+    macs = passes * int(rows) * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if macs < PARALLEL_STEP_MACS:
         return 1
     return int(max(1, min(max_threads(), rows // BLOCK_ROWS, 8)))
