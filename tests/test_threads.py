@@ -1,4 +1,5 @@
 """Who owns the cores: BLAS on one thread inside fastnn's work, Numba on fastnn's thread count."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -105,10 +106,18 @@ def test_failed_work_restores_the_pools(restore_threads):
         assert all(n == 1 for n in blas_threads())
 
 
+@pytest.mark.parametrize("inside", [True, False], ids=["in-cpu_work", "direct"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,k,n", [(256, 300, 200), (1000, 64, 100), (70, 1024, 512)])
-def test_blocked_matrix_products_match_the_reference(m, k, n, dtype):
-    assert cpu_linear._block_rows(m, n, k) > 0  # these shapes take the parallel blocked path
+def test_blocked_matrix_products_match_the_reference(m, k, n, dtype, inside):
+    # inside fastnn's work these shapes take the parallel blocked path; called directly, one
+    # BLAS call with BLAS's own threads
+    assert cpu_linear._block_rows(m, n, k) > 0
+    with K.cpu_work() if inside else contextlib.nullcontext():
+        _check_linear_against_reference(m, k, n, dtype)
+
+
+def _check_linear_against_reference(m, k, n, dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((m, k)).astype(dtype)
     w = rng.standard_normal((n, k)).astype(dtype)
@@ -146,6 +155,7 @@ def test_default_threads_leave_the_cores_other_processes_keep_busy(monkeypatch, 
     if max_threads() < 2:
         pytest.skip("needs two cores")
     monkeypatch.setattr(_threads, "_others_running", lambda: 1)
+    monkeypatch.setattr(_threads, "_load", [float("-inf"), 0])  # no reading kept from before
     with K.cpu_work():
         assert numba.get_num_threads() == max_threads() - 1
     fastnn.set_num_threads(max_threads())  # an explicit count is kept whatever the load
@@ -184,3 +194,178 @@ def test_conv_weight_gradient_is_identical_with_one_and_two_threads(restore_thre
             grads.append(K.conv2d_backward(dy, x, w))
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
+
+
+# -- per-call costs: paid once per process or per interval, not per call -------------------------
+
+def test_the_load_is_read_once_per_interval_for_all_calls(monkeypatch, restore_threads):
+    from fastnn._kernels.cpu import _threads
+    reads = []
+    monkeypatch.setattr(_threads, "_others_running", lambda: reads.append(1) or 0)
+    monkeypatch.setattr(_threads, "_load", [float("-inf"), 0])
+    monkeypatch.setattr(_threads, "LOAD_CHECK_S", 60.0)
+    for _ in range(50):
+        with K.cpu_work():
+            pass
+    assert len(reads) == 1
+
+
+def test_direct_kernel_calls_leave_the_thread_pools_alone(monkeypatch):
+    from fastnn._kernels.cpu import _threads
+
+    def no_switch():
+        raise AssertionError("a direct call changed hands of the thread pools")
+
+    monkeypatch.setattr(_threads, "_enter", no_switch)
+    before = blas_threads()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 84)).astype(np.float32)
+    w = rng.standard_normal((10, 84)).astype(np.float32)
+    y = K.linear(x, w, np.zeros(10, np.float32), activation="relu")
+    K.linear_backward(y, x, w)
+    big = rng.standard_normal((1024, 512)).astype(np.float32)
+    K.linear(big, rng.standard_normal((512, 512)).astype(np.float32))
+    assert blas_threads() == before
+    np.testing.assert_allclose(y, np.maximum(x @ w.T, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_device_detection_is_done_once_per_process():
+    from fastnn._kernels import _dispatch
+    _dispatch.resolve_device("auto")
+    hits = _dispatch._cuda_driver_loadable.cache_info().hits
+    for _ in range(5):
+        _dispatch.resolve_device("auto")
+    info = _dispatch._cuda_driver_loadable.cache_info()
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
+        assert info.hits == hits + 5 and info.misses == 1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_small_predict_does_not_switch_thread_pools(monkeypatch):
+    from fastnn._kernels.cpu import _threads
+    from fastnn.sklearn import MLPClassifier
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), rng.integers(0, 3, 60)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    want = clf.predict_proba(X)
+
+    def no_switch():
+        raise AssertionError("predict on a few rows changed hands of the thread pools")
+
+    monkeypatch.setattr(_threads, "_enter", no_switch)
+    np.testing.assert_array_equal(clf.predict_proba(X), want)
+    np.testing.assert_array_equal(clf.predict_proba(X[:1]), clf.predict_proba(X[:1]))
+
+
+def test_forward_buffers_are_kept_per_thread_and_size():
+    from fastnn._kernels import mlp as kmlp
+    m = kmlp.model([5, 8, 3], 3, 4, 1)
+    assert kmlp.model([5, 8, 3], 3, 4, 1) is m
+    ws = kmlp.forward_rows(m, 16, np.dtype(np.float64))
+    assert kmlp.forward_rows(m, 16, np.dtype(np.float64)) is ws
+    assert kmlp.forward_rows(m, 17, np.dtype(np.float64)) is not ws
+    other = []
+    t = threading.Thread(target=lambda: other.append(kmlp.forward_rows(m, 16,
+                                                                       np.dtype(np.float64))))
+    t.start()
+    t.join()
+    assert other[0][0] is not ws[0]
+
+
+# -- CPU quotas (containers) --------------------------------------------------------------------
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_quota_of_the_process_and_its_parents(tmp_path):
+    from fastnn._kernels.cpu._threads import _cgroup_cpu_limit
+    root, me = tmp_path / "cg", tmp_path / "self_cgroup"
+    _write(me, "0::/kubepods/pod1/ctr\n")
+    _write(root / "kubepods" / "pod1" / "ctr" / "cpu.max", "max 100000\n")
+    _write(root / "kubepods" / "pod1" / "cpu.max", "250000 100000\n")   # 2.5 CPUs -> 3
+    _write(root / "kubepods" / "cpu.max", "max 100000\n")
+    assert _cgroup_cpu_limit(str(root), str(me)) == 3
+    _write(root / "kubepods" / "cpu.max", "150000 100000\n")            # a parent's is smaller
+    assert _cgroup_cpu_limit(str(root), str(me)) == 2
+
+
+def test_cgroup_v2_quota_at_the_mount_root_as_in_a_container(tmp_path):
+    from fastnn._kernels.cpu._threads import _cgroup_cpu_limit
+    root, me = tmp_path / "cg", tmp_path / "self_cgroup"
+    _write(me, "0::/\n")
+    _write(root / "cpu.max", "200000 100000\n")  # docker --cpus=2
+    assert _cgroup_cpu_limit(str(root), str(me)) == 2
+    _write(root / "cpu.max", "max 100000\n")
+    assert _cgroup_cpu_limit(str(root), str(me)) is None
+    _write(root / "cpu.max", "50000 100000\n")    # half a CPU still gets one thread
+    assert _cgroup_cpu_limit(str(root), str(me)) == 1
+    assert _cgroup_cpu_limit(str(root), str(tmp_path / "missing")) == 1
+
+
+def test_cgroup_v1_quota(tmp_path):
+    from fastnn._kernels.cpu._threads import _cgroup_cpu_limit
+    root, me = tmp_path / "cg", tmp_path / "self_cgroup"
+    _write(me, "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n")
+    d = root / "cpu,cpuacct" / "docker" / "abc"
+    _write(d / "cpu.cfs_quota_us", "300000\n")
+    _write(d / "cpu.cfs_period_us", "100000\n")
+    assert _cgroup_cpu_limit(str(root), str(me)) == 3
+    _write(d / "cpu.cfs_quota_us", "-1\n")
+    assert _cgroup_cpu_limit(str(root), str(me)) is None
+
+
+def test_no_or_broken_cgroup_files_mean_no_quota(tmp_path):
+    from fastnn._kernels.cpu._threads import _cgroup_cpu_limit
+    assert _cgroup_cpu_limit(str(tmp_path / "none"), str(tmp_path / "none")) is None
+    _write(tmp_path / "cpu.max", "garbage\n")
+    assert _cgroup_cpu_limit(str(tmp_path), str(tmp_path / "none")) is None
+
+
+def test_a_quota_caps_the_thread_count(monkeypatch):
+    from fastnn._kernels.cpu import _threads
+    monkeypatch.setattr(_threads, "_quota_cores", lambda: 1)
+    assert _threads.usable_cores() == 1
+
+
+def _make_cpu_cgroup(name):
+    """A real cgroup with a quota of one CPU (v2, else v1), or None where this machine does not
+    let us create one (not root, read-only cgroupfs, no cpu controller)."""
+    v2 = "/sys/fs/cgroup/cgroup.controllers"
+    try:
+        if os.path.exists(v2):
+            d = f"/sys/fs/cgroup/{name}"
+            os.mkdir(d)
+            with open(f"{d}/cpu.max", "w") as f:
+                f.write("100000 100000")
+            return d
+        d = f"/sys/fs/cgroup/cpu/{name}"
+        os.mkdir(d)
+        with open(f"{d}/cpu.cfs_period_us", "w") as f:
+            f.write("100000")
+        with open(f"{d}/cpu.cfs_quota_us", "w") as f:
+            f.write("100000")
+        return d
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="cgroups are Linux's")
+def test_a_real_cgroup_quota_is_honoured():
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores to tell a quota of one CPU from the core count")
+    d = _make_cpu_cgroup(f"fastnn-test-{os.getpid()}")
+    if d is None:
+        pytest.skip("this machine does not let the tests create a cgroup with a CPU quota")
+    try:
+        code = ("import os, sys; open(sys.argv[1] + '/cgroup.procs', 'w').write(str(os.getpid()));"
+                "from fastnn._kernels.cpu._threads import usable_cores; print(usable_cores())")
+        out = subprocess.run([sys.executable, "-c", code, d], capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0 and "cgroup.procs" in out.stderr:
+            pytest.skip("cannot move a process into the new cgroup here")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["1"]
+    finally:
+        os.rmdir(d)
