@@ -1,4 +1,4 @@
-"""The ``fastnn`` command (also ``python -m fastnn``): ``demo``, ``bench`` and ``info``.
+"""The ``fastnn`` command (also ``python -m fastnn``): ``demo``, ``bench``, ``info`` and ``warmup``.
 
 ``fastnn`` alone prints the help (the list of commands) and exits with status 0. For
 compatibility with the old ``python -m fastnn [--epochs N] [--cnn-epochs N]``, a command line
@@ -32,6 +32,18 @@ INFO_DESCRIPTION = (
     "core counts, every thread pool (Numba and its threading layer, BLAS, OpenMP), the kernel "
     "cache folder and its size, and whether CUDA is available. Paste it into bug reports. The "
     "same report comes from fastnn.show_versions() in Python.")
+WARMUP_DESCRIPTION = (
+    "Compile the kernels a use needs, so that later processes load them from Numba's kernel "
+    "cache in milliseconds instead of compiling them for seconds on their first call. Run it "
+    "once when you build a Docker image or fill a CI cache (the cache is tied to the CPU kind: "
+    "build on the kind of machine that will run it). Prints what compiled and how long it "
+    "took; a second run finds everything in the cache.")
+WARMUP_EPILOG = (
+    "Uses: mlp (MLPClassifier / MLPRegressor: adam, sgd, lbfgs, predict), cnn (convolution, "
+    "pooling, batch norm, dropout layers in NeuralNetClassifier), rnn (SimpleRNN, LSTM, GRU), "
+    "kernels (every public kernel of fastnn.kernels). Without a use: mlp and cnn. The kernel "
+    "cache lives in __pycache__ beside fastnn's source, in NUMBA_CACHE_DIR when that is set, "
+    "or in the user's cache folder when the install is read-only ('fastnn info' prints it).")
 _LEGACY_DEMO = ("--epochs", "--cnn-epochs")
 
 
@@ -67,6 +79,41 @@ def _info(args):
     return 0
 
 
+def add_warmup_arguments(p):
+    from .warmup_uses import USES
+    p.add_argument("uses", nargs="*", metavar="USE",
+                   help=f"what to warm: {', '.join(USES)} (default: mlp cnn)")
+    p.add_argument("--all", action="store_true", help="every use, in float32 and float64")
+    p.add_argument("--dtype", default=None, metavar="DTYPES",
+                   help="float32, float64 or both (comma-separated); default: each use's own "
+                        "(float64 for mlp, as X usually is; float32 for the layers)")
+    p.add_argument("--list", action="store_true",
+                   help="also list the functions that compiled, longest first")
+    return p
+
+
+def _warmup(args):
+    from . import warmup_uses
+    p = add_warmup_arguments(argparse.ArgumentParser(prog="fastnn warmup"))
+    opts = p.parse_args(args.rest)
+    unknown = [u for u in opts.uses if u not in warmup_uses.USES]
+    if unknown:
+        p.error(f"unknown use {unknown[0]!r}; choose from {', '.join(warmup_uses.USES)}")
+    uses = list(warmup_uses.USES) if opts.all else (opts.uses or list(warmup_uses.DEFAULT_USES))
+    dtypes = ("float32", "float64") if opts.all else None
+    if opts.dtype:
+        dtypes = [d.strip() for d in opts.dtype.split(",") if d.strip()]
+        bad = [d for d in dtypes if d not in ("float32", "float64")]
+        if bad or not dtypes:
+            p.error(f"--dtype takes float32 and/or float64, got {opts.dtype!r}")
+    logs = warmup_uses.warm(uses, dtypes)
+    if opts.list:
+        for use, log in logs.items():
+            if log:
+                print(f"\n{use}: {log.format(top=40)}")
+    return 0
+
+
 def build_parser():
     from . import demo
     from ._bench import run_all
@@ -90,6 +137,12 @@ def build_parser():
     p = sub.add_parser("info", help="print versions, CPU, thread pools, kernel cache and CUDA",
                        description=INFO_DESCRIPTION, formatter_class=_Formatter)
     p.set_defaults(run=_info)
+    p = sub.add_parser("warmup", help="compile the kernels a use needs into the kernel cache "
+                                      "(for Docker images and CI caches)",
+                       description=WARMUP_DESCRIPTION, epilog=WARMUP_EPILOG,
+                       formatter_class=_Formatter)
+    add_warmup_arguments(p)
+    p.set_defaults(run=_warmup)
     return parser
 
 

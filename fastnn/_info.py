@@ -182,8 +182,25 @@ def info():
         "dependencies": {label: version(dist) for dist, label in _DISTRIBUTIONS},
         "threads": _threads(kernel),
         "kernel_cache": _kernel_cache(kernel),
+        "kernels": _kernel_target(),
         "cuda": _cuda(),
     }
+
+
+def _kernel_target():
+    """The instruction set the CPU kernels compile for and the kernel shapes chosen from it,
+    and the CPU quota of a container."""
+    try:
+        from fastnn import kernels
+        out = dict(kernels.cpu_target())
+    except Exception as exc:  # report, never fail
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        from fastnn._kernels.cpu._threads import _quota_cores
+        out["cpu_quota"] = _quota_cores()
+    except Exception as exc:
+        out["cpu_quota"] = f"{type(exc).__name__}: {exc}"
+    return out
 
 
 def _size(n):
@@ -237,6 +254,19 @@ def format_info(d):
              else "NUMBA_CACHE_DIR not set")
     lines += block("Kernel cache", [("directory", f"{k['directory']} ({where})"),
                                     ("size", f"{_size(k['bytes'])} in {k['files']} files")])
+    kt = d.get("kernels", {})
+    if "error" in kt:
+        lines += block("CPU kernels", [("error", kt["error"])])
+    elif kt:
+        quota = kt.get("cpu_quota")
+        lines += block("CPU kernels", [
+            ("instruction set", f"{kt['instruction_set']} ({kt['vector_registers']} vector "
+                                f"registers of {kt['vector_bits']} bits), compiled for "
+                                f"{kt['cpu']} ({kt['source']})"),
+            ("conv register tile", f"{kt['conv_tile']} (rows x columns of the product's "
+                                   "accumulators)"),
+            ("cpu quota", "none (no cgroup CPU limit)" if quota is None
+             else f"{quota} CPUs (cgroup), fastnn's threads are capped there")])
     if "error" in c:
         cuda = [("error", c["error"])]
     else:

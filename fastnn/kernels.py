@@ -34,6 +34,8 @@ _FAMILY_OF = {name: family for family, names in _FAMILIES.items() for name in na
 # Who owns the CPU cores (fastnn._kernels.cpu._threads): thread count, and the scope in which
 # BLAS runs on one thread and Numba's pool does the parallel work.
 _THREADS = ("set_num_threads", "get_num_threads", "cpu_work", "cpu_bound")
+# What the CPU kernels are compiled for: instruction set, register tiles (fastnn._kernels.cpu._isa).
+_TARGET = ("cpu_target",)
 # Output arrays reused across training steps (fastnn._kernels.cpu._workspace).
 _WORKSPACE = ("reuse_buffers",)
 # fastnn's caching CUDA allocator (fastnn._kernels.cuda._alloc): its counters, releasing what it
@@ -42,7 +44,7 @@ _CUDA_MEMORY = ("cuda_cache_info", "empty_cuda_cache", "set_cuda_cache_limit")
 # Checks the kernels make, for callers that check once and then call with checks off
 # (fastnn._kernels.loss).
 _CHECKS = ("check_class_indices",)
-__all__ = (sorted(_FAMILY_OF) + list(_THREADS) + list(_WORKSPACE) + list(_CUDA_MEMORY)
+__all__ = (sorted(_FAMILY_OF) + list(_THREADS) + list(_TARGET) + list(_WORKSPACE) + list(_CUDA_MEMORY)
            + list(_CHECKS) + ["cpu", "cuda"])
 
 
@@ -88,6 +90,8 @@ def __getattr__(name):
         ns = _public(name)
     elif name in _THREADS:
         ns = getattr(importlib.import_module("fastnn._kernels.cpu._threads"), name)
+    elif name in _TARGET:
+        ns = getattr(importlib.import_module("fastnn._kernels.cpu._isa"), name)
     elif name in _WORKSPACE:
         ns = getattr(importlib.import_module("fastnn._kernels.cpu._workspace"), name)
     elif name in _CUDA_MEMORY:

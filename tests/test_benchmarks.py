@@ -48,7 +48,7 @@ def _check_rows(rows, peers):
             assert max(errs.values()) < 1e-4, (row["name"], errs)
         if "target" in row:
             t = row["target"]
-            assert t["peer"] in ("torch", "ceiling") and t["min"] > 0
+            assert t["peer"] in ("torch", "numpy", "ceiling") and t["min"] > 0
             if t["peer"] == "ceiling" or "torch" in peers:
                 assert isinstance(t["pass"], bool) and t["value"] > 0
 

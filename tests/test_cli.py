@@ -74,14 +74,16 @@ def test_python_m_fastnn_help():
     assert "``" not in proc.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "bench", "info"])
+@pytest.mark.parametrize("command", ["demo", "bench", "info", "warmup"])
 def test_each_command_has_plain_help(capsys, command):
     code, out = _main(capsys, command, "--help")
     assert code == 0
     assert out.startswith(f"usage: fastnn {command}")
     assert "``" not in out and ":func:" not in out and ":class:" not in out
     words = {"demo": ("--quick", "--plot", "--epochs"), "bench": ("--quick", "--only", "--out"),
-             "info": ("thread pool", "CUDA")}[command]
+             "info": ("thread pool", "CUDA"),
+             "warmup": ("--all", "--dtype", "mlp", "cnn", "rnn", "kernel cache", "Docker",
+                        "read-only")}[command]
     flat = " ".join(out.split())
     for w in words:
         assert w in flat, (command, w)
@@ -116,7 +118,8 @@ def test_info_command_prints_the_key_facts():
     for fact in ("fastnn 0.", "python", "numpy", "numba", "scikit-learn", "scipy",
                  "threadpoolctl", "torch", "matplotlib", "cpu count", "sched_getaffinity",
                  "NUMBA_NUM_THREADS", "get_num_threads()", "threading layer", "Kernel cache",
-                 "_kernels", "CUDA", "device='auto'"):
+                 "_kernels", "CUDA", "device='auto'", "instruction set", "conv register tile",
+                 "cpu quota"):
         assert fact in out, fact
     assert "not yet chosen" not in out  # a tiny parallel kernel ran first
     assert re.search(r"blas: \w+", out)
@@ -125,7 +128,9 @@ def test_info_command_prints_the_key_facts():
 def test_info_dict_and_show_versions(capsys):
     import fastnn
     d = fastnn.info()
-    assert set(d) == {"fastnn", "system", "dependencies", "threads", "kernel_cache", "cuda"}
+    assert set(d) == {"fastnn", "system", "dependencies", "threads", "kernel_cache", "kernels",
+                      "cuda"}
+    assert d["kernels"]["instruction_set"] and d["kernels"]["conv_tile"] in ("8x3", "4x3")
     assert d["system"]["cpu_count"] >= 1 and d["system"]["affinity_count"] >= 1
     assert d["dependencies"]["numpy"] and d["dependencies"]["numba"]
     assert d["threads"]["numba_num_threads"] >= 1
@@ -296,3 +301,35 @@ def test_bench_relative_out_is_the_callers_folder(capsys, tmp_path, fake_suite, 
     assert code == 0
     assert fake_suite[0][2] == tmp_path / "res" / "predict.json"
     assert (tmp_path / "res" / "table.md").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# warmup
+
+@pytest.mark.parametrize("argv,message", [(["gpu"], "unknown use 'gpu'"),
+                                          (["mlp", "--dtype", "float16"], "float32 and/or float64")])
+def test_warmup_rejects_unknown_uses_and_dtypes(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        _cli.main(["warmup", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_warmup_compiles_what_a_use_needs_and_a_new_process_loads_it():
+    # the second process finds every kernel the first one compiled (or found) in the cache
+    first = _run("warmup", "mlp", "--list", timeout=900)
+    assert first.returncode == 0, first.stderr
+    assert "fastnn warmup: mlp" in first.stdout and "float64" in first.stdout
+    second = _run("warmup", "mlp", timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "mlp      float64: everything loaded from the cache" in second.stdout, second.stdout
+
+
+def test_warm_returns_a_compile_log_per_use(monkeypatch):
+    from fastnn import warmup_uses
+    calls = []
+    monkeypatch.setitem(warmup_uses._RUN, "rnn", lambda dtype: calls.append(dtype))
+    logs = warmup_uses.warm(["rnn"], dtypes=["float32", "float64"], verbose=False)
+    assert calls == ["float32", "float64"] and list(logs) == ["rnn"] and len(logs["rnn"]) == 0
+    with pytest.raises(ValueError, match="unknown uses"):
+        warmup_uses.warm(["nope"])

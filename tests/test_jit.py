@@ -1,10 +1,17 @@
 """``specialise``: a kernel compiles only the code paths of its constants."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from numba.core import types
 
-from fastnn._kernels.cpu._jit import jit, specialise
 
+_SCRIPT = """
+import numpy as np
+from numba.core import types
+from fastnn._kernels.cpu._jit import jit, specialise
 
 @jit
 def _pick(x, code):
@@ -14,29 +21,31 @@ def _pick(x, code):
         return np.exp(x)
     return np.tanh(x)
 
-
 def _body(x):
-    return _pick(x, CODE)  # noqa: F821  (bound by specialise)
+    return _pick(x, CODE)
+
+k0 = specialise(_body, "body", CODE=0)
+k1 = specialise(_body, "body", CODE=1)
+assert k0 is specialise(_body, "body", CODE=0)  # made once per set of constants
+assert k0 is not k1
+assert k0(1.5) == 2.5 and k1(0.0) == 1.0
+sigs = _pick.signatures
+# one literal signature per constant, no generic one that compiles every branch
+assert sorted(s[1].literal_value for s in sigs if isinstance(s[1], types.IntegerLiteral)) == [0, 1]
+assert len(sigs) == 2, sigs
+code0 = [text for sig, text in _pick.inspect_llvm().items() if sig[1].literal_value == 0][0]
+assert "tanh" not in code0 and "@llvm.exp" not in code0  # the other codes' branches are gone
+print("ok")
+"""
 
 
-def _literal_codes(dispatcher):
-    return sorted(sig[1].literal_value for sig in dispatcher.signatures
-                  if isinstance(sig[1], types.IntegerLiteral))
-
-
-def test_constants_reach_callees_as_literals():
-    k0 = specialise(_body, "body", CODE=0)
-    k1 = specialise(_body, "body", CODE=1)
-    assert k0 is specialise(_body, "body", CODE=0)  # made once per set of constants
-    assert k0 is not k1
-    assert k0(1.5) == 2.5
-    assert k1(0.0) == 1.0
-    assert _literal_codes(_pick) == [0, 1]  # one literal signature per constant, no generic one
-    assert all(isinstance(sig[1], types.IntegerLiteral) for sig in _pick.signatures)
-    # the branches of other codes fold away: no tanh in code 0's machine code
-    ir = _pick.inspect_llvm()
-    code0 = [text for sig, text in ir.items() if sig[1].literal_value == 0][0]
-    assert "tanh" not in code0 and "exp" not in code0.replace("expect", "")
+def test_constants_reach_callees_as_literals(tmp_path):
+    # a fresh process and an empty kernel cache: the functions really compile here
+    script = tmp_path / "specialise_case.py"
+    script.write_text(_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
+    assert proc.returncode == 0 and proc.stdout.split() == ["ok"], proc.stderr[-3000:]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -57,3 +66,31 @@ def test_an_mlp_fit_compiles_only_its_own_paths():
     # every activation the kernels compiled was for a literal code: no generic all-branch copy
     assert all(isinstance(sig[1], types.IntegerLiteral)
                for sig in cpu_mlp._apply_activation.signatures)
+
+
+def test_compile_log_records_nested_compiles_with_their_own_time():
+    import numba
+
+    from fastnn._kernels.compile_log import compile_log
+
+    @numba.njit(cache=False)
+    def inner(x):
+        return x * 2.0
+
+    @numba.njit(cache=False)
+    def outer(x):
+        return inner(x) + 1.0
+
+    with compile_log() as log:
+        assert outer(1.0) == 3.0
+    names = [c.name.rsplit(".", 1)[-1] for c in log]
+    assert names == ["inner", "outer"]  # in the order they finished: the callee first
+    inner_c, outer_c = log
+    assert inner_c.depth == 1 and outer_c.depth == 0
+    assert 0 <= outer_c.own_seconds <= outer_c.seconds
+    assert outer_c.seconds >= inner_c.seconds
+    assert log.total() == outer_c.seconds
+    assert "outer" in log.format() and "compiled 2 signatures" in log.format()
+    with compile_log() as again:
+        outer(2.0)  # compiled already: nothing recorded
+    assert len(again) == 0

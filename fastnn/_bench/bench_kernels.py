@@ -474,10 +474,12 @@ def _dropout_case():
     return Case("dropout fwd+bwd", "dropout", build)
 
 
-def _linear_case(backward):
+def _linear_case(backward, size="", dims=(256, 1024, 1024), target=None):
+    """``K.linear`` called as a user calls it (no ``cpu_work()`` around it): the thread pools
+    are as the user left them, as they are for NumPy and PyTorch."""
     def build(quick, torch):
         import fastnn.kernels as K
-        n, i, o = (4, 8, 8) if quick else (256, 1024, 1024)
+        n, i, o = (4, 8, 8) if quick else dims
         rng = _rng()
         x, w, b = _randn(rng, n, i), _randn(rng, o, i, scale=1 / math.sqrt(i)), _randn(rng, o)
         dy = _randn(rng, n, o)
@@ -509,7 +511,7 @@ def _linear_case(backward):
             impls["torch"] = torch_fn
         flops = 2 * n * i * o * (3 if backward else 1)
         return {"shape": f"x({n},{i}) w({o},{i})", "impls": impls, "flops": flops}
-    return Case(f"linear {'fwd+bwd' if backward else 'fwd'}", "linear", build)
+    return Case(f"linear {'fwd+bwd' if backward else 'fwd'}{size}", "linear", build, target)
 
 
 def cases():
@@ -526,7 +528,11 @@ def cases():
             _adam_case()]
     out += [_activation_case(name) for name in NP_ACTIVATIONS]
     out += [_activation_case("relu", backward=True), _cross_entropy_case(), _batch_norm_case(),
-            _dropout_case(), _linear_case(False), _linear_case(True)]
+            _dropout_case(), _linear_case(False), _linear_case(True),
+            # small products called directly (a user's own loop): no slower than NumPy
+            _linear_case(False, " small", (64, 84, 10), ("numpy", 1.0)),
+            _linear_case(True, " small", (64, 84, 10), ("numpy", 1.0)),
+            _linear_case(True, " 1024x512-512", (1024, 512, 512), ("torch", 1.0))]
     return out
 
 

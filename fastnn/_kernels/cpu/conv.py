@@ -21,6 +21,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._isa import tile_rows
 from ._jit import bind, jit, pjit
 from ._threads import cpu_work, max_threads
 from ._workspace import empty
@@ -34,19 +35,12 @@ _SEGMENT = 512          # positions per weight-gradient product (its reduction l
 _FEW_OUT = 4            # fewer output channels per group: unit stride uses the shift path
 
 
-def _has_avx512():
-    try:
-        import llvmlite.binding as llvm
-        return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
-    except Exception:  # unknown host: the tile that fits 16 vector registers is safe everywhere
-        return False
-
-
-# Rows of A per register tile of _gemm_nt: 8x3 tiles keep 24 vector accumulators, which fit the 32
-# registers of AVX-512; with 16 registers (AVX2) they spill and 4x3 tiles run 1.8x faster
-# (measured on Zen 2). Fixed at compile time, like the instruction set: Numba's cache is keyed
-# on the host CPU and its features, so a kernel cached on one kind of CPU is never loaded on another.
-_TILE_M = 8 if _has_avx512() else 4
+# Rows of A per register tile of _gemm_nt, chosen by the target's vector registers (``_isa``):
+# 8x3 tiles keep 24 vector accumulators, which fit the 32 registers of AVX-512 and NEON; with 16
+# registers (AVX2) they spill and 4x3 tiles run 1.8x faster (measured on Zen 2). Fixed at compile
+# time, like the instruction set: Numba's cache is keyed on the target CPU and its features, so a
+# kernel cached on one kind of CPU is never loaded on another.
+_TILE_M = tile_rows()
 
 
 # --------------------------------------------------------------------------------------------
