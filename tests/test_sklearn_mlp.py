@@ -241,3 +241,30 @@ def test_verbose_prints_loss(capsys, digits):
     Xtr, _, ytr, _ = digits
     _quiet(MLPClassifier((8,), random_state=0, max_iter=2, verbose=1).fit, Xtr, ytr)
     assert "Iteration 2, loss = " in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_predict_follows_coefs_changed_in_place_replaced_or_pickled():
+    # predict reads the parameters without copying them while coefs_ / intercepts_ are still
+    # the views a fit made; every other way of changing them is seen as well
+    from sklearn.datasets import load_iris
+
+    from fastnn.sklearn import MLPClassifier
+    X, y = load_iris(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=30, random_state=0).fit(X, y)
+
+    def reference(est):
+        h = np.maximum(X @ est.coefs_[0] + est.intercepts_[0], 0)
+        z = h @ est.coefs_[1] + est.intercepts_[1]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    np.testing.assert_allclose(clf.predict_proba(X), reference(clf), rtol=1e-10)
+    clf.coefs_[0][:] *= 2.0          # in place
+    clf.intercepts_[1][0] += 3.0
+    np.testing.assert_allclose(clf.predict_proba(X), reference(clf), rtol=1e-10)
+    clf.coefs_[1] = clf.coefs_[1] * -1.0  # replaced
+    np.testing.assert_allclose(clf.predict_proba(X), reference(clf), rtol=1e-10)
+    again = pickle.loads(pickle.dumps(clf))
+    again.coefs_[0][:] = 0.5          # after a pickle round trip, in place
+    np.testing.assert_allclose(again.predict_proba(X), reference(again), rtol=1e-10)

@@ -13,7 +13,8 @@ Cases (digits, bundled with scikit-learn):
 Two situations:
 
 - first ever: an empty kernel cache (``NUMBA_CACHE_DIR`` pointed at a new folder, as on a new
-  machine, a new container or a CI runner), one run per case (the compile dominates);
+  machine, a new container or a CI runner), one run per case, each case with a cache of its
+  own (the compile dominates);
 - warm cache: the same program again with that cache filled, ``--repeats`` times, fastnn and
   scikit-learn in turn; medians of the wall times and of the per-pair ratio, quiet and beside one
   busy competing process.
@@ -89,10 +90,12 @@ def main(argv=None):
               "targets": TARGETS}
     ours = programs(args.quick or args.no_demo)
     sklearn = [sys.executable, "-c", MLP_FIT.format(module="sklearn.neural_network")]
-    with tempfile.TemporaryDirectory() as cache:
-        # --quick: the default kernel cache (the suite's other runs filled it), no empty one
-        cache_env = None if args.quick else dict(os.environ, NUMBA_CACHE_DIR=cache)
-        first = {name: wall(cmd, cache_env) for name, cmd in ours.items()}
+    with tempfile.TemporaryDirectory() as caches:
+        # one new kernel cache per program (each is some machine's first program); --quick:
+        # the default cache, which the suite's other runs filled
+        envs = {name: None if args.quick else
+                dict(os.environ, NUMBA_CACHE_DIR=os.path.join(caches, name)) for name in ours}
+        first = {name: wall(cmd, envs[name]) for name, cmd in ours.items()}
         first["sklearn"] = wall(sklearn)
         if not args.quick:
             result["first_ever"] = {
@@ -111,7 +114,7 @@ def main(argv=None):
             times = {name: [] for name in (*ours, "sklearn")}
             for _ in range(repeats):
                 for name, cmd in ours.items():
-                    times[name].append(wall(cmd, cache_env))
+                    times[name].append(wall(cmd, envs[name]))
                 times["sklearn"].append(wall(sklearn))
             ratios = {name: statistics.median(a / b for a, b in zip(times[name], times["sklearn"]))
                       for name in ours}

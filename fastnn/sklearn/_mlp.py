@@ -179,10 +179,13 @@ class _BaseMLP(BaseEstimator):
     def _commit(self, state):
         units = state["units"]
         w_off, b_off, _ = kmlp.layout(units)
-        p = state["params"]
-        self.coefs_ = [p[w_off[i]:w_off[i] + units[i] * units[i + 1]].reshape(units[i], units[i + 1]).copy()
+        # one copy of the parameters, of which coefs_ and intercepts_ are views: predict reads
+        # it as it is (``_flat_params``), and a user's in-place change of coefs_ lands in it
+        p = state["params"].copy()
+        self.coefs_ = [p[w_off[i]:w_off[i] + units[i] * units[i + 1]].reshape(units[i], units[i + 1])
                        for i in range(len(units) - 1)]
-        self.intercepts_ = [p[b_off[i]:b_off[i] + units[i + 1]].copy() for i in range(len(units) - 1)]
+        self.intercepts_ = [p[b_off[i]:b_off[i] + units[i + 1]] for i in range(len(units) - 1)]
+        self._packed = (p, tuple(self.coefs_) + tuple(self.intercepts_))
         self.n_layers_ = len(units)
         self.n_outputs_ = int(units[-1])
         self.out_activation_ = state["out_activation"]
@@ -405,9 +408,24 @@ class _BaseMLP(BaseEstimator):
                               + [np.ravel(b) for b in self.intercepts_], dtype=dtype,
                               casting="same_kind")
 
+    def _packed_params(self):
+        """The flat array that ``coefs_`` and ``intercepts_`` are still views of (as ``_commit``
+        left them; any array replaced, a pickle or a load breaks that), else None."""
+        packed = self.__dict__.get("_packed")
+        if packed is None:
+            return None
+        flat, views = packed
+        arrays = (*self.coefs_, *self.intercepts_)
+        if len(arrays) != len(views) or any(
+                a is not v or a.base is not flat for a, v in zip(arrays, views)):
+            return None
+        return flat
+
     def _state_for_predict(self):
         units = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        params = self._flat_params(self.coefs_[0].dtype)
+        params = self._packed_params()
+        if params is None:
+            params = self._flat_params(self.coefs_[0].dtype)
         return dict(params=params, units=units, out_activation=self.out_activation_)
 
     def _forward_cuda(self, state, X):
