@@ -245,7 +245,7 @@ def test_a_small_predict_does_not_switch_thread_pools(monkeypatch):
     from fastnn._kernels.cpu import _threads
     from fastnn.sklearn import MLPClassifier
     rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((60, 5)), rng.integers(0, 3, 60)
+    X, y = rng.standard_normal((60, 5)), rng.integers(0, 3, 60)  # 60 rows x 64 MACs: small
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
     want = clf.predict_proba(X)
 

@@ -27,7 +27,8 @@ from ._mlp_codes import (  # noqa: F401  (re-exported: the estimators name codes
     ACTIVATION_CODES, ADAM, EPOCH_LOSS, LOSS_CODES, SGD, VAL_BAD, VAL_CORRECT, VAL_LOSS, VAL_SSE,
     layout)
 
-Model = collections.namedtuple("Model", "units w_off b_off hidden output loss_code size n_units")
+Model = collections.namedtuple("Model",
+                               "units w_off b_off hidden output loss_code size n_units macs")
 Hyper = collections.namedtuple("Hyper", "alpha solver momentum nesterov beta1 beta2 epsilon")
 
 
@@ -46,7 +47,8 @@ def model(units, hidden, output, loss_code):
 def _model(units, hidden, output, loss_code):
     units = np.asarray(units, dtype=np.int64)
     w_off, b_off, size = layout(units)
-    return Model(units, w_off, b_off, hidden, output, loss_code, size, int(units.sum()))
+    macs = int(np.sum(units[:-1] * units[1:]))  # multiply-adds of one row's forward pass
+    return Model(units, w_off, b_off, hidden, output, loss_code, size, int(units.sum()), macs)
 
 
 def hyper(alpha, solver, momentum, nesterov, beta1, beta2, epsilon):

@@ -29,6 +29,9 @@ from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _
                       unchanged_on_failure)
 from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective, _model
 
+# a forward pass of at least this many multiply-adds (about 0.1 ms) runs inside cpu_work()
+_OWN_POOLS_MACS = 1 << 20
+
 
 def _copy_list(values):
     return None if values is None else list(values)
@@ -391,9 +394,11 @@ class _BaseMLP(BaseEstimator):
         # rows per chunk: the workspace holds every layer's activations; keep it near 16 MiB
         rows = min(n, max(64, min(_PREDICT_CHUNK, (16 << 20) // (m.n_units * dtype.itemsize))))
         ws = kmlp.forward_rows(m, rows, dtype)
-        # the thread pools change hands only for a forward pass that runs on several threads:
-        # a small one (one row block) runs on the calling thread and pays nothing for them
-        with K.cpu_work() if ws[1] > 1 else contextlib.nullcontext():
+        # the thread pools change hands (BLAS on one thread, Numba's pool following the load)
+        # only for a forward pass that runs on several threads or is large enough for the
+        # switch (about 20 us) not to count; a small one runs as it is on the calling thread
+        own = ws[1] > 1 or n * m.macs >= _OWN_POOLS_MACS
+        with K.cpu_work() if own else contextlib.nullcontext():
             for start in range(0, n, rows):
                 stop = min(n, start + rows)
                 chunk = X[start:stop]
