@@ -1,7 +1,7 @@
 """Lives in fastnn/_bench/bench_compile.py (installed with fastnn).
 
-This file keeps ``python benchmarks/bench_compile.py`` working from a checkout, with the same flags and
-outputs; imported, it is that module.
+This file keeps ``python benchmarks/bench_compile.py`` working from a checkout, with the same
+flags and outputs; imported, it is that module.
 """
 import importlib.util
 import sys

@@ -306,8 +306,8 @@ def test_bench_relative_out_is_the_callers_folder(capsys, tmp_path, fake_suite, 
 # --------------------------------------------------------------------------------------------
 # warmup
 
-@pytest.mark.parametrize("argv,message", [(["gpu"], "unknown use 'gpu'"),
-                                          (["mlp", "--dtype", "float16"], "float32 and/or float64")])
+@pytest.mark.parametrize("argv,message", [
+    (["gpu"], "unknown use 'gpu'"), (["mlp", "--dtype", "float16"], "float32 and/or float64")])
 def test_warmup_rejects_unknown_uses_and_dtypes(capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
         _cli.main(["warmup", *argv])

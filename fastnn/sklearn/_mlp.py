@@ -183,7 +183,7 @@ class _BaseMLP(BaseEstimator):
         units = state["units"]
         w_off, b_off, _ = kmlp.layout(units)
         # one copy of the parameters, of which coefs_ and intercepts_ are views: predict reads
-        # it as it is (``_flat_params``), and a user's in-place change of coefs_ lands in it
+        # it as it is (``_packed_params``), and a user's in-place change of coefs_ lands in it
         p = state["params"].copy()
         self.coefs_ = [p[w_off[i]:w_off[i] + units[i] * units[i + 1]].reshape(units[i], units[i + 1])
                        for i in range(len(units) - 1)]

@@ -60,7 +60,6 @@ def loops(fn=None, **options):
     return Loops(jit(serial, **options), pjit(fn, **options))
 
 
-
 _specialised = {}
 _specialised_lock = threading.Lock()
 

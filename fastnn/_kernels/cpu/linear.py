@@ -10,7 +10,8 @@ C-contiguous and of one float dtype:
 
 Inside fastnn's work (``cpu_work``) BLAS never runs its own threads: a product of at least
 ``PARALLEL_MACS`` multiply-adds is cut into row blocks of the output, each one a single-threaded
-BLAS call inside Numba's ``prange``. A direct call outside it is one BLAS call (``matmul``). The blocks depend on the shapes only, not on the thread count, so the result is
+BLAS call inside Numba's ``prange``; a direct call outside it is one BLAS call (``matmul``).
+The blocks depend on the shapes only, not on the thread count, so the result is
 the same with any number of threads. Smaller products run as one BLAS call on the calling thread.
 """
 import numpy as np
