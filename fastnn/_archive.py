@@ -133,23 +133,29 @@ _MAX_META_BYTES = 16 << 20     # the JSON description
 _MAX_MEMBERS = 100_000
 _MAX_DEFLATE_RATIO = 100       # uncompressed / compressed size of a deflated member
 _MEMBER_HEADER_BYTES = 1 << 16  # a .npy header is at most this long
+_READ_CHUNK = 1 << 20          # a file's reads after the first ask for at most this much
 
 
 def read_file(path, max_bytes):
     """The bytes of ``path`` (a regular file only: no FIFO, device or directory), at most
-    ``max_bytes`` of them, or of a binary file object."""
+    ``max_bytes`` of them, or of a binary file object. Memory follows the bytes read, never
+    ``max_bytes``: the first read asks for the file's size (``fstat``, or the rest of a seekable
+    file object), the next ones, if it grew or its size is unknown, for 1 MiB each."""
     if hasattr(path, "read"):
-        data = path.read(max_bytes + 1)
         where = getattr(path, "name", "file object")
+        if isinstance(path, _io.TextIOBase):
+            raise ValueError(f"{where}: the file object must be opened in binary mode")
+        data = _read_at_most(path, max_bytes, _bytes_left(path), where)
     else:
         where = os.fspath(path)
         # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
         fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         try:
-            mode = os.fstat(fd).st_mode
+            info = os.fstat(fd)
         except BaseException:
             os.close(fd)
             raise
+        mode = info.st_mode
         if not stat.S_ISREG(mode):
             os.close(fd)
             kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
@@ -157,13 +163,43 @@ def read_file(path, max_bytes):
                     else "not a regular file")
             raise ValueError(f"{where}: {kind}; fastnn.load reads regular files only")
         with os.fdopen(fd, "rb") as f:
-            data = f.read(max_bytes + 1)
-    if not isinstance(data, bytes):
-        raise ValueError(f"{where}: the file object must be opened in binary mode")
+            data = _read_at_most(f, max_bytes, info.st_size, where)
     if len(data) > max_bytes:
         raise ValueError(f"{where}: the file is larger than max_bytes={max_bytes}; pass a larger "
                          "max_bytes to fastnn.load if you trust it")
     return data, where
+
+
+def _bytes_left(f):
+    """The bytes between a seekable file object's position and its end; 0 if unknown."""
+    try:
+        if f.seekable():
+            here = f.tell()
+            end = f.seek(0, os.SEEK_END)
+            f.seek(here)
+            return max(end - here, 0)
+    except (AttributeError, OSError, ValueError, TypeError):
+        pass
+    return 0
+
+
+def _read_at_most(f, max_bytes, size, where):
+    """``f.read`` until its end or past ``max_bytes``: first ``size + 1`` bytes (one more than
+    expected, to see the end), then 1 MiB at a time. A single read's bytes are returned as they
+    are (no copy)."""
+    chunks = []
+    total = 0
+    want = size + 1
+    while total <= max_bytes:
+        chunk = f.read(min(want, max_bytes + 1 - total))
+        if not isinstance(chunk, bytes):
+            raise ValueError(f"{where}: the file object must be opened in binary mode")
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = _READ_CHUNK
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _Archive:

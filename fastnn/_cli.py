@@ -1,10 +1,12 @@
-"""The ``fastnn`` command (also ``python -m fastnn``): ``demo``, ``bench``, ``info`` and ``warmup``.
+"""The ``fastnn`` command (also ``python -m fastnn``): ``demo``, ``bench``, ``info``, ``warmup`` and
+``cache``.
 
 ``fastnn`` alone prints the help (the list of commands) and exits with status 0. For
 compatibility with the old ``python -m fastnn [--epochs N] [--cnn-epochs N]``, a command line
 that starts with one of the demo's options runs the demo.
 """
 import argparse
+import os
 import sys
 import textwrap
 
@@ -30,8 +32,8 @@ BENCH_EPILOG = (
 INFO_DESCRIPTION = (
     "Print fastnn's version and what it runs on: Python and the libraries, platform and CPU, "
     "core counts, every thread pool (Numba and its threading layer, BLAS, OpenMP), the kernel "
-    "cache folder and its size, and whether CUDA is available. Paste it into bug reports. The "
-    "same report comes from fastnn.show_versions() in Python.")
+    "cache folder, its size and whether it can be written, and whether CUDA is available. "
+    "Paste it into bug reports. The same report comes from fastnn.show_versions() in Python.")
 WARMUP_DESCRIPTION = (
     "Compile the kernels a use needs, so that later processes load them from Numba's kernel "
     "cache in milliseconds instead of compiling them for seconds on their first call. Run it "
@@ -44,6 +46,13 @@ WARMUP_EPILOG = (
     "kernels (every public kernel of fastnn.kernels). Without a use: mlp and cnn. The kernel "
     "cache lives in __pycache__ beside fastnn's source, in NUMBA_CACHE_DIR when that is set, "
     "or in the user's cache folder when the install is read-only ('fastnn info' prints it).")
+CACHE_DESCRIPTION = (
+    "Show or empty fastnn's kernel cache. 'fastnn cache' (or 'fastnn cache info') prints the "
+    "folder that keeps the compiled kernels, its size and whether it can be written. 'fastnn "
+    "cache clear' removes fastnn's entries there (the .nbi and .nbc files of its kernels and "
+    "files left by interrupted writes; nothing else) and prints what it removed; each kernel "
+    "compiles again at its next call. The cache repairs damaged entries by itself (with a "
+    "KernelCacheWarning): clearing is for freeing space or starting afresh.")
 _LEGACY_DEMO = ("--epochs", "--cnn-epochs")
 
 
@@ -114,6 +123,41 @@ def _warmup(args):
     return 0
 
 
+def add_cache_arguments(p):
+    p.add_argument("action", nargs="?", choices=("info", "clear"), default="info",
+                   help="info (the default): folder, size, writable; clear: remove the entries")
+    p.add_argument("--all", action="store_true",
+                   help="clear every folder fastnn's kernels may be cached in (NUMBA_CACHE_DIR's, "
+                        "__pycache__ beside the source, the user's cache folder), not only the "
+                        "one in use")
+    return p
+
+
+def _cache(args):
+    from ._info import _kernel_cache, _size, clear_kernel_cache, format_kernel_cache
+    opts = add_cache_arguments(argparse.ArgumentParser(prog="fastnn cache")).parse_args(args.rest)
+    if opts.action == "info":
+        pairs = format_kernel_cache(_kernel_cache())
+        width = max(len(k) for k, _ in pairs)
+        print("Kernel cache:")
+        for k, v in pairs:
+            print(f"  {k:>{width}}: {v}")
+        return 0
+    removed, errors = clear_kernel_cache(everywhere=opts.all)
+    folders = {}
+    for path, size in removed:
+        n, total = folders.get(os.path.dirname(path), (0, 0))
+        folders[os.path.dirname(path)] = (n + 1, total + size)
+    for folder, (n, total) in folders.items():
+        print(f"removed {n} files ({_size(total)}) from {folder}")
+    total = sum(size for _, size in removed)
+    print(f"removed {len(removed)} files, {total} bytes ({_size(total)}) in all"
+          if removed else "nothing to remove: fastnn's kernel cache is empty")
+    for path, why in errors:
+        print(f"could not remove {path}: {why}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def build_parser():
     from . import demo
     from ._bench import run_all
@@ -143,6 +187,10 @@ def build_parser():
                        formatter_class=_Formatter)
     add_warmup_arguments(p)
     p.set_defaults(run=_warmup)
+    p = sub.add_parser("cache", help="show the kernel cache (folder, size, writable) or clear it",
+                       description=CACHE_DESCRIPTION, formatter_class=_Formatter)
+    add_cache_arguments(p)
+    p.set_defaults(run=_cache)
     return parser
 
 
@@ -165,6 +213,5 @@ def main(argv=None):
         print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # fastnn info | head: the reader left; stop quietly
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -68,16 +68,15 @@ def _loadavg():
 def _run_parallel_kernel():
     """Run one tiny parallel fastnn kernel, so that Numba picks its threading layer.
 
-    Returns the kernel (a Numba dispatcher, whose cache tells where fastnn's kernels are cached)
-    or the error as a string.
+    Returns the kernel (a Numba dispatcher) or the error as a string.
     """
     try:
         import numpy as np
 
         from fastnn._kernels.cpu.activation import _relu_kernel
         x = np.ones(64, np.float32)
-        _relu_kernel(x, np.empty_like(x), True)  # True: the prange loop
-        return _relu_kernel
+        _relu_kernel.parallel(np.empty_like(x), x, x, 0.0)  # (out, dy, x, s): the prange loop
+        return _relu_kernel.parallel
     except Exception as exc:  # report, never fail
         return f"{type(exc).__name__}: {exc}"
 
@@ -119,23 +118,47 @@ def _threads(kernel):
     return out
 
 
-def _kernel_cache(kernel):
-    """Where Numba writes fastnn's compiled kernels, and how much is there."""
-    import fastnn
-    out = {"numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or None}
-    path = None
-    if not isinstance(kernel, str):
-        try:
-            path = Path(kernel._cache._cache_path)  # Numba's own choice (in-tree, user-wide...)
-        except Exception:
-            path = None
-    if path is None:  # Numba's default: __pycache__ beside the kernels' source
-        path = Path(fastnn.__file__).resolve().parent / "_kernels" / "cpu" / "__pycache__"
-    out["directory"] = str(path)
-    files = [p for p in path.glob("*") if p.suffix in (".nbi", ".nbc")] if path.is_dir() else []
-    out["files"] = len(files)
-    out["bytes"] = sum(p.stat().st_size for p in files)
+def _kernel_cache():
+    """Where fastnn's compiled kernels are cached (the folder Numba's locators pick, through
+    ``fastnn._kernels.cpu._cache``), whether it can be written, and how much is there."""
+    out = {"numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or None, "directory": None,
+           "writable": False, "files": 0, "bytes": 0}
+    try:
+        from fastnn._kernels.cpu import _cache
+        out["directory"], out["writable"] = _cache.cache_folder()
+        sizes = []
+        for p in _cache.entries(out["directory"]) if out["directory"] else []:
+            try:
+                sizes.append(os.lstat(p).st_size)
+            except OSError:
+                pass
+        out["files"], out["bytes"] = len(sizes), sum(sizes)
+    except Exception as exc:  # report, never fail
+        out["error"] = f"{type(exc).__name__}: {exc}"
     return out
+
+
+def clear_kernel_cache(everywhere=False):
+    """Remove fastnn's kernel cache entries from the folder in use (``everywhere``: from every
+    folder they may be in). Returns ``(removed, errors)``: ``(path, bytes)`` and ``(path, why)``."""
+    from fastnn._kernels.cpu import _cache
+    return _cache.clear(everywhere)
+
+
+def format_kernel_cache(k):
+    """The kernel cache part of ``info()`` as ``(label, text)`` pairs."""
+    where = (f"NUMBA_CACHE_DIR={k['numba_cache_dir']}" if k["numba_cache_dir"]
+             else "NUMBA_CACHE_DIR not set")
+    if k.get("error") or not k["directory"]:
+        return [("directory", f"none ({k.get('error') or 'no folder can be used'}; {where})"),
+                ("writable", "no: kernels compile in memory in every process; set "
+                             "NUMBA_CACHE_DIR to a writable folder")]
+    return [("directory", f"{k['directory']} ({where})"),
+            ("size", f"{_size(k['bytes'])} in {k['files']} files"),
+            ("writable", "yes" if k["writable"] else
+             ("no: the entries there load, " if k["files"] else "no: ")
+             + "kernels compiled anew stay in memory (again in every process); set "
+             "NUMBA_CACHE_DIR to a writable folder")]
 
 
 def _cuda():
@@ -181,7 +204,7 @@ def info():
                    "loadavg": _loadavg()},
         "dependencies": {label: version(dist) for dist, label in _DISTRIBUTIONS},
         "threads": _threads(kernel),
-        "kernel_cache": _kernel_cache(kernel),
+        "kernel_cache": _kernel_cache(),
         "kernels": _kernel_target(),
         "cuda": _cuda(),
     }
@@ -250,10 +273,7 @@ def format_info(d):
     if t["env"]:
         pairs.append(("environment", " ".join(f"{key}={v}" for key, v in t["env"].items())))
     lines += block("Threads", pairs)
-    where = (f"NUMBA_CACHE_DIR={k['numba_cache_dir']}" if k["numba_cache_dir"]
-             else "NUMBA_CACHE_DIR not set")
-    lines += block("Kernel cache", [("directory", f"{k['directory']} ({where})"),
-                                    ("size", f"{_size(k['bytes'])} in {k['files']} files")])
+    lines += block("Kernel cache", format_kernel_cache(k))
     kt = d.get("kernels", {})
     if "error" in kt:
         lines += block("CPU kernels", [("error", kt["error"])])

@@ -44,8 +44,11 @@ _CUDA_MEMORY = ("cuda_cache_info", "empty_cuda_cache", "set_cuda_cache_limit")
 # Checks the kernels make, for callers that check once and then call with checks off
 # (fastnn._kernels.loss).
 _CHECKS = ("check_class_indices",)
+# The warning of the kernel cache (fastnn._kernels.cpu._cache): a damaged entry repaired, or a
+# folder that cannot be written (kernels compile in memory).
+_CACHE = ("KernelCacheWarning",)
 __all__ = (sorted(_FAMILY_OF) + list(_THREADS) + list(_TARGET) + list(_WORKSPACE) + list(_CUDA_MEMORY)
-           + list(_CHECKS) + ["cpu", "cuda"])
+           + list(_CHECKS) + list(_CACHE) + ["cpu", "cuda"])
 
 
 def _public(name):
@@ -98,6 +101,8 @@ def __getattr__(name):
         ns = getattr(importlib.import_module("fastnn._kernels.cuda._alloc"), name)
     elif name in _CHECKS:
         ns = getattr(importlib.import_module("fastnn._kernels.loss"), name)
+    elif name in _CACHE:
+        ns = getattr(importlib.import_module("fastnn._kernels.cpu._cache"), name)
     else:
         raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
     globals()[name] = ns

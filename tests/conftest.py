@@ -23,6 +23,26 @@ def rng():
     return np.random.default_rng(0)
 
 
+# -- opt-in address-space limit (``ulimit -v``): FASTNN_TEST_ADDRESS_LIMIT_MB=400 -------------
+# Set once, at the start of the first test (after the imports, so it starts from the imported
+# process's size): RLIMIT_AS = VmSize + that many MB. Linux only.
+
+_ADDRESS_LIMIT = {}
+
+
+@pytest.fixture(autouse=True)
+def _address_space_limit():
+    extra = os.environ.get("FASTNN_TEST_ADDRESS_LIMIT_MB")
+    if extra and not _ADDRESS_LIMIT:
+        import resource
+        with open("/proc/self/status") as f:
+            vmsize = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+        limit = vmsize + (int(extra) << 20)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        _ADDRESS_LIMIT.update(vmsize=vmsize, limit=limit)
+    yield
+
+
 # -- how long the suite spends compiling kernels (printed at the end: a first run compiles) ------
 
 _COMPILES = {}
@@ -35,6 +55,10 @@ def pytest_sessionstart(session):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if _ADDRESS_LIMIT:
+        terminalreporter.write_line(
+            f"fastnn: address space limited to {_ADDRESS_LIMIT['limit'] >> 20} MB (the process "
+            f"took {_ADDRESS_LIMIT['vmsize'] >> 20} MB at its first test)")
     log = _COMPILES.get("log")
     if log is None:
         return

@@ -5,6 +5,7 @@ Each test names the promise it checks; docs/RELIABILITY.md lists them with their
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 import fastnn
 import fastnn.nn as nn
-from fastnn.sklearn import MLPClassifier, MLPRegressor, NeuralNetClassifier, NeuralNetRegressor
+from fastnn.sklearn import MLPClassifier, MLPRegressor, NeuralNetRegressor
 
 
 def _saved_bytes(obj):
@@ -106,6 +107,30 @@ def test_a_symlink_to_a_real_file_loads(tmp_path):
     assert isinstance(fastnn.load(tmp_path / "link.npz"), nn.Sequential)
 
 
+def test_file_objects_load_whatever_their_reads_return(tmp_path):
+    data = _saved_bytes(_dense_model())
+
+    class Trickle:  # no seek, and at most 100 bytes a read
+        def __init__(self, data):
+            self.rest = data
+
+        def read(self, n):
+            out, self.rest = self.rest[:min(n, 100)], self.rest[min(n, 100):]
+            return out
+
+    assert isinstance(fastnn.load(Trickle(data)), nn.Sequential)
+    with pytest.raises(ValueError, match="larger than max_bytes=100"):
+        fastnn.load(Trickle(data), max_bytes=100)
+    (tmp_path / "model.npz").write_bytes(data)
+    with open(tmp_path / "model.npz") as text, \
+            pytest.raises(ValueError, match="must be opened in binary mode"):
+        fastnn.load(text)
+    trickle = Trickle(data)
+    trickle.read = lambda n: "text"
+    with pytest.raises(ValueError, match="must be opened in binary mode"):
+        fastnn.load(trickle)
+
+
 # -- size bombs: refused before anything large is read or allocated ----------------------------
 
 def test_files_and_arrays_above_max_bytes_are_refused():
@@ -131,8 +156,11 @@ def test_a_member_whose_header_lies_about_its_size_is_refused():
     members = _members(_saved_bytes(_dense_model()))
     key = next(k for k in members if k != "__fastnn__.npy")
     real = np.load(io.BytesIO(members[key]))
-    header = _npy(np.zeros((16000, 16000), real.dtype))[:128]  # a header only, no data
-    members[key] = header
+    header = io.BytesIO()  # a header only, no data
+    np.lib.format.write_array_header_1_0(header, {
+        "descr": np.lib.format.dtype_to_descr(real.dtype), "fortran_order": False,
+        "shape": (16000, 16000)})
+    members[key] = header.getvalue()
     message, peak = _load_peak(_zip(members.items()))
     assert "declares shape (16000, 16000)" in message and peak < 8 << 20
 
@@ -201,6 +229,119 @@ def test_every_failure_of_an_estimator_state_is_a_value_error():
     assert fastnn.load(io.BytesIO(_with_meta(members, meta))).predict(X).shape == (40,)
 
 
+# -- bounded memory: loading under an address-space limit (``ulimit -v``) ----------------------
+
+_LIMIT_MB = 400  # address space allowed above the warmed-up process's size
+
+_needs_rlimit_as = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not os.path.exists("/proc/self/status"),
+    reason="needs Linux: resource.RLIMIT_AS and /proc/self/status")
+
+_EVERY_KIND = textwrap.dedent("""
+    import os, resource, sys, tempfile, warnings
+    import numpy as np
+    from sklearn.datasets import load_digits
+    import fastnn
+    import fastnn.nn as nn
+    from fastnn.sklearn import (MLPClassifier, MLPRegressor, NeuralNetClassifier,
+                                NeuralNetRegressor)
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:120] / 16.0, y[:120]
+    images, rows = X.reshape(-1, 1, 8, 8).astype(np.float32), X.reshape(-1, 8, 8)
+    models = {
+        "dense": (nn.Sequential(nn.Dense(16), nn.ReLU(), nn.Dense(10), seed=0), X),
+        "cnn": (nn.Sequential(nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.ReLU(),
+                              nn.MaxPool2D(2), nn.Flatten(), nn.Dense(10), seed=0), images),
+        "lstm": (nn.Sequential(nn.LSTM(8), nn.Dense(10), seed=0), rows.astype(np.float32)),
+        "gru": (nn.Sequential(nn.GRU(8), nn.Dense(10), seed=0), rows.astype(np.float32)),
+    }
+    for model, x in models.values():
+        nn.fit(model, x, y, epochs=1, batch_size=32, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models["MLPClassifier"] = (MLPClassifier((8,), max_iter=2, random_state=0).fit(X, y), X)
+        models["MLPRegressor"] = (MLPRegressor(hidden_layer_sizes=(8,), max_iter=2,
+                                               random_state=0).fit(X, X[:, :2]), X)
+        models["NeuralNetClassifier"] = (NeuralNetClassifier(
+            [nn.Conv2D(4, 3), nn.ReLU(), nn.Flatten()], input_shape=(1, 8, 8), max_iter=2,
+            random_state=0).fit(X, y), X)
+        models["NeuralNetRegressor"] = (NeuralNetRegressor(max_iter=2, random_state=0).fit(
+            X, X[:, :2]), X)
+    expected = {name: model.predict(x) for name, (model, x) in models.items()}
+    folder = tempfile.mkdtemp()
+    warm = os.path.join(folder, "warm.fnn")
+    fastnn.save(models["MLPClassifier"][0], warm)
+    fastnn.load(warm).predict(X)
+
+    with open("/proc/self/status") as f:
+        vmsize = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (vmsize + (LIMIT_MB << 20), hard))
+    for name, (model, x) in models.items():
+        path = os.path.join(folder, name + ".fnn")
+        fastnn.save(model, path)
+        with open(path, "rb") as f:  # a path and a file object alike
+            for back in (fastnn.load(path), fastnn.load(f)):
+                assert type(back) is type(model), name
+                np.testing.assert_array_equal(back.predict(x), expected[name], err_msg=name)
+    print("loaded", len(models), "kinds under", vmsize >> 20, "+", LIMIT_MB, "MB")
+""")
+
+
+@_needs_rlimit_as
+def test_every_model_kind_saves_and_loads_under_an_address_space_limit(tmp_path):
+    code = f"LIMIT_MB = {_LIMIT_MB}\n" + _EVERY_KIND
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "loaded 8 kinds under" in proc.stdout, proc.stdout
+
+
+# The crafted-file tests (each file refused with a ValueError, or loaded: from paths and file
+# objects), re-run by a pytest whose conftest.py sets RLIMIT_AS to its size +
+# FASTNN_TEST_ADDRESS_LIMIT_MB before its first test.
+_CRAFTED_FILE_TESTS = [
+    "tests/test_reliability.py::" + name for name in (
+        "test_a_fifo_is_refused_without_waiting_for_a_writer",
+        "test_devices_and_folders_are_refused",
+        "test_a_symlink_to_a_real_file_loads",
+        "test_file_objects_load_whatever_their_reads_return",
+        "test_files_and_arrays_above_max_bytes_are_refused",
+        "test_a_decompression_bomb_is_refused_before_it_is_inflated",
+        "test_a_member_whose_header_lies_about_its_size_is_refused",
+        "test_a_huge_declared_layer_is_refused_before_it_is_built",
+        "test_a_layer_built_in_its_constructor_is_bounded_too",
+        "test_members_that_are_not_npy_or_appear_twice_are_refused",
+        "test_every_failure_of_an_estimator_state_is_a_value_error")
+] + [
+    "tests/test_io.py::" + name for name in (
+        "test_good_file_loads", "test_truncated", "test_corrupted_bytes",
+        "test_crc_mismatch_in_array_data", "test_zip_without_description",
+        "test_crafted_description", "test_deeply_nested_description", "test_wrong_arrays",
+        "test_pickled_object_array_is_refused")
+] + [
+    "tests/test_sklearn_io.py::test_crafted_class_path_is_refused",
+    "tests/test_sklearn_io.py::test_crafted_estimator_arrays_are_refused_before_any_kernel_runs",
+]
+
+
+@_needs_rlimit_as
+def test_the_crafted_file_tests_pass_under_an_address_space_limit():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, FASTNN_TEST_ADDRESS_LIMIT_MB=str(_LIMIT_MB))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           *_CRAFTED_FILE_TESTS], capture_output=True, text=True, timeout=600,
+                          cwd=root, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "fastnn: address space limited to" in out, out  # conftest.py did set the limit
+    collected = re.search(r"collected (\d+) items", out)
+    passed = re.search(r"\b(\d+) passed", out)
+    assert collected and passed and "skipped" not in out, out
+    assert int(passed.group(1)) == int(collected.group(1)) >= len(_CRAFTED_FILE_TESTS), out
+
+
 # -- one divergence policy ------------------------------------------------------------------------
 
 def test_fit_stops_at_the_diverging_epoch_and_restores_the_model():
@@ -247,46 +388,6 @@ def test_estimators_raise_scikit_learns_error_and_keep_a_fitted_model(make):
 
 
 # -- determinism across thread counts ----------------------------------------------------------
-
-def _every_layer_cnn():
-    return [nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2D(2),
-            nn.Conv2D(6, 3, padding=1, groups=2), nn.PReLU(), nn.AvgPool2D(2),
-            nn.Conv2DTranspose(3, 2, stride=2), nn.ELU(), nn.StochasticPool2D(2),
-            nn.GlobalAvgPool2D(), nn.Dropout(0.2), nn.Dense(16), nn.Tanh(), nn.Dense(8),
-            nn.GELU(), nn.LeakyReLU(), nn.Sigmoid()]
-
-
-def _sequence_layers(cell):
-    return [nn.Conv1D(4, 3, padding=1), nn.MaxPool1D(2), nn.AvgPool1D(1), nn.Reshape((4, 6)),
-            cell(5, return_sequences=True), nn.Flatten(), nn.Dense(6), nn.Softmax()]
-
-
-@pytest.mark.parametrize("case", ["cnn", "SimpleRNN", "LSTM", "GRU"])
-def test_the_same_seed_gives_identical_weights_on_one_and_two_threads(case):
-    rng = np.random.default_rng(0)
-    if case == "cnn":
-        X = rng.standard_normal((96, 2, 16, 16)).astype(np.float32)
-        layers, shape = _every_layer_cnn, (2, 16, 16)
-    else:
-        X = rng.standard_normal((96, 4, 12)).astype(np.float32)
-        layers, shape = (lambda: _sequence_layers(getattr(nn, case))), (4, 12)
-    y = rng.integers(0, 3, 96)
-    results = []
-    for threads in (1, 2, 1):
-        fastnn.set_num_threads(threads)
-        try:
-            est = NeuralNetClassifier(layers(), input_shape=shape, max_iter=2, batch_size=32,
-                                      random_state=0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est.fit(X, y)
-            results.append((est.model_.flat.data.copy(), est.predict_proba(X)))
-        finally:
-            fastnn.set_num_threads(None)
-    for weights, proba in results[1:]:
-        np.testing.assert_array_equal(weights, results[0][0])
-        np.testing.assert_array_equal(proba, results[0][1])
-
 
 # -- saves --------------------------------------------------------------------------------------
 

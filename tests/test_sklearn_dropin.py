@@ -143,6 +143,19 @@ def test_the_same_fitted_attributes_after_each_kind_of_fit(digits, solver, early
     _same(call)
 
 
+@pytest.mark.parametrize("labels", [(0, 1), (False, True), ("a", "b")])
+def test_early_stopping_with_a_class_of_one_member_fails_as_scikit_learn_fails(labels):
+    """The stratified split's error names the binarized class as scikit-learn does ('True')."""
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = np.array([labels[0]] * 39 + [labels[1]])
+
+    def call(cls):
+        return cls(hidden_layer_sizes=(4,), early_stopping=True, max_iter=2).fit(X, y)
+    sk, ours = _both(call)
+    assert sk == ours
+    assert sk[0][0] is ValueError and "['True']" in sk[0][1]
+
+
 def test_ctrl_c_keeps_the_epochs_trained_so_far(digits, monkeypatch):
     from fastnn.sklearn import _epochs
     X, y = digits

@@ -1039,13 +1039,18 @@ def predict(model, x, batch_size=None):
         raise ValueError("predict needs at least one sample")
     dtype = _float_dtype(model, x)
     device = _model_device(model)
-    if not (_array.is_cuda_array(x) and np.dtype(x.dtype) == dtype and device == "cuda"):
+    # on the CPU a NumPy x is read in place (a memory map too): each batch is converted to
+    # dtype and C order as it goes, so memory follows a batch, not x
+    per_batch = device == "cpu" and isinstance(x, np.ndarray)
+    if not per_batch and not (_array.is_cuda_array(x) and np.dtype(x.dtype) == dtype
+                              and device == "cuda"):
         x = np.ascontiguousarray(_array.to_host(x), dtype=dtype)
     (x,), _ = _on_device(device, x)
     out = None
     for lo in range(0, n, batch_size):
         hi = min(n, lo + batch_size)
-        (xb,) = _batch_to(device, x[lo:hi])
+        xb = np.ascontiguousarray(x[lo:hi], dtype=dtype) if per_batch else x[lo:hi]
+        (xb,) = _batch_to(device, xb)
         yb = model.forward(xb, training=False)
         if out is None:
             out = _array.empty_like(yb, (n,) + tuple(yb.shape[1:]))

@@ -91,7 +91,9 @@ class _BaseMLP(BaseEstimator):
             X = sp.csr_matrix(X, dtype=dtype)
             X.sort_indices()
             return X
-        return np.require(X, dtype=dtype, requirements=["C", "W"])
+        # C order and the compute dtype; an X that has them (a read-only memory map too) is
+        # used in place: the kernels only read it
+        return np.require(X, dtype=dtype, requirements=["C"])
 
     def _sample_weight(self, sample_weight, X, y_raw):
         if sample_weight is not None:
@@ -263,7 +265,8 @@ class _BaseMLP(BaseEstimator):
 
         early_stopping = self.early_stopping
         if early_stopping:
-            stratify = y if (is_classifier(self) and y.shape[1] == 1) else None
+            # scikit-learn stratifies on the binarized labels (bool): its error names 'True'
+            stratify = y.astype(bool) if (is_classifier(self) and y.shape[1] == 1) else None
             if sample_weight is None:
                 X_train, X_val, y_train, y_val = train_test_split(
                     X, y, random_state=rng, test_size=self.validation_fraction, stratify=stratify)
@@ -403,7 +406,8 @@ class _BaseMLP(BaseEstimator):
                 stop = min(n, start + rows)
                 chunk = X[start:stop]
                 chunk = chunk.toarray() if sp.issparse(chunk) else chunk
-                chunk = np.ascontiguousarray(chunk, dtype=dtype)
+                # one forward kernel for every X: a read-only chunk is copied (a chunk at a time)
+                chunk = np.require(chunk, dtype=dtype, requirements=["C", "W"])
                 out[start:stop] = kmlp.forward(chunk, state["params"], m, ws)
         return out
 

@@ -96,13 +96,13 @@ class _BaseNeuralNet(BaseEstimator):
         return resolve_device(self.device)
 
     def _shape_X(self, X, reset):
-        """Validate X and reshape flat rows to ``input_shape``; returns a C-contiguous array."""
+        """Validate X and reshape flat rows to ``input_shape``. X is not copied: ``fit`` converts it
+        to the model's dtype once where it differs, ``predict`` batch by batch."""
         sample_shape = None
         if isinstance(X, np.ndarray) and X.ndim > 2:  # already shaped: validate as flat rows
             sample_shape = X.shape[1:]
             X = X.reshape(len(X), -1)
         X = validate_data(self, X, reset=reset, dtype=(np.float32, np.float64))
-        dtype = np.dtype(self.dtype)
         if sample_shape is not None:
             X = X.reshape((len(X),) + sample_shape)
         elif self.input_shape is not None:
@@ -111,7 +111,7 @@ class _BaseNeuralNet(BaseEstimator):
                 raise ValueError(f"input_shape {shape} needs {int(np.prod(shape))} features per "
                                  f"row, X has {X.shape[1]}")
             X = X.reshape((X.shape[0],) + shape)
-        return np.require(X, dtype=dtype, requirements=["C", "W"])
+        return X
 
     def _build_model(self, n_outputs):
         from ..nn import Dense, ReLU, Sequential
@@ -152,7 +152,7 @@ class _BaseNeuralNet(BaseEstimator):
         if first:
             model = self._build_model(self._n_outputs(encoder, y_enc))
             model.seed = seed
-            model.build(X.shape[1:], dtype=X.dtype)
+            model.build(X.shape[1:], dtype=np.dtype(self.dtype))
             optimizer, n_iter = None, 0
         else:  # a private copy (on the host): a failed fit leaves the fitted model as it was
             model, optimizer = copy.deepcopy((self.model_, self._optimizer))
@@ -209,8 +209,6 @@ class _BaseNeuralNet(BaseEstimator):
     def _raw_output(self, X):
         check_is_fitted(self)
         X = self._shape_X(X, reset=False)
-        if X.dtype != self.model_.dtype:
-            X = X.astype(self.model_.dtype)
         device = resolve_device(self.device)
         if self.model_.device != device:  # e.g. unpickled on the host, or device changed
             self.model_.to(device)

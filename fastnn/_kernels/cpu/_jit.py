@@ -5,17 +5,25 @@ from typing import NamedTuple
 
 import numba
 
+from ._cache import use_kernel_cache
+from ._linking import private_links
+
+private_links()  # a kernel computes the same bits compiled here or loaded from the cache
+
 # fastmath without 'nnan'/'ninf': NaN and Inf keep their meaning (isnan checks survive).
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 def jit(fn=None, *, parallel=False, fastmath=True, inline="never"):
-    """``numba.njit`` with fastnn's settings: cached, numpy error model, NaN-safe fastmath, lazy."""
-    options = dict(cache=True, error_model="numpy", nogil=True, parallel=parallel,
+    """``numba.njit`` with fastnn's settings: cached, numpy error model, NaN-safe fastmath, lazy.
+
+    Cached by fastnn's kernel cache (``_cache.KernelCache``: Numba's ``cache=True``, healing
+    damaged entries, safe for processes that compile into one folder at once)."""
+    options = dict(error_model="numpy", nogil=True, parallel=parallel,
                    fastmath=set(FASTMATH) if fastmath else False, inline=inline)
     if fn is None:
-        return lambda f: numba.njit(**options)(f)
-    return numba.njit(**options)(fn)
+        return lambda f: use_kernel_cache(numba.njit(**options)(f))
+    return use_kernel_cache(numba.njit(**options)(fn))
 
 
 def pjit(fn=None, **kwargs):

@@ -23,7 +23,7 @@ from numba import prange
 
 from ._isa import tile_rows
 from ._jit import bind, jit, pjit
-from ._threads import cpu_work, max_threads
+from ._threads import cpu_work
 from ._workspace import empty
 from .activation import relu1
 
@@ -32,6 +32,12 @@ _BLOCK_BYTES = 1 << 19  # target size of one im2row / im2col block (stays in L2)
 _KBLOCK = 640           # longest reduction block of _gemm_nt
 _SMALL_K = 48           # shorter reductions use the position-vectorised products
 _SEGMENT = 512          # positions per weight-gradient product (its reduction length)
+# The weight gradient is summed in chunks of output rows, each into its own partial dW; the
+# chunk count follows from the problem's size alone, so the sum's order is the same on every
+# machine and with any thread count.
+_CHUNK_MACS = 1 << 20   # multiply-adds per chunk at least (a chunk pays for padding its images)
+_MAX_CHUNKS = 16        # enough to keep 16 threads busy; a power of two splits evenly on 2^k
+_PART_BYTES = 32 << 20  # the partial dWs together stay below this
 _FEW_OUT = 4            # fewer output channels per group: unit stride uses the shift path
 
 
@@ -722,6 +728,13 @@ def _round_up(v, m):
     return -(-v // m) * m
 
 
+def _weight_grad_chunks(rows, macs, part_bytes):
+    """Chunks of a weight gradient over ``rows`` output rows: a power of two, from the size of
+    the problem only (never from the machine or the threads in use)."""
+    n = min(rows, _MAX_CHUNKS, macs // _CHUNK_MACS, _PART_BYTES // max(part_bytes, 1))
+    return 1 << (max(n, 1).bit_length() - 1) if rows else 0
+
+
 def _nchunks(items):
     return min(items, numba.get_num_threads())
 
@@ -788,9 +801,7 @@ def conv_weight_grad(dy, x, w_shape, stride, padding, dilation, groups):
     N = x.shape[0]
     P = dy.shape[2] * dy.shape[3]
     K = Cg * kh * kw
-    # one partial dW per chunk, summed in order: as many chunks as fastnn may use threads (not as
-    # it uses now), so the result does not change with the thread count
-    nchunks = min(N * dy.shape[2], max_threads())
+    nchunks = _weight_grad_chunks(N * dy.shape[2], N * P * Co * K, Co * K * x.itemsize)
     if nchunks == 0 or P == 0 or Co == 0 or K == 0:
         return np.zeros(w_shape, x.dtype)
     Ho, Wo = dy.shape[2], dy.shape[3]

@@ -18,7 +18,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, pjit
-from ._threads import max_threads, working
+from ._threads import working
 from ._workspace import empty
 from .activation import relu1
 
@@ -26,6 +26,7 @@ from .activation import relu1
 # costs more than it saves.
 PARALLEL_MACS = 1 << 20
 BLOCK_ROWS = 32  # smallest row block worth its own BLAS call (a block may be a little shorter)
+MAX_BLOCKS = 16
 
 
 @pjit
@@ -66,14 +67,14 @@ def _column_sum(dy, out):
 def _block_rows(m, n, k):
     """Rows per block for an (m, k) @ (k, n) product, or 0 to run it as one call.
 
-    Equal blocks, 1 to 4 per core fastnn may use (so every thread gets the same work; blocks of
-    up to a few hundred rows keep each BLAS call efficient); the count depends on the machine,
-    not on the threads in use now.
+    A power of two of equal blocks, 2 to ``MAX_BLOCKS``, of at least 128 rows where there are
+    enough (blocks of up to a few hundred rows keep each BLAS call efficient, and split evenly
+    over 2^k threads). The shapes alone decide it, never the machine or the threads in use.
     """
     if m * n * k < PARALLEL_MACS or m < 2 * BLOCK_ROWS:
         return 0
-    cores = max_threads()
-    nblocks = cores * max(1, min(4, m // (cores * 128)))
+    nblocks = max(2, min(MAX_BLOCKS, m // 128))
+    nblocks = 1 << (nblocks.bit_length() - 1)
     return -(-m // nblocks)
 
 

@@ -11,9 +11,10 @@ and then every ``intercepts_[i]``. ``units`` is ``[n_features, *hidden, n_output
 
 Threads: a step cuts its batch into ``row_blocks`` blocks that run forward and backward in one
 parallel region, each block's matrix products a single-threaded BLAS call, each block's gradient
-in its own buffer; the buffers are summed in block order (the same result with any thread
-count). The loops use ``activation.vexp``/``vtanh``/``max1d``; Numba's cache keys on this file's
-content only, so after a change to those, change this file too (or clear its cache).
+in its own buffer; the buffers are summed in block order. The block count follows from the batch
+and layer sizes alone, so the result is the same on any machine and with any thread count. The
+loops use ``activation.vexp``/``vtanh``/``max1d``; Numba's cache keys on this file's content
+only, so after a change to those, change this file too (or clear its cache).
 """
 import functools
 
@@ -21,13 +22,13 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, specialise
-from ._threads import max_threads
 from .activation import max1d, vexp, vtanh
 from .linear import BLOCK_ROWS
 
 # A step below this many multiply-adds runs on one thread: measured on 2 cores, a 64-100-10 step
 # at batch 200 (4.4M) ran 12 % faster serial, a 64-256-256-10 step (50M) 10 % faster on 2 blocks.
 PARALLEL_STEP_MACS = 1 << 24
+MAX_ROW_BLOCKS = 8  # a power of two: blocks split evenly over 2, 4 or 8 threads
 from .optim import _adam_serial
 
 from .._mlp_codes import (  # noqa: F401  (the codes and layout both backends share)
@@ -295,14 +296,15 @@ def forward(x, params, units, w_off, b_off, hidden, output, acts, nblocks):
 
 def row_blocks(rows, units, passes=3):
     """Row blocks for ``rows`` samples: 1 when the work is too small to pay for waking threads,
-    else up to one per core fastnn may use (not per thread in use now, so the arithmetic does
-    not change with ``set_num_threads``). ``passes``: matrix products per layer (a training step
-    makes 3, a forward pass 1)."""
+    else the largest power of two up to ``MAX_ROW_BLOCKS`` that leaves each block ``BLOCK_ROWS``
+    rows. Sizes alone decide it (never the cores or threads), so the sums' order is fixed.
+    ``passes``: matrix products per layer (a training step makes 3, a forward pass 1)."""
     sizes = [int(u) for u in units]
     macs = passes * int(rows) * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if macs < PARALLEL_STEP_MACS:
         return 1
-    return int(max(1, min(max_threads(), rows // BLOCK_ROWS, 8)))
+    n = max(1, min(int(rows) // BLOCK_ROWS, MAX_ROW_BLOCKS))
+    return 1 << (n.bit_length() - 1)
 
 
 def grad_blocks(units, rows, dtype):

@@ -15,7 +15,6 @@ Internally everything is time-major (T, N, ...), so each step's slice is contigu
 The gate kernels run a ``prange`` over the batch when N*H is at least ``PARALLEL_MIN``, else
 serially (a parallel region per step costs more than it saves on small batches).
 """
-import numba
 import numpy as np
 from numba import prange
 
@@ -26,7 +25,9 @@ PARALLEL_MIN = 1 << 14
 
 
 def _use_parallel(n, h):
-    return n >= 2 and n * h >= PARALLEL_MIN and numba.get_num_threads() > 1
+    # sizes only: the serial and parallel copies are compiled apart, so the choice must not
+    # follow the thread count (the results stay bitwise the same on any machine)
+    return n >= 2 and n * h >= PARALLEL_MIN
 
 
 @jit(inline="always")
