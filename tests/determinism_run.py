@@ -76,10 +76,14 @@ def _dense():
     return [nn.Dense(256), nn.ReLU(), nn.Dense(256), nn.Sigmoid(), nn.Dense(10)]
 
 
-def _neural_net(est, X, y):
+def _neural_net(est, X, y, partial=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X, y)
+        if partial:
+            for lo in range(0, len(X), 600):
+                est.partial_fit(X[lo:lo + 600], y[lo:lo + 600], classes=np.unique(y))
+        else:
+            est.fit(X, y)
     out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
     return _digest(est.model_.flat.data, est.history_["loss"], out)
 
@@ -125,6 +129,12 @@ def cases():
         out[f"wide {cell}"] = lambda cell=cell: _neural_net(NeuralNetRegressor(
             _wide_recurrent(getattr(nn, cell)), input_shape=(3, 8), max_iter=1,
             batch_size=128, random_state=0), Xw, Xw[:, -1, :])
+    for opt in ("sgd", "adamw", "rmsprop", "adagrad"):
+        out[f"dense, {opt}"] = lambda opt=opt: _neural_net(NeuralNetClassifier(
+            _dense(), input_shape=(64,), optimizer=opt, max_iter=1, batch_size=256,
+            random_state=0), Xd, yd)
+    out["NeuralNetClassifier partial_fit"] = lambda: _neural_net(NeuralNetClassifier(
+        _dense(), input_shape=(64,), batch_size=256, random_state=0), Xd, yd, partial=True)
     for solver in ("adam", "sgd", "lbfgs"):
         out[f"MLPClassifier {solver}"] = lambda solver=solver: _mlp(MLPClassifier(
             (256, 256), solver=solver, max_iter=3, random_state=0), Xd, yd)

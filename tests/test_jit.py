@@ -94,3 +94,49 @@ def test_compile_log_records_nested_compiles_with_their_own_time():
     with compile_log() as again:
         outer(2.0)  # compiled already: nothing recorded
     assert len(again) == 0
+
+
+_LINK_SCRIPT = """
+import sys
+import numpy as np
+from fastnn._kernels.cpu import mlp
+
+# the SGD update is a callee of the epoch kernel; calling it directly first loads its own copy,
+# which the process that compiles the kernel has loaded too
+if sys.argv[1] == "callee-first":
+    p = np.ones(3, np.float32)
+    mlp._sgd_update(p, p.copy(), p.copy(), np.float32(0.1), np.float32(0.9), True)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((300, 40)).astype(np.float32)
+units = np.array([40, 64, 3], np.int64)
+w_off, b_off, size = mlp.layout(units)
+params = (rng.standard_normal(size) * 0.1).astype(np.float32)
+y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 300)]
+acts, deltas = mlp.workspace(units, 100, np.float32)
+order = rng.permutation(300).astype(np.int64)
+velocity = np.zeros(size, np.float32)
+args = (x, np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64), False, y,
+        np.ones(1, np.float32), False, order, 100, params, np.empty(size, np.float32), units,
+        w_off, b_off, 3, 4, 1, 1e-4, 0, 0.05, 0.9, True, 0.9, 0.999, 1e-8, 0, velocity,
+        np.zeros(0, np.float32), np.empty((100, 40), np.float32), np.empty((100, 3), np.float32),
+        np.empty(100, np.float32), acts, deltas, mlp.grad_blocks(units, 100, np.float32))
+for _ in range(3):
+    mlp.train_epoch(*args)
+print(params.astype(np.float64).sum().hex(), velocity.astype(np.float64).sum().hex())
+"""
+
+
+def test_a_kernel_computes_the_same_bits_compiled_here_or_loaded_from_the_cache(tmp_path):
+    """Callees linked into a kernel are its own (``_linking.private_links``): the process that
+    compiles the SGD epoch (its callee's standalone copy loaded) and processes that load it from
+    the cache, with or without that standalone copy, compute the same bits."""
+    script = tmp_path / "link_case.py"
+    script.write_text(_LINK_SCRIPT)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    outs = []
+    for order in ("kernel-only", "kernel-only", "callee-first"):  # compile, load, load
+        proc = subprocess.run([sys.executable, str(script), order], capture_output=True,
+                              text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(proc.stdout.split())
+    assert outs[0] == outs[1] == outs[2]
