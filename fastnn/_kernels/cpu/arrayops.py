@@ -8,6 +8,7 @@ from numba import prange
 from ._jit import jit, pjit
 
 PARALLEL_MIN = 32768
+L2_BLOCK = 8192  # elements per partial sum of squares
 
 
 def _axpy(dst, src, mask, c):  # dst += c * src where mask
@@ -22,15 +23,19 @@ def _scale(dst, mask, f):  # dst *= f where mask
             dst[i] *= f
 
 
-def _l2(data, grad, mask, c):  # grad += c * data where mask; returns sum(data**2) where mask
-    acc = 0.0
-    for i in prange(data.size):
-        if mask[i]:
-            w = data[i]
-            w64 = float(w)
-            acc += w64 * w64
-            grad[i] += c * w
-    return acc
+def _l2(data, grad, mask, c, partial):
+    """grad += c * data where mask; partial[b] = sum(data**2) where mask over block b (blocks of
+    L2_BLOCK elements: fixed by the size, so the sum does not depend on the thread count)."""
+    n = data.size
+    for b in prange(partial.size):
+        acc = 0.0
+        for i in range(b * L2_BLOCK, min(n, (b + 1) * L2_BLOCK)):
+            if mask[i]:
+                w = data[i]
+                w64 = float(w)
+                acc += w64 * w64
+                grad[i] += c * w
+        partial[b] = acc
 
 
 _AXPY = (jit(_axpy), pjit(_axpy))
@@ -50,7 +55,9 @@ def masked_scale(dst, mask, f):
 
 def l2_masked(data, grad, mask, c):
     """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64)."""
-    return float(_L2[data.size >= PARALLEL_MIN](data, grad, mask, data.dtype.type(c)))
+    partial = np.empty(max(1, -(-data.size // L2_BLOCK)), np.float64)
+    _L2[data.size >= PARALLEL_MIN](data, grad, mask, data.dtype.type(c), partial)
+    return float(np.sum(partial))
 
 
 # --- the host side of fastnn._kernels.arrayops (NumPy arrays) ----------------------------------
