@@ -112,3 +112,28 @@ def test_numba_cpu_name_reaches_the_avx2_path(tmp_path):
     host = _target_run({}, tmp_path)
     assert host["tile"] == (8 if _host_has_avx512() else 4)
     assert host["err"] < 1e-4
+
+
+# prange loops that add into a variable from outside the loop: Numba splits such a reduction by
+# the threads in use. Allowed only for integer counts (exact in any order).
+_INTEGER_REDUCTIONS = {("pool.py", "_route_planes", "bad")}
+
+
+def test_no_prange_loop_reduces_floats_across_threads():
+    import ast
+    cpu = Path(__file__).resolve().parent.parent / "fastnn" / "_kernels" / "cpu"
+    found = set()
+    for path in sorted(cpu.glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef):
+                continue
+            for loop in ast.walk(fn):
+                if not (isinstance(loop, ast.For) and isinstance(loop.iter, ast.Call)
+                        and getattr(loop.iter.func, "id", "") == "prange"):
+                    continue
+                inside = {t.id for n in ast.walk(loop) if isinstance(n, ast.Assign)
+                          for t in n.targets if isinstance(t, ast.Name)}
+                found |= {(path.name, fn.name, n.target.id) for n in ast.walk(loop)
+                          if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)
+                          and n.target.id not in inside}
+    assert found == _INTEGER_REDUCTIONS
