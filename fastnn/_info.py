@@ -10,7 +10,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from ._kernels.cpu._threads import usable_cores  # noqa: F401 (imports nothing heavy)
+from ._kernels.runtime import usable_cores  # noqa: F401 (imports nothing heavy)
 
 # distribution name -> label; the last three are optional
 _DISTRIBUTIONS = (("numpy", "numpy"), ("numba", "numba"), ("scikit-learn", "scikit-learn"),
@@ -71,12 +71,8 @@ def _run_parallel_kernel():
     Returns the kernel (a Numba dispatcher) or the error as a string.
     """
     try:
-        import numpy as np
-
-        from fastnn._kernels.cpu.activation import _relu_kernel
-        x = np.ones(64, np.float32)
-        _relu_kernel.parallel(np.empty_like(x), x, x, 0.0)  # (out, dy, x, s): the prange loop
-        return _relu_kernel.parallel
+        from fastnn._kernels.runtime import start_thread_pool
+        return start_thread_pool()
     except Exception as exc:  # report, never fail
         return f"{type(exc).__name__}: {exc}"
 
@@ -95,7 +91,7 @@ def _threads(kernel):
     except Exception as exc:
         out["numba_error"] = f"{type(exc).__name__}: {exc}"
     try:
-        from fastnn._kernels.cpu._threads import get_num_threads
+        from fastnn.kernels import get_num_threads
         out["fastnn_num_threads"] = get_num_threads()
     except Exception as exc:
         out["fastnn_num_threads"] = f"{type(exc).__name__}: {exc}"
@@ -120,14 +116,14 @@ def _threads(kernel):
 
 def _kernel_cache():
     """Where fastnn's compiled kernels are cached (the folder Numba's locators pick, through
-    ``fastnn._kernels.cpu._cache``), whether it can be written, and how much is there."""
+    ``fastnn._kernels.runtime``), whether it can be written, and how much is there."""
     out = {"numba_cache_dir": os.environ.get("NUMBA_CACHE_DIR") or None, "directory": None,
            "writable": False, "files": 0, "bytes": 0}
     try:
-        from fastnn._kernels.cpu import _cache
-        out["directory"], out["writable"] = _cache.cache_folder()
+        from fastnn._kernels import runtime
+        out["directory"], out["writable"] = runtime.cache_folder()
         sizes = []
-        for p in _cache.entries(out["directory"]) if out["directory"] else []:
+        for p in runtime.cache_entries(out["directory"]) if out["directory"] else []:
             try:
                 sizes.append(os.lstat(p).st_size)
             except OSError:
@@ -141,8 +137,8 @@ def _kernel_cache():
 def clear_kernel_cache(everywhere=False):
     """Remove fastnn's kernel cache entries from the folder in use (``everywhere``: from every
     folder they may be in). Returns ``(removed, errors)``: ``(path, bytes)`` and ``(path, why)``."""
-    from fastnn._kernels.cpu import _cache
-    return _cache.clear(everywhere)
+    from fastnn._kernels.runtime import clear_cache
+    return clear_cache(everywhere)
 
 
 def format_kernel_cache(k):
@@ -219,8 +215,8 @@ def _kernel_target():
     except Exception as exc:  # report, never fail
         return {"error": f"{type(exc).__name__}: {exc}"}
     try:
-        from fastnn._kernels.cpu._threads import _quota_cores
-        out["cpu_quota"] = _quota_cores()
+        from fastnn._kernels.runtime import cpu_quota
+        out["cpu_quota"] = cpu_quota()
     except Exception as exc:
         out["cpu_quota"] = f"{type(exc).__name__}: {exc}"
     return out

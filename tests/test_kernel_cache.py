@@ -355,3 +355,27 @@ def test_cache_command_on_an_unwritable_folder_says_how_to_fix_it(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     code, out = _cli(tmp_path / "file" / "cache", "cache")
     assert code == 0 and "writable: no" in out and "set NUMBA_CACHE_DIR to a writable" in out
+
+
+_HELPER = "from fastnn._kernels.cpu._jit import jit\n\n\n@jit\ndef helper():\n    return {}\n"
+_KERNEL = ("from fastnn._kernels.cpu._jit import jit\n\nfrom .helper import helper\n\n\n"
+           "@jit\ndef kernel():\n    return helper() + 1\n")
+
+
+def test_an_edit_to_a_helper_in_another_file_makes_the_kernel_stale(tmp_path):
+    """Numba's own stamp sees the kernel's file only; fastnn's covers the files it imports: a
+    kernel whose helper changed compiles again instead of loading the old machine code."""
+    pkg = tmp_path / "src" / "probe_kernels"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "kernel.py").write_text(_KERNEL)
+    code = "from probe_kernels.kernel import kernel; print(kernel())"
+    env = _env(tmp_path / "cache", PYTHONPATH=str(tmp_path / "src"))
+    outs = []
+    for value in (1, 1, 41):
+        (pkg / "helper.py").write_text(_HELPER.format(value))
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=300,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(int(proc.stdout.split()[-1]))
+    assert outs == [2, 2, 42]

@@ -5,6 +5,9 @@
   ``io`` or the estimators.
 - ``fastnn.nn``, ``fastnn.io`` and ``fastnn.sklearn`` reach kernels through the kernel API
   (``fastnn.kernels`` and the wrapper modules of ``fastnn._kernels``), never a backend module.
+- The top floor (the command, the report, the demo, the benchmarks, ``fastnn.testing``, the
+  warm-up uses) reaches the backends only through the kernel API and the wrapper modules
+  (``fastnn._kernels.runtime`` holds what they need: thread pool, cache folder, GPU tuning).
 - ``fastnn.nn`` imports neither ``fastnn.io`` nor the estimators (``io`` builds on ``nn``; both
   write files through ``fastnn._archive``).
 - Imports form no circle, function-level ones included.
@@ -84,6 +87,19 @@ def test_layers_io_and_estimators_reach_kernels_only_through_the_kernel_api():
         if upper and (_backend(dst) or dst == "fastnn._kernels.") and (src, dst) not in PENDING:
             bad.append(f"{src}:{line} imports {dst}")
     assert not bad, "\n".join(bad)
+
+
+TOP_FLOOR = ("fastnn._cli", "fastnn.__main__", "fastnn.demo", "fastnn._info", "fastnn._bench",
+             "fastnn.testing", "fastnn.warmup_uses")
+
+
+def test_the_top_floor_reaches_backends_only_through_the_wrappers():
+    bad = [f"{src}:{line} imports {dst}" for src, dst, line, _ in _imports()
+           if (src in TOP_FLOOR or src.startswith(tuple(m + "." for m in TOP_FLOOR)))
+           and _backend(dst)]
+    assert not bad, "\n".join(bad)
+    missing = [m for m in TOP_FLOOR if not _is_module(m)]
+    assert not missing, f"renamed or removed: {missing} (update TOP_FLOOR)"
 
 
 def test_the_pending_exceptions_are_still_needed():

@@ -297,19 +297,10 @@ def measure(fns, repeats, warmup=2, min_sample_s=0.05, keep=None):
 # --------------------------------------------------------------------------------------------
 # the machine's memory-bandwidth ceiling
 
-_PCOPY = []
-
-
 def _parallel_copy():
     """A Numba ``prange`` copy compiled with fastnn's settings (built on first use)."""
-    if not _PCOPY:
-        from fastnn._kernels.cpu._jit import pjit
-
-        def copy(src, dst):
-            for i in numba.prange(src.size):
-                dst[i] = src[i]
-        _PCOPY.append(pjit(copy))
-    return _PCOPY[0]
+    from fastnn._kernels.runtime import parallel_copy
+    return parallel_copy()
 
 
 def bandwidth_ceiling(nbytes=256 * 2 ** 20, repeats=5):

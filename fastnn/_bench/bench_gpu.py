@@ -139,7 +139,7 @@ def roofline(b):
 
 def bench_sgemm(b):
     from numba import cuda
-    from fastnn._kernels.cuda import _gemm
+    from fastnn._kernels.runtime import cuda_matmul
     torch = b.torch
     for m in (b.args.gemm_size, 2048):
         a = torch.rand(m, m, device="cuda") - 0.5
@@ -149,18 +149,18 @@ def bench_sgemm(b):
         flops = 2 * m ** 3
         t_fp32 = b.torch_time(lambda: torch.mm(a, c), tf32=False)
         t_tf32 = b.torch_time(lambda: torch.mm(a, c), tf32=True)
-        got = torch.as_tensor(_gemm.matmul(da, dc, out=out), device="cuda")
+        got = torch.as_tensor(cuda_matmul(da, dc, out=out), device="cuda")
         err = float((got - a.double() @ c.double()).norm() / (a.double() @ c.double()).norm())
         variants = [None] if m != b.args.gemm_size else [None] + b.args.tiles
         for tiles in variants:
             label = f"sgemm {m}^3" + (f" tiles={tiles}" if tiles else "")
-            row = b.run(label, lambda: _gemm.matmul(da, dc, out=out, tiles=tiles), t_fp32, t_tf32,
+            row = b.run(label, lambda: cuda_matmul(da, dc, out=out, tiles=tiles), t_fp32, t_tf32,
                         flops=flops, note=f"rel.err {err:.1e}")
             row["pct_of_cublas_fp32"] = 100 * t_fp32 / row["fastnn_ms"]
             print(f"    -> {row['pct_of_cublas_fp32']:.0f}% of cuBLAS FP32 (target >= 50%)")
         for ta, tb in ((False, True), (True, False)):
             b.run(f"sgemm {m}^3 {'A^T' if ta else 'A'}{'B^T' if tb else 'B'}",
-                  lambda: _gemm.matmul(da, dc, trans_a=ta, trans_b=tb, out=out), t_fp32, t_tf32,
+                  lambda: cuda_matmul(da, dc, trans_a=ta, trans_b=tb, out=out), t_fp32, t_tf32,
                   flops=flops)
 
 
@@ -185,16 +185,16 @@ def bench_conv(b):
         dx, dw, db = (cuda.as_cuda_array(t) for t in (x, w, bias))
         got = torch.as_tensor(K.conv2d(dx, dw, db, stride=stride, padding=pad), device="cuda")
         err = float((got - y).norm() / y.norm())
-        from fastnn._kernels.cuda import _config
-        default = _config.GEMM_TILES_SMALL_M
+        from fastnn._kernels.runtime import cuda_conv_tiles
+        default = cuda_conv_tiles()
         variants = [default] + ([t for t in b.args.conv_tiles if t != default]
                                 if xs[1] == 64 and ws[0] == 64 else [])
         for tiles in variants:
-            _config.GEMM_TILES_SMALL_M = tiles
+            cuda_conv_tiles(tiles)
             label = name + ("" if tiles == default else f" tiles={tiles}")
             b.run(label, lambda: K.conv2d(dx, dw, db, stride=stride, padding=pad), t32, t_tf,
                   flops=flops, note=f"rel.err vs FP32 cuDNN {err:.1e}")
-        _config.GEMM_TILES_SMALL_M = default
+        cuda_conv_tiles(default)
         dy = torch.randn_like(y)
         xg = x.clone().requires_grad_(True)
         wg = w.clone().requires_grad_(True)
@@ -305,9 +305,9 @@ def bench_overhead(b):
     """Host-side cost of one call (no GPU wait): numba launches, allocation, a wrapper call."""
     import fastnn.kernels as K
     from numba import cuda
-    from fastnn._kernels.cuda import _util, activation
+    from fastnn._kernels.runtime import cuda_launch_probes
     small = cuda.device_array(1024, np.float32)
-    one = np.float32(1)
+    launch_one, launch_three = cuda_launch_probes(small)
     lx = cuda.to_device(np.ones((64, 32), np.float32))
     lw = cuda.to_device(np.ones((16, 32), np.float32))
 
@@ -321,9 +321,8 @@ def bench_overhead(b):
         cuda.synchronize()
         return dt
     res = {
-        "launch 1 array + 1 scalar (us)": host_us(lambda: _util._fill[4, 256](small, one)),
-        "launch 3 arrays + 2 scalars (us)": host_us(
-            lambda: activation._leaky_kernel[4, 256](small, small, one, one)),
+        "launch 1 array + 1 scalar (us)": host_us(launch_one),
+        "launch 3 arrays + 2 scalars (us)": host_us(launch_three),
         "cuda.device_array 4 KiB (us)": host_us(lambda: cuda.device_array(1024, np.float32)),
         "cuda.device_array 64 MiB (us)": host_us(lambda: cuda.device_array(1 << 24, np.float32),
                                                  n=50),

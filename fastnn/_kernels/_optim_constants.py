@@ -41,8 +41,8 @@ def build(compile, sqrt):
     compiled with the backend's decorator (the CPU's inlines into its ``prange`` loop, the GPU's
     into its grid-stride loop) and its ``sqrt``: one rule, the same arithmetic on both.
 
-    The constants are the helpers' results above, cast to the parameter dtype. A CPU kernel cached
-    on disk does not notice an edit here: clear its cache after changing an update.
+    The constants are the helpers' results above, cast to the parameter dtype. An edit here makes
+    the CPU kernels cached on disk that use it stale (``cpu/_cache.sources_digest``).
     """
 
     @compile

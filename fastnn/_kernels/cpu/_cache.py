@@ -30,6 +30,8 @@ Numba internals relied on (numba 0.68): ``Dispatcher._cache`` (what ``enable_cac
 ``_source_stamp``, ``_version``, ``_load_index``, ``_save_index``, ``_data_path``, ``_dump``,
 ``_open_for_write``), ``numba.core.config.CACHE_DIR`` / ``CACHE_LOCATOR_CLASSES``.
 """
+import ast
+import functools
 import hashlib
 import importlib
 import os
@@ -123,13 +125,68 @@ class _Impl(CompileResultCacheImpl):
         super().__init__(py_func)
 
 
-class _CacheFile(IndexDataCacheFile):
-    """Numba's index and data files, with key-named, self-checking data files."""
+@functools.lru_cache(maxsize=None)
+def _sources(py_file):
+    """``py_file`` and every source file it imports relatively, directly or not (a kernel's
+    helpers in sibling modules and in the shared modules above them)."""
+    seen, todo = set(), [os.path.abspath(py_file)]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            base = os.path.dirname(path)
+            for _ in range(node.level - 1):
+                base = os.path.dirname(base)
+            target = os.path.join(base, *(node.module.split(".") if node.module else []))
+            for candidate in ([target + ".py", os.path.join(target, "__init__.py")]
+                              + [os.path.join(target, a.name + ".py") for a in node.names]):
+                if os.path.isfile(candidate):
+                    todo.append(candidate)
+    return tuple(sorted(seen))
 
-    def __init__(self, cache_path, filename_base, source_stamp):
+
+@functools.lru_cache(maxsize=None)
+def sources_digest(py_file):
+    """A digest of the contents of ``_sources(py_file)``: part of every entry's source stamp,
+    so that an edit to a helper in another file makes the kernels that use it stale (Numba's
+    own stamp sees the kernel's file only)."""
+    h = hashlib.sha256()
+    for path in _sources(py_file):
+        h.update(os.path.basename(path).encode())
+        try:
+            with open(path, "rb") as f:
+                h.update(f.read())
+        except OSError:
+            pass
+    return h.hexdigest()[:16]
+
+
+class _CacheFile(IndexDataCacheFile):
+    """Numba's index and data files, with key-named, self-checking data files, and a source
+    stamp that covers the kernel's helpers in other files (computed at first use)."""
+
+    def __init__(self, cache_path, filename_base, source_stamp, py_file):
+        self._py_file = py_file
         super().__init__(cache_path, filename_base, source_stamp)
         self._version = _VERSION
         self._base = filename_base
+
+    @property
+    def _source_stamp(self):
+        return (self._own_stamp, sources_digest(self._py_file))
+
+    @_source_stamp.setter
+    def _source_stamp(self, stamp):  # Numba's (mtime, size) of the kernel's own file
+        self._own_stamp = stamp
 
     def data_name(self, key):
         return f"{self._base}.{hashlib.sha256(repr(key).encode()).hexdigest()[:16]}.nbc"
@@ -237,7 +294,9 @@ class KernelCache(FunctionCache):
     def __init__(self, py_func):
         super().__init__(py_func)
         self._cache_file = _CacheFile(self._cache_path, self._impl.filename_base,
-                                      self._cache_file._source_stamp)
+                                      self._cache_file._source_stamp,
+                                      getattr(self._impl.locator, "_py_file", None)
+                                      or py_func.__code__.co_filename)
         self._readable = os.path.isdir(self._cache_path)
 
     @property

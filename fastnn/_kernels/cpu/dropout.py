@@ -3,8 +3,8 @@
 Element i (flat, C order) is kept iff ``uniform_f32(seed, i) >= float32(p)`` (the counter-based
 generator of ``fastnn._kernels._random``), so a seed gives the same mask for any thread count and
 on the GPU. Kept elements are scaled by ``1 / (1 - p)``. (``uniform_f32`` is inlined from
-``_random.py``: Numba's cache keys on this file's content only, so change this file too, or clear
-its cache, after changing the generator.)
+``_random.py``; an edit to the generator makes these kernels' cache entries stale too:
+``_cache.sources_digest``.)
 
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
 C-contiguous and of one float dtype:

@@ -4,8 +4,8 @@ Row r of the batch carries the weight ``scale[r]``: ``1 / (N * K)`` without samp
 ``w[r] / (sum(w) * K)`` (K = elements per row), so that the loss is ``sum_r scale[r] * loss[r]``
 (``loss[r]`` summed over the row) and the gradient is ``scale[r]`` times the elementwise derivative.
 Arithmetic is in the input dtype. The loss comes back as a NumPy scalar of that dtype.
-The kernels use ``activation.vexp`` and ``activation.max1d`` (vectorisable). Numba's cache keys
-on this file's content only: after a change to those, change this file too (or clear its cache).
+The kernels use ``activation.vexp`` and ``activation.max1d`` (vectorisable; an edit there makes
+these kernels' cache entries stale too: ``_cache.sources_digest``).
 
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
 C-contiguous and of one float dtype (labels int64):

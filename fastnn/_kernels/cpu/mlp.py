@@ -13,8 +13,8 @@ Threads: a step cuts its batch into ``row_blocks`` blocks that run forward and b
 parallel region, each block's matrix products a single-threaded BLAS call, each block's gradient
 in its own buffer; the buffers are summed in block order. The block count follows from the batch
 and layer sizes alone, so the result is the same on any machine and with any thread count. The
-loops use ``activation.vexp``/``vtanh``/``max1d``; Numba's cache keys on this file's content
-only, so after a change to those, change this file too (or clear its cache).
+loops use ``activation.vexp``/``vtanh``/``max1d`` (an edit there makes these kernels' cache
+entries stale too: ``_cache.sources_digest``).
 """
 import functools
 
