@@ -368,6 +368,7 @@ def test_float32_kernels_do_their_arithmetic_in_float32():
 
     from fastnn._kernels.cpu import activation as A
     from fastnn._kernels.cpu import loss as L
+    from fastnn._kernels.cpu import vecmath as V
     from fastnn._kernels.cpu._jit import FASTMATH
 
     x = np.linspace(-3, 3, 40, dtype=np.float32)
@@ -376,8 +377,8 @@ def test_float32_kernels_do_their_arithmetic_in_float32():
     elementwise = [A._relu_kernel, A._relu_grad_kernel, A._leaky_kernel, A._leaky_grad_kernel,
                    A._elu_kernel, A._elu_grad_kernel, A._sigmoid_kernel, A._sigmoid_grad_kernel,
                    A._tanh_kernel, A._tanh_grad_kernel]  # GELU evaluates erf in float64 on purpose
-    cases = [(A._reduce32, (np.float32(0.5),), False),
-             (A._scale2, (np.float32(1.5), np.float32(3), np.float32(0.5)), False),
+    cases = [(V._reduce32, (np.float32(0.5),), False),
+             (V._scale2, (np.float32(1.5), np.float32(3), np.float32(0.5)), False),
              *[(k.serial, (out, x, x, 0.5), True) for k in elementwise],
              (A._softmax_row, (0, x2, x2, out.reshape(4, 10), 0), True),
              (L._ce_row, (0, x2, np.zeros(4, np.int64), np.ones(4, np.float32),

@@ -21,6 +21,9 @@ def _pick(x, code):
         return np.exp(x)
     return np.tanh(x)
 
+CODE = None  # bound per copy
+
+
 def _body(x):
     return _pick(x, CODE)
 
@@ -140,3 +143,14 @@ def test_a_kernel_computes_the_same_bits_compiled_here_or_loaded_from_the_cache(
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs.append(proc.stdout.split())
     assert outs[0] == outs[1] == outs[2]
+
+
+def test_a_bound_name_must_be_declared_in_the_bodys_module():
+    """``bind`` refuses a name its body's module does not declare: every name a copy binds can
+    be found by reading (or grepping) the module."""
+    from fastnn._kernels.cpu import activation
+    from fastnn._kernels.cpu._jit import bind
+    with pytest.raises(NameError, match="declare them in the module"):
+        bind(activation._elementwise, "undeclared_copy", rul=activation._relu)
+    assert activation.rule is None  # declared, bound per copy
+    bind(activation._elementwise, "declared_copy", rule=activation._relu)

@@ -42,6 +42,10 @@ def bind(fn, name, **names):
     the distinct name gives each copy its own cache index. Write the body in its rules' module:
     an index is invalidated by changes to the file the body's code comes from.
     """
+    undeclared = sorted(k for k in names if k not in fn.__globals__)
+    if undeclared:
+        raise NameError(f"{fn.__module__} binds {undeclared} in {fn.__name__}: declare them in "
+                        "the module (NAME = None, beside the body) so that readers find them")
     scope = {**fn.__globals__, **names} if names else fn.__globals__
     copy = types.FunctionType(fn.__code__, scope, name, fn.__defaults__, fn.__closure__)
     copy.__qualname__ = name

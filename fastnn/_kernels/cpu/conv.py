@@ -25,7 +25,7 @@ from ._isa import tile_rows
 from ._jit import bind, jit, pjit
 from ._threads import cpu_work
 from ._workspace import empty
-from .activation import relu1
+from .vecmath import relu1
 
 _SIMD = 16              # reductions are zero-padded to a multiple of this (16 float32 lanes)
 _BLOCK_BYTES = 1 << 19  # target size of one im2row / im2col block (stays in L2)
@@ -113,6 +113,11 @@ def _gemm_nt_rest(A, m0, ma, B, nb, k0, kk, out, off, sa, sb, acc):
                 s00 += a0[k] * b0[k]
             _put(out, off + m * sa + n * sb, s00, acc)
             n += 1
+
+
+# Names that each compiled copy of a body below binds to its own function or constant
+# (``_jit.bind`` / ``specialise``); declared here so that a reader finds them.
+TILE = scratch = prepare = block = None
 
 
 def _gemm_nt_tiles(A, ma, B, nb, k0, kk, out, off, sa, sb, acc):

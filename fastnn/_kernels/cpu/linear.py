@@ -20,7 +20,7 @@ from numba import prange
 from ._jit import jit, pjit
 from ._threads import working
 from ._workspace import empty
-from .activation import relu1
+from .vecmath import relu1
 
 # Measured on 2 cores: below about 2**20 multiply-adds (~10 us on one core) a parallel region
 # costs more than it saves.

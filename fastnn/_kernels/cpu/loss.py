@@ -4,7 +4,7 @@ Row r of the batch carries the weight ``scale[r]``: ``1 / (N * K)`` without samp
 ``w[r] / (sum(w) * K)`` (K = elements per row), so that the loss is ``sum_r scale[r] * loss[r]``
 (``loss[r]`` summed over the row) and the gradient is ``scale[r]`` times the elementwise derivative.
 Arithmetic is in the input dtype. The loss comes back as a NumPy scalar of that dtype.
-The kernels use ``activation.vexp`` and ``activation.max1d`` (vectorisable; an edit there makes
+The kernels use ``vecmath.vexp`` and ``vecmath.max1d`` (vectorisable; an edit there makes
 these kernels' cache entries stale too: ``_cache.sources_digest``).
 
 Host functions (the CUDA twin has the same names and signatures); arrays are validated,
@@ -23,7 +23,7 @@ from numba import prange
 
 from ._jit import bind, jit, loops
 from ._workspace import empty, empty_like
-from .activation import max1d, vexp
+from .vecmath import max1d, vexp
 
 SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
 
@@ -71,6 +71,11 @@ def _mse_row(r, p, y, scale, losses, dp):
         acc += d * d
         dp[r, k] = s2 * d
     losses[r] = acc
+
+
+# Names that each compiled copy of a body below binds to its own function or constant
+# (``_jit.bind`` / ``specialise``); declared here so that a reader finds them.
+row = None
 
 
 def _rows(x, y, scale, losses, grad):

@@ -13,7 +13,7 @@ Threads: a step cuts its batch into ``row_blocks`` blocks that run forward and b
 parallel region, each block's matrix products a single-threaded BLAS call, each block's gradient
 in its own buffer; the buffers are summed in block order. The block count follows from the batch
 and layer sizes alone, so the result is the same on any machine and with any thread count. The
-loops use ``activation.vexp``/``vtanh``/``max1d`` (an edit there makes these kernels' cache
+loops use ``vecmath.vexp``/``vtanh``/``max1d`` (an edit there makes these kernels' cache
 entries stale too: ``_cache.sources_digest``).
 """
 import functools
@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, specialise
-from .activation import max1d, vexp, vtanh
+from .vecmath import max1d, vexp, vtanh
 from .linear import BLOCK_ROWS
 
 # A step below this many multiply-adds runs on one thread: measured on 2 cores, a 64-100-10 step
@@ -48,6 +48,11 @@ def _view(buf, units, layer, rows):
     for i in range(layer):
         off += rows * units[i]
     return buf[off:off + rows * units[layer]].reshape((rows, units[layer]))
+
+
+# Names that each compiled copy of a body below binds to its own function or constant
+# (``_jit.bind`` / ``specialise``); declared here so that a reader finds them.
+HIDDEN = OUTPUT = LOSS = SOLVER = SPARSE = PARALLEL = LOSS_GRAD = None
 
 
 @jit

@@ -70,6 +70,11 @@ def _avg_window(x, y, idx, p, oh, ow, hs, he, ws, we, inv):
     y[p, oh, ow] = s * inv
 
 
+# Names that each compiled copy of a body below binds to its own function or constant
+# (``_jit.bind`` / ``specialise``); declared here so that a reader finds them.
+window = keep = None
+
+
 def _windows(x, y, idx, kh, kw, sh, sw, ph, pw, arg):
     """window(..., arg) for every output of every plane (``window``: bound per kernel)."""
     P, H, W = x.shape

@@ -144,6 +144,11 @@ def _gru_bwd_row(n, g, hn, h_prev, dh_rec, dy, dh_carry, dgx, dgh, one):
 
 # ------------------------------------------------------------------------------ gate kernels
 
+# Names that each compiled copy of a body below binds to its own function or constant
+# (``_jit.bind`` / ``specialise``); declared here so that a reader finds them.
+row = None
+
+
 def _rows(args):
     """row(n, *args) for every batch row n of args[0] (``row``: bound per
     kernel). One tuple, not ``*args``: a dispatcher folds those in Python on every call."""
