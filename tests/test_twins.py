@@ -14,12 +14,6 @@ PENDING = {
     # the fused MLP: the GPU keeps the epoch's data, stats and validation on the device, and
     # takes the batch weight sums the CPU computes in its loop
     ("mlp", "forward"), ("mlp", "loss_grad"), ("mlp", "train_epoch"), ("mlp", "workspace"),
-    # the GPU's losses also return the summed loss on the device (total=, factor=)
-    ("loss", "binary_cross_entropy_with_logits"), ("loss", "mse_loss"),
-    ("loss", "softmax_cross_entropy"),
-    # the GPU's counts and sums reduce into device scalars
-    ("arrayops", "count_argmax_correct"), ("arrayops", "count_binary_correct"),
-    ("arrayops", "l2_masked"), ("arrayops", "sum_squares"),
 }
 
 

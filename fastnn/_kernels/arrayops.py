@@ -113,19 +113,13 @@ def deliver(fn, args, like, total, factor=1.0):
 
     Without ``total`` its value is returned (read back from the device). With ``total``,
     ``total[0] += factor * value`` happens where ``total`` lives and the value is not read
-    back: CUDA backends take ``total=`` and ``factor=`` themselves (a kernel adds), on the CPU the
-    value is added here. A tuple result carries the value first (losses: ``(loss, grad)``); with
-    ``total`` its value becomes None and the rest is returned as is.
+    back: both backends take ``total=`` and ``factor=`` (a CUDA kernel adds on the device, the
+    CPU adds on the host). A tuple result carries the value first (losses: ``(loss, grad)``);
+    with ``total`` its value is None.
     """
-    if total is None:
-        return fn(*args)
-    check_total(total, like)
-    if is_cuda_array(like):
-        return fn(*args, total=total, factor=float(factor))
-    result = fn(*args)
-    value, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
-    total[0] += float(factor) * float(value)
-    return None if rest is None else (None,) + rest
+    if total is not None:
+        check_total(total, like)
+    return fn(*args, total=total, factor=float(factor))
 
 
 def l2_masked(data, grad, mask, c, total=None, factor=1.0):

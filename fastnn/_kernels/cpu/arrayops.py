@@ -53,11 +53,21 @@ def masked_scale(dst, mask, f):
     _SCALE[dst.size >= PARALLEL_MIN](dst, mask, dst.dtype.type(f))
 
 
-def l2_masked(data, grad, mask, c):
-    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64)."""
+def add_to(total, value, factor):
+    """``value``; or, given ``total`` (a float64 array of shape (1,)), ``total[0] += factor *
+    value`` and None (the CUDA twins add on the device: one signature on both backends)."""
+    if total is None:
+        return value
+    total[0] += float(factor) * float(value)
+    return None
+
+
+def l2_masked(data, grad, mask, c, total=None, factor=1.0):
+    """``grad[mask] += c * data[mask]``; returns ``sum(data[mask] ** 2)`` (float64), or adds
+    ``factor`` times it to ``total`` (``add_to``)."""
     partial = np.empty(max(1, -(-data.size // L2_BLOCK)), np.float64)
     _L2[data.size >= PARALLEL_MIN](data, grad, mask, data.dtype.type(c), partial)
-    return float(np.sum(partial))
+    return add_to(total, float(np.sum(partial)), factor)
 
 
 # --- the host side of fastnn._kernels.arrayops (NumPy arrays) ----------------------------------
@@ -87,10 +97,10 @@ def assign(dst, src):
     return dst
 
 
-def sum_squares(a):
-    """``sum(a ** 2)`` accumulated in float64, as a Python float."""
+def sum_squares(a, total=None, factor=1.0):
+    """``sum(a ** 2)`` accumulated in float64, as a Python float (or added to ``total``)."""
     v = a.reshape(-1)
-    return float(np.dot(v, v))
+    return add_to(total, float(np.dot(v, v)), factor)
 
 
 def scale(a, f):
@@ -102,11 +112,12 @@ def take_rows(src, idx, out):
     return np.take(src, idx, axis=0, out=out)
 
 
-def count_argmax_correct(output, target):
-    return int(np.count_nonzero(np.asarray(output).argmax(axis=1) == np.asarray(target)))
+def count_argmax_correct(output, target, total=None, factor=1.0):
+    count = int(np.count_nonzero(np.asarray(output).argmax(axis=1) == np.asarray(target)))
+    return add_to(total, count, factor)
 
 
-def count_binary_correct(output, target):
+def count_binary_correct(output, target, total=None, factor=1.0):
     out = np.asarray(output)
     t = np.asarray(target).reshape(out.shape)
-    return int(np.count_nonzero((out > 0) == (t > 0.5)))
+    return add_to(total, int(np.count_nonzero((out > 0) == (t > 0.5))), factor)

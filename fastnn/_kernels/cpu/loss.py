@@ -23,6 +23,7 @@ from numba import prange
 
 from ._jit import bind, jit, loops
 from ._workspace import empty, empty_like
+from .arrayops import add_to
 from .vecmath import max1d, vexp
 
 SERIAL_BELOW = 1 << 15  # elements; smaller batches run on one thread
@@ -104,13 +105,16 @@ def _run(kernel, x, other, sample_weight, k):
     return x.dtype.type(np.dot(scale, losses)), grad
 
 
-def softmax_cross_entropy(logits, target, sample_weight):
-    return _run(_ce_kernel, logits, target, sample_weight, 1)
+def softmax_cross_entropy(logits, target, sample_weight, total=None, factor=1.0):
+    loss, grad = _run(_ce_kernel, logits, target, sample_weight, 1)
+    return add_to(total, loss, factor), grad
 
 
-def binary_cross_entropy_with_logits(logits, target, sample_weight):
-    return _run(_bce_kernel, logits, target, sample_weight, logits.shape[1])
+def binary_cross_entropy_with_logits(logits, target, sample_weight, total=None, factor=1.0):
+    loss, grad = _run(_bce_kernel, logits, target, sample_weight, logits.shape[1])
+    return add_to(total, loss, factor), grad
 
 
-def mse_loss(pred, target, sample_weight):
-    return _run(_mse_kernel, pred, target, sample_weight, pred.shape[1])
+def mse_loss(pred, target, sample_weight, total=None, factor=1.0):
+    loss, grad = _run(_mse_kernel, pred, target, sample_weight, pred.shape[1])
+    return add_to(total, loss, factor), grad
