@@ -329,3 +329,31 @@ def test_sample_weight_equivalence_at_float64(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check_sample_weight_equivalence_on_dense_data(cls.__name__, cls(dtype=np.float64))
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate="adaptive"), dict(solver="sgd", learning_rate="invscaling"),
+    dict(solver="sgd", learning_rate="constant"), dict(solver="adam")])
+def test_the_learning_rate_rules_are_scikit_learns(params, capsys):
+    """``fastnn.sklearn._optimizer.Solver`` against scikit-learn's own optimizer objects: the
+    same learning rates after each epoch and each stall, the same stop decisions and messages."""
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+
+    from fastnn.sklearn._optimizer import Solver
+    est = MLPClassifier(learning_rate_init=0.01, power_t=0.4, **params)
+    ours = Solver(est, dict(lr=0.01, t=0))
+    if est.solver == "sgd":
+        ref = SGDOptimizer([np.zeros(2)], learning_rate_init=0.01,
+                           lr_schedule=est.learning_rate, power_t=0.4)
+    else:
+        ref = AdamOptimizer([np.zeros(2)], learning_rate_init=0.01)
+    for epoch in range(12):
+        ref.iteration_ends(epoch * 100)
+        ours.iteration_ends(epoch * 100)
+        assert ours.learning_rate == ref.learning_rate
+        if epoch % 3 == 2:
+            expected = ref.trigger_stopping("stalled.", True)
+            said = capsys.readouterr().out
+            assert ours.trigger_stopping("stalled.", True) == expected
+            assert capsys.readouterr().out == said
+            assert ours.learning_rate == ref.learning_rate

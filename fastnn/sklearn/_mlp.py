@@ -28,6 +28,7 @@ from .._kernels import mlp as kmlp
 from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _shuffled,
                       unchanged_on_failure)
 from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective, _model
+from ._optimizer import Solver
 
 # a forward pass of at least this many multiply-adds (about 0.1 ms) runs inside cpu_work()
 _OWN_POOLS_MACS = 1 << 20
@@ -308,6 +309,7 @@ class _BaseMLP(BaseEstimator):
     def _epochs(self, state, runner, opt, sample_idx, n_samples, rng, early_stopping,
                 incremental):
         state["n_iter"] = 0  # n_iter_ counts the epochs of this call, t_ every sample seen
+        solver = Solver(self, opt)
         for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = _shuffled(sample_idx, rng)
@@ -321,26 +323,14 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (state["n_iter"], state["loss"]))
             self._update_no_improvement(state, early_stopping, runner)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                opt["lr"] = float(self.learning_rate_init) / (state["t"] + 1) ** self.power_t
+            solver.iteration_ends(state["t"])
             if state["no_improvement"] > self.n_iter_no_change:
                 what = "Validation score" if early_stopping else "Training loss"
-                how = "improve" if early_stopping else "improve"
-                msg = (f"{what} did not {how} more than tol={self.tol:f} for "
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
                        f"{self.n_iter_no_change} consecutive epochs.")
-                if self.solver == "sgd" and self.learning_rate == "adaptive":
-                    if opt["lr"] <= 1e-6:
-                        if self.verbose:
-                            print(msg + " Learning rate too small. Stopping.")
-                        break
-                    opt["lr"] /= 5.0
-                    if self.verbose:
-                        print(msg + " Setting learning rate to %f" % opt["lr"])
-                    state["no_improvement"] = 0
-                else:
-                    if self.verbose:
-                        print(msg + " Stopping.")
+                if solver.trigger_stopping(msg, self.verbose):
                     break
+                state["no_improvement"] = 0
             if incremental:
                 break
             if state["n_iter"] == self.max_iter:
