@@ -379,3 +379,27 @@ def test_an_edit_to_a_helper_in_another_file_makes_the_kernel_stale(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs.append(int(proc.stdout.split()[-1]))
     assert outs == [2, 2, 42]
+
+
+def test_the_source_stamp_follows_every_relative_import_of_the_kernels():
+    """``_cache._file`` reads imports with a regular expression (fast: every process stamps
+    its kernels); it finds what Python's parser finds, in every CPU kernel module."""
+    import ast
+
+    from fastnn._kernels.cpu import _cache
+    cpu = ROOT / "fastnn" / "_kernels" / "cpu"
+    for path in sorted(cpu.glob("*.py")):
+        expected = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = path.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+                target = base.joinpath(*(node.module.split(".") if node.module else []))
+                for c in [target.with_name(target.name + ".py"), target / "__init__.py",
+                          *[target / (a.name + ".py") for a in node.names]]:
+                    if c.is_file():
+                        expected.add(str(c))
+        assert set(_cache._file(str(path))[1]) == expected, path.name
+    mlp = {Path(p).name for p in _cache._sources(str(cpu / "mlp.py"))}
+    assert {"vecmath.py", "_mlp_codes.py", "_optim_constants.py", "linear.py"} <= mlp

@@ -30,12 +30,12 @@ Numba internals relied on (numba 0.68): ``Dispatcher._cache`` (what ``enable_cac
 ``_source_stamp``, ``_version``, ``_load_index``, ``_save_index``, ``_data_path``, ``_dump``,
 ``_open_for_write``), ``numba.core.config.CACHE_DIR`` / ``CACHE_LOCATOR_CLASSES``.
 """
-import ast
 import functools
 import hashlib
 import importlib
 import os
 import pickle
+import re
 import sys
 import threading
 import warnings
@@ -125,6 +125,34 @@ class _Impl(CompileResultCacheImpl):
         super().__init__(py_func)
 
 
+# ``from .x import a, b`` or ``from ..y import (a,\n b)``: the dots, the module, the names
+_RELATIVE_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.+)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=None)
+def _file(path):
+    """(digest of the file's bytes, the source files it imports relatively); read once."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return "", ()
+    found = []
+    for dots, module, names in _RELATIVE_IMPORT.findall(data.decode("utf-8", "replace")):
+        base = os.path.dirname(path)
+        for _ in range(len(dots) - 1):
+            base = os.path.dirname(base)
+        target = os.path.join(base, *module.split(".")) if module else base
+        for candidate in ([target + ".py", os.path.join(target, "__init__.py")]
+                          + [os.path.join(target, n.split()[0] + ".py")
+                             for n in re.sub(r"#[^\n]*|[()]", "", names).split(",")
+                             if n.split()]):
+            if os.path.isfile(candidate):
+                found.append(candidate)
+    return hashlib.sha256(data).hexdigest(), tuple(found)
+
+
 @functools.lru_cache(maxsize=None)
 def _sources(py_file):
     """``py_file`` and every source file it imports relatively, directly or not (a kernel's
@@ -132,25 +160,9 @@ def _sources(py_file):
     seen, todo = set(), [os.path.abspath(py_file)]
     while todo:
         path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                tree = ast.parse(f.read())
-        except (OSError, SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.ImportFrom) and node.level):
-                continue
-            base = os.path.dirname(path)
-            for _ in range(node.level - 1):
-                base = os.path.dirname(base)
-            target = os.path.join(base, *(node.module.split(".") if node.module else []))
-            for candidate in ([target + ".py", os.path.join(target, "__init__.py")]
-                              + [os.path.join(target, a.name + ".py") for a in node.names]):
-                if os.path.isfile(candidate):
-                    todo.append(candidate)
+        if path not in seen:
+            seen.add(path)
+            todo.extend(_file(path)[1])
     return tuple(sorted(seen))
 
 
@@ -161,12 +173,7 @@ def sources_digest(py_file):
     own stamp sees the kernel's file only)."""
     h = hashlib.sha256()
     for path in _sources(py_file):
-        h.update(os.path.basename(path).encode())
-        try:
-            with open(path, "rb") as f:
-                h.update(f.read())
-        except OSError:
-            pass
+        h.update(os.path.basename(path).encode() + _file(path)[0].encode())
     return h.hexdigest()[:16]
 
 
