@@ -114,7 +114,8 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X, y, y_raw = self._validate_input(X, y, incremental, reset=first_pass)
+        # binarizer: the classifier's label binarizer for this fit (None for a regressor)
+        X, y, y_raw, binarizer = self._validate_input(X, y, incremental, reset=first_pass)
         sample_weight = self._sample_weight(sample_weight, X, y_raw)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
@@ -125,9 +126,10 @@ class _BaseMLP(BaseEstimator):
 
         # Work on a private state; attributes change only when training succeeded.
         if first_pass:
-            state = self._initial_state(units, rng, dtype, y)
+            state = self._initial_state(units, rng, dtype, y, binarizer)
         else:
             state = self._current_state(units, dtype)
+        state["binarizer"] = binarizer
         X = self._prepare_X(X, dtype)
         y = np.ascontiguousarray(y, dtype=dtype)
         if self.solver == "lbfgs":
@@ -139,9 +141,9 @@ class _BaseMLP(BaseEstimator):
         self._commit(state)
         return self
 
-    def _initial_state(self, units, rng, dtype, y):
+    def _initial_state(self, units, rng, dtype, y, binarizer):
         if is_classifier(self):
-            out = "softmax" if self._pending_y_type == "multiclass" else "logistic"
+            out = "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
         else:
             out = "exp" if self.loss == "poisson" else "identity"
         factor = 2.0 if self.activation == "logistic" else 6.0
@@ -211,7 +213,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_losses_ = state["validation_losses"]
             self.best_validation_score_ = state["best_validation_score"]
         if is_classifier(self):
-            self._label_binarizer = self._pending_binarizer
+            self._label_binarizer = state["binarizer"]
             self.classes_ = self._label_binarizer.classes_
 
     def _loss_name(self, state):
@@ -368,7 +370,7 @@ class _BaseMLP(BaseEstimator):
         if not np.isfinite(out).all():
             return np.nan, val_loss
         if is_classifier(self):
-            binarizer = self._pending_binarizer
+            binarizer = state["binarizer"]
             pred = binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
             truth = binarizer.inverse_transform(y_val if y_val.shape[1] > 1 else y_val.ravel())
             return float(accuracy_score(truth, pred, sample_weight=sw_val)), val_loss
@@ -754,10 +756,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 if len(np.setdiff1d(classes, binarizer.classes_, assume_unique=True)):
                     raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
                                      f"has {binarizer.classes_}. 'y' has {classes}.")
-        self._pending_binarizer = binarizer
-        self._pending_y_type = binarizer.y_type_
         y = binarizer.transform(y).astype(bool)
-        return X, y, y_raw
+        return X, y, y_raw, binarizer
 
     def _sample_weight(self, sample_weight, X, y_raw):
         sample_weight = super()._sample_weight(sample_weight, X, y_raw)
@@ -870,7 +870,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' requires non-negative y")
-        return X, y, y
+        return X, y, y, None
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
