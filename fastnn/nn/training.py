@@ -715,13 +715,12 @@ class _Trainer:
         self.totals = self._device_totals()
 
     def _device_totals(self):
-        """Where the epoch's sums add up on a GPU, read back once at its end: a float64 device
-        array [loss, sum of squared parameters, one count per accuracy metric]; None (per-batch
-        numbers) on the CPU or when something needs each batch's numbers."""
+        """Where the epoch's sums add up on a GPU, read back once at its end (``_DeviceTotals``);
+        None (per-batch numbers) on the CPU or when something needs each batch's numbers."""
         per_batch = (self.flat is None or self.progress.live
                      or any(type(cb).on_batch_end is not Callback.on_batch_end
                             for cb in self.callbacks))
-        return None if per_batch else _device_sums(self.device, self.loss_fn, self.metrics, 2)
+        return None if per_batch else _device_sums(self.device, self.loss_fn, self.metrics)
 
     def run(self):
         """Every epoch (until a callback stops training); returns the ``History``."""
@@ -761,7 +760,7 @@ class _Trainer:
         total_loss = 0.0
         totals = self.totals
         if totals is not None:
-            _array.fill(totals, 0)
+            totals.zero()
         for b in range(self.n_batches):
             lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
             m_b = hi - lo
@@ -783,7 +782,7 @@ class _Trainer:
             batch_loss, out = self._step(xb, yb, wb, m_b)
             if totals is not None:
                 for i, m in enumerate(self.metrics):
-                    m.update(out, yb, totals[2 + i:3 + i])
+                    m.update(out, yb, totals.metric(i))
                 continue
             total_loss += batch_loss * m_b
             for m in self.metrics:
@@ -793,12 +792,12 @@ class _Trainer:
                 cb.on_batch_end(b, {"loss": batch_loss, "size": m_b})
         self.params_finite = None
         if totals is not None:  # the epoch's one read from the device
-            _array.sum_squares(flat.data, totals[1:2])
-            sums = _array.to_host(totals)
-            total_loss = float(sums[0])
-            self.params_finite = math.isfinite(sums[1])
-            for i, m in enumerate(self.metrics):
-                m.total += float(sums[2 + i])
+            _array.sum_squares(flat.data, totals.squares())
+            loss, squares, counts = totals.read()
+            total_loss = loss
+            self.params_finite = math.isfinite(squares)
+            for m, count in zip(self.metrics, counts):
+                m.total += count
         logs = {"loss": total_loss / n}
         for m in self.metrics:
             logs[m.name] = m.result()
@@ -819,7 +818,7 @@ class _Trainer:
         if self.totals is None:
             batch_loss, dout = self.loss_fn(out, yb, wb)
         else:  # the batch's share of the epoch's summed loss, added on the device
-            batch_loss, dout = self.loss_fn(out, yb, wb, total=self.totals[0:1], factor=m_b,
+            batch_loss, dout = self.loss_fn(out, yb, wb, total=self.totals.loss(), factor=m_b,
                                             **self.loss_options)
         self.model.backward(dout, input_grad=False)
         if self.alpha:
@@ -827,7 +826,7 @@ class _Trainer:
             if self.totals is None:
                 batch_loss += _losses.l2_penalty(flat, self.alpha, n_b)
             else:
-                _losses.l2_penalty(flat, self.alpha, n_b, total=self.totals[0:1], factor=m_b)
+                _losses.l2_penalty(flat, self.alpha, n_b, total=self.totals.loss(), factor=m_b)
         if self.clip_norm is not None:
             clip_grad_norm(flat, self.clip_norm)
         opt.step()
@@ -878,14 +877,42 @@ def _loss_options(loss_fn, labels_checked):
     return {}
 
 
-def _device_sums(device, loss_fn, metrics, slots):
-    """A zeroed float64 array on ``device`` for sums that stay there (``slots`` of the caller's,
-    then one count per accuracy metric); None where the numbers come back per batch: on the CPU,
-    with a loss of one's own or a metric computed on the host."""
+class _DeviceTotals:
+    """The sums of an epoch (training) or a pass (``evaluate``) that add up on the GPU and come
+    back in one read: one float64 device array in one layout for both, [loss, sum of squared
+    parameters (training only), one count per accuracy metric]."""
+
+    _LOSS, _SQUARES, _METRICS = 0, 1, 2
+
+    def __init__(self, device, n_metrics):
+        self.array = _array.move(np.zeros(self._METRICS + n_metrics), device)
+
+    def zero(self):
+        _array.fill(self.array, 0)
+
+    def loss(self):
+        return self.array[self._LOSS:self._LOSS + 1]
+
+    def squares(self):
+        return self.array[self._SQUARES:self._SQUARES + 1]
+
+    def metric(self, i):
+        return self.array[self._METRICS + i:self._METRICS + i + 1]
+
+    def read(self):
+        """``(loss, sum of squares, [count per metric])`` as Python floats (one copy back)."""
+        sums = _array.to_host(self.array)
+        return (float(sums[self._LOSS]), float(sums[self._SQUARES]),
+                [float(v) for v in sums[self._METRICS:]])
+
+
+def _device_sums(device, loss_fn, metrics):
+    """Zeroed ``_DeviceTotals`` on ``device``; None where the numbers come back per batch: on
+    the CPU, with a loss of one's own or a metric computed on the host."""
     if (device == "cpu" or type(loss_fn) not in _losses.DEVICE_TOTAL
             or any(m.fn is not None for m in metrics)):
         return None
-    return _array.move(np.zeros(slots + len(metrics)), device)
+    return _DeviceTotals(device, len(metrics))
 
 
 def _check_output_fits_loss(model, loss_fn):
@@ -965,7 +992,7 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
     for m in metric_objs:
         m.reset()
     device = _model_device(model)
-    totals = _device_sums(device, loss_fn, metric_objs, 1)
+    totals = _device_sums(device, loss_fn, metric_objs)
     n_classes = _class_count(model, loss_fn)
     if totals is not None and not _labels_checked and n_classes is not None \
             and not _array.is_cuda_array(y):
@@ -986,15 +1013,14 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
                 value, _ = loss_fn(out, yb) if wb is None else loss_fn(out, yb, wb)
                 total += value * w_sum
             else:
-                loss_fn(out, yb, wb, total=totals[0:1], factor=w_sum, **loss_kw)
+                loss_fn(out, yb, wb, total=totals.loss(), factor=w_sum, **loss_kw)
             weight += w_sum
         for i, m in enumerate(metric_objs):
-            m.update(out, yb, None if totals is None else totals[1 + i:2 + i])
+            m.update(out, yb, None if totals is None else totals.metric(i))
     if totals is not None:
-        sums = _array.to_host(totals)
-        total = float(sums[0])
-        for i, m in enumerate(metric_objs):
-            m.total += float(sums[1 + i])
+        total, _, counts = totals.read()
+        for m, count in zip(metric_objs, counts):
+            m.total += count
     result = {"loss": total / weight if weight else float("nan")}
     for m in metric_objs:
         result[m.name] = m.result()
