@@ -76,7 +76,8 @@ def _dense():
     return [nn.Dense(256), nn.ReLU(), nn.Dense(256), nn.Sigmoid(), nn.Dense(10)]
 
 
-def _neural_net(est, X, y, partial=False):
+def _train(est, X, y, partial):
+    """Fit (or partial_fit in chunks of 600 rows); returns the outputs on X."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if partial:
@@ -84,19 +85,16 @@ def _neural_net(est, X, y, partial=False):
                 est.partial_fit(X[lo:lo + 600], y[lo:lo + 600], classes=np.unique(y))
         else:
             est.fit(X, y)
-    out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    return est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+
+
+def _neural_net(est, X, y, partial=False):
+    out = _train(est, X, y, partial)
     return _digest(est.model_.flat.data, est.history_["loss"], out)
 
 
 def _mlp(est, X, y, partial=False):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if partial:
-            for lo in range(0, len(X), 600):
-                est.partial_fit(X[lo:lo + 600], y[lo:lo + 600], classes=np.unique(y))
-        else:
-            est.fit(X, y)
-    out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    out = _train(est, X, y, partial)
     return _digest(*est.coefs_, *est.intercepts_, getattr(est, "loss_curve_", [est.loss_]), out)
 
 
