@@ -399,7 +399,9 @@ class _BaseMLP(BaseEstimator):
                 chunk = X[start:stop]
                 chunk = chunk.toarray() if sp.issparse(chunk) else chunk
                 # one forward kernel for every X: a read-only chunk is copied (a chunk at a time)
-                chunk = np.require(chunk, dtype=dtype, requirements=["C", "W"])
+                if not (chunk.dtype == dtype and chunk.flags.c_contiguous
+                        and chunk.flags.writeable):
+                    chunk = np.array(chunk, dtype=dtype, order="C")
                 out[start:stop] = kmlp.forward(chunk, state["params"], m, ws)
         return out
 
