@@ -86,25 +86,23 @@ class _BackendNamespace(types.ModuleType):
         return self.__all__
 
 
+# The modules that hold the public names beyond the kernels, imported when a name is first used.
+_HOMES = ((_THREADS, "fastnn._kernels.cpu._threads"), (_TARGET, "fastnn._kernels.cpu._isa"),
+          (_WORKSPACE, "fastnn._kernels.cpu._workspace"),
+          (_CUDA_MEMORY, "fastnn._kernels.cuda._alloc"), (_CHECKS, "fastnn._kernels.loss"),
+          (_CACHE, "fastnn._kernels.cpu._cache"))
+
+
 def __getattr__(name):
     if name in ("cpu", "cuda"):
         ns = _BackendNamespace(name)
     elif name in _FAMILY_OF:
         ns = _public(name)
-    elif name in _THREADS:
-        ns = getattr(importlib.import_module("fastnn._kernels.cpu._threads"), name)
-    elif name in _TARGET:
-        ns = getattr(importlib.import_module("fastnn._kernels.cpu._isa"), name)
-    elif name in _WORKSPACE:
-        ns = getattr(importlib.import_module("fastnn._kernels.cpu._workspace"), name)
-    elif name in _CUDA_MEMORY:
-        ns = getattr(importlib.import_module("fastnn._kernels.cuda._alloc"), name)
-    elif name in _CHECKS:
-        ns = getattr(importlib.import_module("fastnn._kernels.loss"), name)
-    elif name in _CACHE:
-        ns = getattr(importlib.import_module("fastnn._kernels.cpu._cache"), name)
     else:
-        raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
+        home = next((module for names, module in _HOMES if name in names), None)
+        if home is None:
+            raise AttributeError(f"module 'fastnn.kernels' has no attribute {name!r}")
+        ns = getattr(importlib.import_module(home), name)
     globals()[name] = ns
     return ns
 

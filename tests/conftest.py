@@ -1,3 +1,5 @@
+"""Settings and fixtures for every test: the CUDA simulator switch, Hypothesis profiles, ``rng``,
+an opt-in address-space limit and the compile-time summary (tests/cuda adds its own)."""
 import os
 
 # GPU tests run everywhere: under the numba.cuda simulator unless FASTNN_REAL_GPU=1.

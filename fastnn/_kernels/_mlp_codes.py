@@ -3,6 +3,8 @@
 A neutral module shared by ``cpu/mlp.py``, ``cuda/mlp.py`` and the estimators; it imports
 neither backend.
 """
+import collections
+
 import numpy as np
 
 # activation codes (hidden and output)
@@ -19,6 +21,23 @@ SGD, ADAM = 0, 1
 # loss, non-finite validation outputs, weight of correctly classified validation rows, then
 # per-output squared residuals
 EPOCH_LOSS, VAL_LOSS, VAL_BAD, VAL_CORRECT, VAL_SSE = 0, 1, 2, 3, 4
+
+
+# One model of the fused kernels: ``units`` (int64 ``[n_features, *hidden, n_outputs]``), the
+# offsets of the flat layout, the activation and loss codes, the number of parameters, of units
+# (the sum of ``units``) and of one row's forward multiply-adds.
+Model = collections.namedtuple("Model",
+                               "units w_off b_off hidden output loss_code size n_units macs")
+# The solver's constants (Python scalars; ``solver`` a code above).
+Hyper = collections.namedtuple("Hyper", "alpha solver momentum nesterov beta1 beta2 epsilon")
+# What a workspace is made for: a training epoch (gathers its mini-batches), one batch passed
+# whole (``loss_grad``), or forward passes.
+WORKSPACE_PURPOSES = ("epoch", "batch", "forward")
+
+
+def check_purpose(purpose):
+    if purpose not in WORKSPACE_PURPOSES:
+        raise ValueError(f"purpose must be one of {WORKSPACE_PURPOSES}, got {purpose!r}")
 
 
 def layout(units):

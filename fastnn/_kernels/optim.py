@@ -5,7 +5,7 @@ parameters is the intended use). ``param`` and the state buffers must be writabl
 C-contiguous, because they are updated in place; ``grad`` may be any float array of the same
 shape and dtype. Each function returns None. Semantics are ``torch.optim``'s, to float32 rounding.
 
-Each step's scalars come from ``_optim_constants`` (float64, shared by both backends).
+Each step's scalars come from ``_optim_rules`` (float64, shared by both backends).
 """
 import numbers
 
@@ -53,7 +53,7 @@ def _arrays(param, grad, buffers):
 # --- public steps -------------------------------------------------------------------------
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False):
+              weight_decay=0.0, decoupled=False, sklearn_epsilon=False):
     """One ``torch.optim.Adam`` step in place (``decoupled=True``: ``torch.optim.AdamW``).
 
     ``step`` is the 1-based step count after this update (1 on the first call). Updates ``param``,
@@ -70,7 +70,8 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=
     epsilon)``. Multiplying the numerator and denominator above by ``sqrt(1 - beta2**step)``
     shows that this function computes that update (algebraically equal; the same to rounding)
     when given ``eps = epsilon / sqrt(1 - beta2**step)``, a new value at every step (with
-    ``weight_decay=0``: scikit-learn's L2 term is part of its gradient).
+    ``weight_decay=0``: scikit-learn's L2 term is part of its gradient); ``sklearn_epsilon=True``
+    takes ``eps`` as scikit-learn's epsilon and does that division itself.
     """
     be, param, grad, bufs = _arrays(param, grad, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq})
     step = _step(step)
@@ -80,8 +81,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr=1e-3, beta1=0.9, beta2=
     eps = check_scalar(eps, "eps", 0)
     weight_decay = check_scalar(weight_decay, "weight_decay", 0)
     decoupled = _flag(decoupled, "decoupled")
+    sklearn_epsilon = _flag(sklearn_epsilon, "sklearn_epsilon")
     be.impl("optim").adam_step(param, grad, bufs["exp_avg"], bufs["exp_avg_sq"], step, lr, beta1,
-                               beta2, eps, weight_decay, decoupled)
+                               beta2, eps, weight_decay, decoupled, sklearn_epsilon)
 
 
 def sgd_step(param, grad, momentum_buf, lr, momentum=0.0, dampening=0.0, nesterov=False,

@@ -1,7 +1,7 @@
 """What the command, the report and the benchmarks need from the backends (wrapper level).
 
 ``fastnn info``, ``fastnn cache``, ``fastnn/_bench`` and ``fastnn.testing`` sit above the kernel
-API and reach the backends only through here (``tests/test_layering.py``): the thread pool and
+API and reach the backends only through here (``tests/project/test_layering.py``): the thread pool and
 its limits, the kernel cache folder, a parallel copy for the bandwidth ceiling, and the GPU
 tuning knobs the GPU benchmark varies.
 """

@@ -14,8 +14,11 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad
 from .schedules import (Constant, CosineAnnealing, ExponentialDecay, InverseScaling,
                         ReduceOnPlateau, StepDecay)
 from .recurrent import GRU, LSTM, SimpleRNN
-from .training import (Callback, Compose, DivergenceError, EarlyStopping, History, LambdaCallback,
-                       RandomFlip, RandomShift, evaluate, fit, predict)
+from .augment import Compose, RandomFlip, RandomShift
+from .callbacks import Callback, EarlyStopping, LambdaCallback
+from .history import History
+from .inference import evaluate, predict
+from .training import DivergenceError, fit
 from .checkpoint import ModelCheckpoint
 
 __all__ = [

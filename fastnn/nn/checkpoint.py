@@ -1,6 +1,6 @@
 """``ModelCheckpoint``: a callback of ``fit`` that saves the model in ``fastnn.save``'s format."""
 from ._state import save_model
-from .training import _Monitor
+from .callbacks import _Monitor
 
 
 class ModelCheckpoint(_Monitor):

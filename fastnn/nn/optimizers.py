@@ -258,9 +258,6 @@ class Adam(Optimizer):
     def _update(self):
         f = self.flat
         b1, b2 = self.betas
-        eps = self.eps
-        if self.sklearn_epsilon:
-            eps = eps / math.sqrt(1.0 - b2 ** self.t)
         if self._decoupled:
             wd = self.weight_decay
             if wd != 0 and not self._decay_all and not self._decay_none:
@@ -271,8 +268,8 @@ class Adam(Optimizer):
         else:
             wd = self._coupled_decay()
         kernels.adam_step(f.data, f.grad, self.state["exp_avg"], self.state["exp_avg_sq"], self.t,
-                          lr=self.lr, beta1=b1, beta2=b2, eps=eps, weight_decay=wd,
-                          decoupled=self._decoupled)
+                          lr=self.lr, beta1=b1, beta2=b2, eps=self.eps, weight_decay=wd,
+                          decoupled=self._decoupled, sklearn_epsilon=self.sklearn_epsilon)
 
 
 class AdamW(Adam):

@@ -10,7 +10,7 @@ from .._kernels.arrayops import sum_squares
 
 
 def _model(est, state):
-    return kmlp.model(state["units"], *est._codes(state))
+    return kmlp.model(state.units, *est._codes(state))
 
 
 def _hyper(est):
@@ -25,51 +25,50 @@ def _cuda_objective(X, y, sw, m, alpha):
     dtype = X.dtype
     x_d, y_d = cuda.to_device(X), cuda.to_device(y)
     sw_d = None if sw is None else cuda.to_device(sw)
-    sw_sum = None if sw is None else float(np.sum(sw, dtype=np.float64))
     params, grad = cuda.device_array(m.size, dtype), cuda.device_array(m.size, dtype)
-    ws = kmlp.device_workspace(m, X.shape[0], dtype, gather=False)
+    ws = kmlp.workspace(m, X.shape[0], dtype, "batch", "cuda")
     host = np.empty(m.size, dtype)
 
     def fun(packed):
         host[:] = packed
         params.copy_to_device(host)
-        loss = kmlp.loss_grad(x_d, y_d, sw_d, params, grad, m, alpha, ws, sw_sum)
+        loss = kmlp.loss_grad(x_d, y_d, sw_d, params, grad, m, alpha, ws)
         return loss, grad.copy_to_host().astype(np.float64)
 
     return fun
 
 
 class _CPUEpochs:
-    """Training epochs on the CPU: the fused Numba kernels update ``state["params"]`` in place."""
+    """Training epochs on the CPU: the fused Numba kernels update ``state.params`` in place."""
 
     def __init__(self, est, state, X_train, y_train, sw_train, validation, batch_size):
         self.est, self.state, self.validation = est, state, validation
         self.model, self.hyper = _model(est, state), _hyper(est)
-        dtype = state["params"].dtype
+        dtype = state.params.dtype
         self.data = kmlp.epoch_data(X_train, y_train, sw_train, dtype, "cpu")
         self.batch_size = batch_size
         self.grad = np.empty(self.model.size, dtype)
-        self.ws = kmlp.epoch_workspace(self.model, batch_size, dtype, "cpu")
+        self.ws = kmlp.workspace(self.model, batch_size, dtype, "epoch", "cpu")
 
     def epoch(self, sample_idx, opt):
         """One epoch over ``sample_idx``; returns the sum of batch loss times batch rows."""
-        opt["t"], total = kmlp.train_epoch(
-            self.data, sample_idx, self.batch_size, self.state["params"], self.grad, self.model,
-            self.hyper, opt["lr"], opt["t"], (opt["m"], opt.get("v")), self.ws)
+        opt.t, total = kmlp.train_epoch(
+            self.data, sample_idx, self.batch_size, self.state.params, self.grad, self.model,
+            self.hyper, opt.lr, opt.t, (opt.m, opt.v), self.ws)
         return total
 
     def validation_score(self):
         return self.est._validation_score(self.state, *self.validation)
 
     def keep_best(self):
-        self.state["best_params"] = self.state["params"].copy()
+        self.state.best_params = self.state.params.copy()
 
     def params_finite(self):
-        return bool(np.isfinite(self.state["params"]).all())
+        return bool(np.isfinite(self.state.params).all())
 
     def finish(self, early_stopping):
         if early_stopping:
-            self.state["params"][:] = self.state["best_params"]
+            self.state.params[:] = self.state.best_params
 
 
 class _CUDAEpochs:
@@ -86,16 +85,16 @@ class _CUDAEpochs:
         from numba import cuda
         self.est, self.state = est, state
         self.model, self.hyper = _model(est, state), _hyper(est)
-        dtype = state["params"].dtype
+        dtype = state.params.dtype
         self.data = kmlp.epoch_data(X_train, y_train, sw_train, dtype, "cuda")
         self.batch_size = batch_size
-        self.params = cuda.to_device(state["params"])
+        self.params = cuda.to_device(state.params)
         self.grad = cuda.device_array(self.model.size, dtype)
-        opt = state["optimizer"]
+        opt = state.optimizer
         self.adam = self.hyper.solver == kmlp.ADAM
-        self.m = cuda.to_device(opt["m"])
-        self.v = cuda.to_device(opt["v"]) if self.adam else self.m
-        self.ws = kmlp.epoch_workspace(self.model, batch_size, dtype, "cuda")
+        self.m = cuda.to_device(opt.m)
+        self.v = cuda.to_device(opt.v) if self.adam else self.m
+        self.ws = kmlp.workspace(self.model, batch_size, dtype, "epoch", "cuda")
         self.stats = None
         self.val = None
         if validation is not None:
@@ -105,34 +104,25 @@ class _CUDAEpochs:
         from numba import cuda
         X_val, y_val, sw_val = validation
         est, state = self.est, self.state
-        y_val = np.ascontiguousarray(y_val, dtype=dtype)
         n_val = X_val.shape[0]
         if is_classifier(est):
-            task = "multiclass" if state["out_activation"] == "softmax" else "labels"
+            task = "multiclass" if state.out_activation == "softmax" else "labels"
         else:
             task = "regression"
-        sw = None if sw_val is None else sw_val.astype(dtype)
+        self.val = kmlp.validation_data(X_val, y_val, sw_val, task, self.model, dtype)
+        self.best = cuda.to_device(state.best_params)
         w64 = None if sw_val is None else np.asarray(sw_val, dtype=np.float64)
-        self.val = dict(
-            x=cuda.to_device(kmlp.dense(X_val, dtype)), y=cuda.to_device(y_val),
-            sw=None if sw is None else cuda.to_device(sw),
-            sw_sum=float(n_val) if sw is None else float(np.sum(sw, dtype=np.float64)),
-            sw64=None if w64 is None else cuda.to_device(w64),
-            w64_sum=float(n_val) if w64 is None else float(np.sum(w64)),
-            task=task,
-            ws=kmlp.device_workspace(self.model, n_val, dtype, gather=False, train=False),
-            best=cuda.to_device(state["best_params"]))
+        self.w64_sum = float(n_val) if w64 is None else float(np.sum(w64))
         if task == "regression":   # the denominators of R^2 do not change during training
             w = 1.0 if w64 is None else w64[:, None]
-            yv = y_val.astype(np.float64)
-            self.val["ss_tot"] = np.sum(w * (yv - np.average(yv, axis=0, weights=w64)) ** 2,
-                                        axis=0)
+            yv = np.asarray(y_val, dtype=dtype).astype(np.float64)
+            self.ss_tot = np.sum(w * (yv - np.average(yv, axis=0, weights=w64)) ** 2, axis=0)
 
     def epoch(self, sample_idx, opt):
         """One epoch over ``sample_idx``; returns the sum of batch loss times batch rows."""
-        opt["t"], _ = kmlp.train_epoch(
+        opt.t, _ = kmlp.train_epoch(
             self.data, sample_idx, self.batch_size, self.params, self.grad, self.model,
-            self.hyper, opt["lr"], opt["t"], (self.m, self.v), self.ws)
+            self.hyper, opt.lr, opt.t, (self.m, self.v), self.ws)
         if self.val is not None:
             kmlp.validation(self.val, self.params, self.model, self.ws.stats)
         self.stats = kmlp.read_stats(self.ws)
@@ -147,9 +137,9 @@ class _CUDAEpochs:
         val_loss = float(s[kmlp.VAL_LOSS])
         if s[kmlp.VAL_BAD] > 0:
             return np.nan, val_loss
-        if v["task"] != "regression":
-            return float(s[kmlp.VAL_CORRECT] / v["w64_sum"]), val_loss
-        num, den = s[kmlp.VAL_SSE:], v["ss_tot"]
+        if v.task != "regression":
+            return float(s[kmlp.VAL_CORRECT] / self.w64_sum), val_loss
+        num, den = s[kmlp.VAL_SSE:], self.ss_tot
         scores = np.ones(num.size)     # r2_score's rules for constant targets
         valid = (num != 0) & (den != 0)
         scores[valid] = 1 - num[valid] / den[valid]
@@ -157,11 +147,11 @@ class _CUDAEpochs:
         return float(np.average(scores)), val_loss
 
     def keep_best(self):
-        self.val["best"].copy_to_device(self.params)
+        self.best.copy_to_device(self.params)
 
     def finish(self, early_stopping):
-        state, opt = self.state, self.state["optimizer"]
-        state["params"] = (self.val["best"] if early_stopping else self.params).copy_to_host()
-        opt["m"] = self.m.copy_to_host()
+        state, opt = self.state, self.state.optimizer
+        state.params = (self.best if early_stopping else self.params).copy_to_host()
+        opt.m = self.m.copy_to_host()
         if self.adam:
-            opt["v"] = self.v.copy_to_host()
+            opt.v = self.v.copy_to_host()

@@ -1,5 +1,6 @@
 """MLPClassifier and MLPRegressor: scikit-learn's multi-layer perceptrons, run by fused kernels."""
 import contextlib
+import dataclasses
 import math
 import warnings
 
@@ -28,7 +29,7 @@ from .._kernels import mlp as kmlp
 from ._common import (_CUDA_PREDICT_CHUNK, _PREDICT_CHUNK, FASTNN_CONSTRAINTS, _shuffled,
                       unchanged_on_failure)
 from ._epochs import _CPUEpochs, _CUDAEpochs, _cuda_objective, _model
-from ._optimizer import Solver
+from ._optimizer import Solver, SolverState
 
 # a forward pass of at least this many multiply-adds (about 0.1 ms) runs inside cpu_work()
 _OWN_POOLS_MACS = 1 << 20
@@ -55,6 +56,32 @@ def _numpydoc(summary, *, parameters, attributes, see_also, notes, examples):
         f"\n    {title}\n    {'-' * len(title)}\n{body.lstrip(chr(10)).rstrip()}\n"
         for title, body in sections) + "    "
 
+
+
+@dataclasses.dataclass
+class FitState:
+    """What one fit works on, privately: the estimator's attributes change only when it succeeded
+    (``_commit``). ``params``: the flat parameters (``kmlp.layout`` of ``units``); ``binarizer``:
+    the classifier's label binarizer of this fit (None for a regressor and for ``predict``);
+    ``optimizer``: the stochastic solver's ``SolverState``; the others become the fitted
+    attributes of the same names (``n_iter_``, ``loss_curve_``, ...); ``best_params``: the
+    parameters of the best validation score (early stopping)."""
+
+    params: np.ndarray
+    units: np.ndarray
+    out_activation: str
+    binarizer: object = None
+    n_iter: int = 0
+    t: int = 0
+    loss: float = None
+    optimizer: SolverState = None
+    no_improvement: int = 0
+    loss_curve: list = dataclasses.field(default_factory=list)
+    best_loss: float = np.inf
+    validation_scores: list = None
+    validation_losses: list = None
+    best_validation_score: float = None
+    best_params: np.ndarray = None
 
 class _BaseMLP(BaseEstimator):
     """Shared implementation of the MLP estimators (not for direct use)."""
@@ -128,15 +155,14 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             state = self._initial_state(units, rng, dtype, y, binarizer)
         else:
-            state = self._current_state(units, dtype)
-        state["binarizer"] = binarizer
+            state = self._current_state(units, dtype, binarizer)
         X = self._prepare_X(X, dtype)
         y = np.ascontiguousarray(y, dtype=dtype)
         if self.solver == "lbfgs":
             self._fit_lbfgs(state, X, y, sample_weight)
         else:
             self._fit_stochastic(state, X, y, sample_weight, rng, incremental)
-        if not np.isfinite(state["params"]).all():
+        if not np.isfinite(state.params).all():
             raise DivergenceError(DIVERGED)
         self._commit(state)
         return self
@@ -153,16 +179,14 @@ class _BaseMLP(BaseEstimator):
             coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
             intercepts.append(rng.uniform(-bound, bound, fan_out))
         params = np.concatenate([c.ravel() for c in coefs] + intercepts).astype(dtype)
-        state = dict(params=params, units=units, out_activation=out, n_iter=0, t=0,
-                     loss_curve=[], validation_scores=None, validation_losses=None,
-                     best_validation_score=None, best_loss=np.inf, no_improvement=0,
-                     optimizer=None, best_params=params.copy(), loss=None)
+        state = FitState(params=params, units=units, out_activation=out, binarizer=binarizer,
+                         best_params=params.copy())
         if self.solver != "lbfgs" and self.early_stopping:
-            state.update(validation_scores=[], validation_losses=[],
-                         best_validation_score=-np.inf, best_loss=None)
+            state.validation_scores, state.validation_losses = [], []
+            state.best_validation_score, state.best_loss = -np.inf, None
         return state
 
-    def _current_state(self, units, dtype):
+    def _current_state(self, units, dtype, binarizer):
         if self.coefs_[0].shape[0] != units[0] or self.n_outputs_ != units[-1]:
             raise ValueError(
                 f"X has {units[0]} features and y {units[-1]} outputs, but this model was "
@@ -170,72 +194,72 @@ class _BaseMLP(BaseEstimator):
         params = self._flat_params(dtype)
         units = np.array([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_],
                          dtype=np.int64)
-        state = dict(params=params, units=units, out_activation=self.out_activation_,
-                     n_iter=self.n_iter_, t=self.t_,
-                     loss_curve=list(getattr(self, "loss_curve_", None) or []),
-                     validation_scores=_copy_list(getattr(self, "validation_scores_", None)),
-                     validation_losses=_copy_list(getattr(self, "validation_losses_", None)),
-                     best_validation_score=getattr(self, "best_validation_score_", None),
-                     best_loss=getattr(self, "best_loss_", np.inf),
-                     no_improvement=self._no_improvement_count,
-                     optimizer=self._optimizer_state, best_params=params.copy(), loss=self.loss_)
-        if state["optimizer"] is not None:
-            state["optimizer"] = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v)
-                                  for k, v in state["optimizer"].items()}
-        return state
+        solver = self._optimizer_state
+        if isinstance(solver, dict):   # pickled by a fastnn that kept it as a dict
+            solver = SolverState(**solver)
+        return FitState(params=params, units=units, out_activation=self.out_activation_,
+                        binarizer=binarizer, n_iter=self.n_iter_, t=self.t_,
+                        loss_curve=list(getattr(self, "loss_curve_", None) or []),
+                        validation_scores=_copy_list(getattr(self, "validation_scores_", None)),
+                        validation_losses=_copy_list(getattr(self, "validation_losses_", None)),
+                        best_validation_score=getattr(self, "best_validation_score_", None),
+                        best_loss=getattr(self, "best_loss_", np.inf),
+                        no_improvement=self._no_improvement_count,
+                        optimizer=None if solver is None else solver.astype(dtype),
+                        loss=self.loss_, best_params=params.copy())
 
     def _commit(self, state):
-        units = state["units"]
+        units = state.units
         w_off, b_off, _ = kmlp.layout(units)
         # one copy of the parameters, of which coefs_ and intercepts_ are views: predict reads
         # it as it is (``_packed_params``), and a user's in-place change of coefs_ lands in it
-        p = state["params"].copy()
+        p = state.params.copy()
         self.coefs_ = [p[w_off[i]:w_off[i] + units[i] * units[i + 1]].reshape(units[i], units[i + 1])
                        for i in range(len(units) - 1)]
         self.intercepts_ = [p[b_off[i]:b_off[i] + units[i + 1]] for i in range(len(units) - 1)]
         self._packed = (p, tuple(self.coefs_) + tuple(self.intercepts_))
         self.n_layers_ = len(units)
         self.n_outputs_ = int(units[-1])
-        self.out_activation_ = state["out_activation"]
-        self.n_iter_ = state["n_iter"]
-        self.t_ = state["t"]
-        self.loss_ = state["loss"]
-        self._optimizer_state = state["optimizer"]
-        self._no_improvement_count = state["no_improvement"]
+        self.out_activation_ = state.out_activation
+        self.n_iter_ = state.n_iter
+        self.t_ = state.t
+        self.loss_ = state.loss
+        self._optimizer_state = state.optimizer
+        self._no_improvement_count = state.no_improvement
         if self.solver == "lbfgs":  # scikit-learn sets none of these for lbfgs
             for name in ("loss_curve_", "best_loss_", "validation_scores_",
                          "best_validation_score_", "validation_losses_"):
                 self.__dict__.pop(name, None)
         else:
-            self.loss_curve_ = state["loss_curve"]
-            self.best_loss_ = state["best_loss"]
-            self.validation_scores_ = state["validation_scores"]
-            self.validation_losses_ = state["validation_losses"]
-            self.best_validation_score_ = state["best_validation_score"]
+            self.loss_curve_ = state.loss_curve
+            self.best_loss_ = state.best_loss
+            self.validation_scores_ = state.validation_scores
+            self.validation_losses_ = state.validation_losses
+            self.best_validation_score_ = state.best_validation_score
         if is_classifier(self):
-            self._label_binarizer = state["binarizer"]
+            self._label_binarizer = state.binarizer
             self.classes_ = self._label_binarizer.classes_
 
     def _loss_name(self, state):
         if is_classifier(self):
-            return "binary_log_loss" if state["out_activation"] == "logistic" else "log_loss"
+            return "binary_log_loss" if state.out_activation == "logistic" else "log_loss"
         return self.loss
 
     def _codes(self, state):
         return (kmlp.ACTIVATION_CODES[self.activation],
-                kmlp.ACTIVATION_CODES[state["out_activation"]],
+                kmlp.ACTIVATION_CODES[state.out_activation],
                 kmlp.LOSS_CODES[self._loss_name(state)])
 
     def _fit_lbfgs(self, state, X, y, sample_weight):
         m = _model(self, state)
-        dtype = state["params"].dtype
+        dtype = state.params.dtype
         Xd = kmlp.dense(X, dtype)
         n = Xd.shape[0]
         sw = None if sample_weight is None else sample_weight.astype(dtype)
         if resolve_device(self.device) == "cuda":
             fun = _cuda_objective(Xd, y, sw, m, float(self.alpha))
         else:
-            ws = kmlp.batch_workspace(m, n, dtype)
+            ws = kmlp.workspace(m, n, dtype, "batch", "cpu")
             params = np.empty(m.size, dtype)
             grad = np.empty(m.size, dtype)
 
@@ -248,23 +272,18 @@ class _BaseMLP(BaseEstimator):
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
         if iprint >= 0:
             options["disp"] = True
-        res = scipy.optimize.minimize(fun, state["params"].astype(np.float64), method="L-BFGS-B",
+        res = scipy.optimize.minimize(fun, state.params.astype(np.float64), method="L-BFGS-B",
                                       jac=True, options=options)
-        state["n_iter"] = _check_optimize_result("lbfgs", res, self.max_iter)  # scikit-learn's
-        state["loss"] = float(res.fun)
-        state["params"] = res.x.astype(dtype)
+        state.n_iter = _check_optimize_result("lbfgs", res, self.max_iter)  # scikit-learn's
+        state.loss = float(res.fun)
+        state.params = res.x.astype(dtype)
 
     def _fit_stochastic(self, state, X, y, sample_weight, rng, incremental):
-        size = state["params"].size
-        dtype = state["params"].dtype
-        if not incremental or state["optimizer"] is None:
-            if self.solver == "adam":
-                state["optimizer"] = dict(lr=float(self.learning_rate_init), t=0,
-                                          m=np.zeros(size, dtype), v=np.zeros(size, dtype))
-            else:
-                state["optimizer"] = dict(lr=float(self.learning_rate_init), t=0,
-                                          m=np.zeros(size, dtype), v=np.zeros(0, dtype))
-        opt = state["optimizer"]
+        size = state.params.size
+        dtype = state.params.dtype
+        if not incremental or state.optimizer is None:
+            state.optimizer = SolverState.new(self.solver, size, dtype, self.learning_rate_init)
+        opt = state.optimizer
 
         early_stopping = self.early_stopping
         if early_stopping:
@@ -310,7 +329,7 @@ class _BaseMLP(BaseEstimator):
 
     def _epochs(self, state, runner, opt, sample_idx, n_samples, rng, early_stopping,
                 incremental):
-        state["n_iter"] = 0  # n_iter_ counts the epochs of this call, t_ every sample seen
+        state.n_iter = 0  # n_iter_ counts the epochs of this call, t_ every sample seen
         solver = Solver(self, opt)
         for _ in range(self.max_iter):
             if self.shuffle:
@@ -318,24 +337,24 @@ class _BaseMLP(BaseEstimator):
             total = runner.epoch(sample_idx, opt)
             if not (math.isfinite(total) and runner.params_finite()):
                 raise DivergenceError(DIVERGED)  # at once, not after max_iter more epochs
-            state["n_iter"] += 1
-            state["loss"] = total / n_samples
-            state["t"] += n_samples
-            state["loss_curve"].append(state["loss"])
+            state.n_iter += 1
+            state.loss = total / n_samples
+            state.t += n_samples
+            state.loss_curve.append(state.loss)
             if self.verbose:
-                print("Iteration %d, loss = %.8f" % (state["n_iter"], state["loss"]))
+                print("Iteration %d, loss = %.8f" % (state.n_iter, state.loss))
             self._update_no_improvement(state, early_stopping, runner)
-            solver.iteration_ends(state["t"])
-            if state["no_improvement"] > self.n_iter_no_change:
+            solver.iteration_ends(state.t)
+            if state.no_improvement > self.n_iter_no_change:
                 what = "Validation score" if early_stopping else "Training loss"
                 msg = (f"{what} did not improve more than tol={self.tol:f} for "
                        f"{self.n_iter_no_change} consecutive epochs.")
                 if solver.trigger_stopping(msg, self.verbose):
                     break
-                state["no_improvement"] = 0
+                state.no_improvement = 0
             if incremental:
                 break
-            if state["n_iter"] == self.max_iter:
+            if state.n_iter == self.max_iter:
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                               "optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
@@ -343,25 +362,25 @@ class _BaseMLP(BaseEstimator):
     def _update_no_improvement(self, state, early_stopping, runner):
         if early_stopping:
             score, val_loss = runner.validation_score()
-            state["validation_scores"].append(score)
-            state["validation_losses"].append(val_loss)
+            state.validation_scores.append(score)
+            state.validation_losses.append(val_loss)
             if self.verbose:
                 print("Validation score: %f" % score)
-            if score < state["best_validation_score"] + self.tol:
-                state["no_improvement"] += 1
+            if score < state.best_validation_score + self.tol:
+                state.no_improvement += 1
             else:
-                state["no_improvement"] = 0
-            if score > state["best_validation_score"]:
-                state["best_validation_score"] = score
+                state.no_improvement = 0
+            if score > state.best_validation_score:
+                state.best_validation_score = score
                 runner.keep_best()
         else:
-            last = state["loss_curve"][-1]
-            if last > state["best_loss"] - self.tol:
-                state["no_improvement"] += 1
+            last = state.loss_curve[-1]
+            if last > state.best_loss - self.tol:
+                state.no_improvement += 1
             else:
-                state["no_improvement"] = 0
-            if last < state["best_loss"]:
-                state["best_loss"] = last
+                state.no_improvement = 0
+            if last < state.best_loss:
+                state.best_loss = last
 
     def _validation_score(self, state, X_val, y_val, sw_val):
         out = self._forward(state, X_val)
@@ -370,7 +389,7 @@ class _BaseMLP(BaseEstimator):
         if not np.isfinite(out).all():
             return np.nan, val_loss
         if is_classifier(self):
-            binarizer = state["binarizer"]
+            binarizer = state.binarizer
             pred = binarizer.inverse_transform(out.ravel() if out.shape[1] == 1 else out)
             truth = binarizer.inverse_transform(y_val if y_val.shape[1] > 1 else y_val.ravel())
             return float(accuracy_score(truth, pred, sample_weight=sw_val)), val_loss
@@ -383,7 +402,7 @@ class _BaseMLP(BaseEstimator):
         """Output activations for X (already validated) using the parameters in ``state``."""
         m = _model(self, state)
         units = m.units
-        dtype = state["params"].dtype
+        dtype = state.params.dtype
         n = X.shape[0]
         out = np.empty((n, units[-1]), dtype)
         # rows per chunk: the workspace holds every layer's activations; keep it near 16 MiB
@@ -392,7 +411,7 @@ class _BaseMLP(BaseEstimator):
         # the thread pools change hands (BLAS on one thread, Numba's pool following the load)
         # only for a forward pass that runs on several threads or is large enough for the
         # switch (about 20 us) not to count; a small one runs as it is on the calling thread
-        own = ws[1] > 1 or n * m.macs >= _OWN_POOLS_MACS
+        own = ws.nblocks > 1 or n * m.macs >= _OWN_POOLS_MACS
         with K.cpu_work() if own else contextlib.nullcontext():
             for start in range(0, n, rows):
                 stop = min(n, start + rows)
@@ -402,7 +421,7 @@ class _BaseMLP(BaseEstimator):
                 if not (chunk.dtype == dtype and chunk.flags.c_contiguous
                         and chunk.flags.writeable):
                     chunk = np.array(chunk, dtype=dtype, order="C")
-                out[start:stop] = kmlp.forward(chunk, state["params"], m, ws)
+                out[start:stop] = kmlp.forward(chunk, state.params, m, ws)
         return out
 
     def _flat_params(self, dtype):
@@ -429,18 +448,17 @@ class _BaseMLP(BaseEstimator):
         params = self._packed_params()
         if params is None:
             params = self._flat_params(self.coefs_[0].dtype)
-        return dict(params=params, units=units, out_activation=self.out_activation_)
+        return FitState(params=params, units=units, out_activation=self.out_activation_)
 
     def _forward_cuda(self, state, X):
         """``_forward`` on the GPU: X copied to the device once (sparse X densified on the
         host), the output copied back once."""
         from numba import cuda
         m = _model(self, state)
-        dtype = state["params"].dtype
+        dtype = state.params.dtype
         x = cuda.to_device(kmlp.dense(X, dtype))
-        ws = kmlp.device_workspace(m, min(X.shape[0], _CUDA_PREDICT_CHUNK), dtype,
-                                   gather=False, train=False)
-        out = kmlp.forward(x, cuda.to_device(state["params"]), m, ws)
+        ws = kmlp.workspace(m, min(X.shape[0], _CUDA_PREDICT_CHUNK), dtype, "forward", "cuda")
+        out = kmlp.forward(x, cuda.to_device(state.params), m, ws)
         return out.copy_to_host()
 
     def _forward_pass_fast(self, X, check_input=True):

@@ -6,6 +6,7 @@ from sklearn.base import is_classifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 from .._kernels._validate import is_int
+from ._optimizer import SolverState
 
 
 
@@ -156,8 +157,8 @@ def _mlp_state(self):
         arrays[f"intercept/{i}"] = b
     opt = self._optimizer_state
     if opt is not None:
-        config["optimizer"] = {"lr": opt["lr"], "t": int(opt["t"])}
-        arrays["solver/m"], arrays["solver/v"] = opt["m"], opt["v"]
+        config["optimizer"] = {"lr": opt.lr, "t": int(opt.t)}
+        arrays["solver/m"], arrays["solver/v"] = opt.m, opt.v
     if is_classifier(self):
         lb = self._label_binarizer
         config["binarizer"] = {"classes": _labels_to_json(lb.classes_), "y_type": lb.y_type_,
@@ -215,7 +216,7 @@ def _mlp_from_state(cls, config, arrays):
         if not (np.isfinite(lr) and lr > 0) or not is_int(t) \
                 or t < 0:
             raise ValueError(f"invalid optimizer state: lr={lr!r}, t={t!r}")
-        est._optimizer_state = dict(lr=lr, t=t, m=m, v=v)
+        est._optimizer_state = SolverState(lr, int(t), m, v)
     if is_classifier(est) != ("binarizer" in config):
         raise ValueError("a classifier's state needs its labels, a regressor's has none")
     if "binarizer" in config:

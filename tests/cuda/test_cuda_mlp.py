@@ -15,6 +15,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from cuda_helpers import SIMULATOR, to_host
+from fastnn._kernels import mlp as kmlp
 from fastnn._kernels.cpu import mlp as cpu_mlp
 from fastnn._kernels.cuda import mlp as gpu_mlp
 from fastnn.sklearn import MLPClassifier, MLPRegressor
@@ -66,11 +67,11 @@ def _assert_same(gpu, cpu, dtype):
         return
     np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, **t)
     for name in ("m", "v"):
-        a, b = gpu._optimizer_state[name], cpu._optimizer_state[name]
+        a, b = getattr(gpu._optimizer_state, name), getattr(cpu._optimizer_state, name)
         assert type(a) is np.ndarray and a.dtype == dtype
         np.testing.assert_allclose(a, b, **t)
-    assert gpu._optimizer_state["t"] == cpu._optimizer_state["t"]
-    np.testing.assert_allclose(gpu._optimizer_state["lr"], cpu._optimizer_state["lr"], rtol=1e-12)
+    assert gpu._optimizer_state.t == cpu._optimizer_state.t
+    np.testing.assert_allclose(gpu._optimizer_state.lr, cpu._optimizer_state.lr, rtol=1e-12)
     if cpu.early_stopping:
         np.testing.assert_allclose(gpu.validation_scores_, cpu.validation_scores_, **t)
         np.testing.assert_allclose(gpu.validation_losses_, cpu.validation_losses_, **t)
@@ -175,8 +176,8 @@ def test_cuda_fitted_estimator_pickles_and_predicts_without_gpu(monkeypatch):
     gpu = _fit(MLPClassifier((4,), device="cuda", **{**COMMON, "max_iter": 2}), X, y)
     proba, labels = gpu.predict_proba(X), gpu.predict(X)
     loaded = pickle.loads(pickle.dumps(gpu))
-    arrays = loaded.coefs_ + loaded.intercepts_ + [loaded._optimizer_state["m"],
-                                                   loaded._optimizer_state["v"]]
+    arrays = loaded.coefs_ + loaded.intercepts_ + [loaded._optimizer_state.m,
+                                                   loaded._optimizer_state.v]
     assert all(type(a) is np.ndarray for a in arrays)
     assert all(type(v) is float for v in loaded.loss_curve_)
     # a machine without a GPU: 'cuda' raises the clear error, 'cpu' and 'auto' predict
@@ -248,21 +249,20 @@ def test_loss_grad_kernel_matches_cpu(rng, dtype, hidden, output, loss):
     params = (0.5 * rng.standard_normal(size)).astype(dtype)
     codes = (cpu_mlp.ACTIVATION_CODES[hidden], cpu_mlp.ACTIVATION_CODES[output],
              cpu_mlp.LOSS_CODES[loss])
-    acts, deltas = cpu_mlp.workspace(units, n, dtype)
+    m = kmlp.model(units, *codes)
     grad = np.empty(size, dtype)
-    ref = cpu_mlp.loss_grad(x, y, sw, True, params, grad, units, w_off, b_off, *codes, 0.1,
-                            acts, deltas, cpu_mlp.grad_blocks(units, n, dtype))
+    ref = cpu_mlp.loss_grad(x, y, sw, params, grad, m, 0.1,
+                            cpu_mlp.workspace(m, n, dtype, "batch"))
     d_grad = cuda.device_array(size, dtype)
-    ws = gpu_mlp.workspace(units, n, dtype, gather=False)
+    ws = gpu_mlp.workspace(m, n, dtype, "batch")
     got = gpu_mlp.loss_grad(cuda.to_device(x), cuda.to_device(y), cuda.to_device(sw),
-                            float(np.sum(sw, dtype=np.float64)), cuda.to_device(params), d_grad,
-                            units, w_off, b_off, *codes, 0.1, ws)
+                            cuda.to_device(params), d_grad, m, 0.1, ws)
     np.testing.assert_allclose(got, ref, **_tol(dtype))
     np.testing.assert_allclose(to_host(d_grad), grad, **_tol(dtype))
-    ws = gpu_mlp.workspace(units, 3, dtype, gather=False, train=False)   # 3-row chunks
-    out = gpu_mlp.forward(cuda.to_device(x), cuda.to_device(params), units, w_off, b_off,
-                          *codes[:2], ws)
+    ws = gpu_mlp.workspace(m, 3, dtype, "forward")   # 3-row chunks
+    out = gpu_mlp.forward(cuda.to_device(x), cuda.to_device(params), m, ws)
     host = to_host(out)
     assert host.dtype == dtype
-    np.testing.assert_allclose(host, cpu_mlp.forward(x, params, units, w_off, b_off, *codes[:2],
-                                                     acts, 1), **_tol(dtype))
+    np.testing.assert_allclose(host, cpu_mlp.forward(x, params, m,
+                                                     cpu_mlp.workspace(m, n, dtype, "forward")),
+                               **_tol(dtype))

@@ -10,7 +10,7 @@ from numba import cuda
 
 import fastnn
 import fastnn.nn as nn
-from fastnn.nn import training
+from fastnn.nn import _data
 
 pytestmark = pytest.mark.cuda
 
@@ -108,7 +108,7 @@ def test_data_moved_per_batch_when_it_does_not_fit(monkeypatch):
     x, y = _table()
     a, b = _dense_model(), _dense_model()
     nn.fit(a, x, y, epochs=2, batch_size=5, seed=6, device="cuda")
-    monkeypatch.setattr(training, "_fits_on_device", lambda nbytes: False)
+    monkeypatch.setattr(_data, "_fits_on_device", lambda nbytes: False)
     nn.fit(b, x, y, epochs=2, batch_size=5, seed=6, device="cuda")
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(nn.to_host(q.data), nn.to_host(p.data))

@@ -16,30 +16,38 @@ and layer sizes alone, so the result is the same on any machine and with any thr
 loops use ``vecmath.vexp``/``vtanh``/``max1d`` (an edit there makes these kernels' cache
 entries stale too: ``_cache.sources_digest``).
 """
+import collections
 import functools
 
 import numpy as np
+import scipy.sparse as sp
 from numba import prange
 
 from ._jit import jit, specialise
 from .vecmath import max1d, vexp, vtanh
 from .linear import BLOCK_ROWS
+from .optim import adam_serial
+from .._optim_rules import adam_constants, build
 
 # A step below this many multiply-adds runs on one thread: measured on 2 cores, a 64-100-10 step
 # at batch 200 (4.4M) ran 12 % faster serial, a 64-256-256-10 step (50M) 10 % faster on 2 blocks.
 PARALLEL_STEP_MACS = 1 << 24
 MAX_ROW_BLOCKS = 8  # a power of two: blocks split evenly over 2, 4 or 8 threads
-from .optim import _adam_serial
 
 from .._mlp_codes import (  # noqa: F401  (the codes and layout both backends share)
     ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC, LOSS_CODES,
-    POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, layout)
+    POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, check_purpose, layout)
 
-
-def workspace(units, rows, dtype):
-    """Activation and delta buffers for ``rows`` samples (one flat array each)."""
-    total = int(rows) * sum(int(u) for u in units)
-    return np.empty(total, dtype), np.empty(total, dtype)
+# The training data of ``train_epoch``: dense ``x`` (an empty 1x1 array when sparse) or the CSR
+# arrays, targets ``y`` (n, n_outputs), weights ``sw`` (a 1-element dummy without weights).
+EpochData = collections.namedtuple("EpochData",
+                                   "x csr_data csr_indices csr_indptr sparse y sw has_sw")
+# Buffers: the gathered batch (``xb``, ``yb``, ``swb``; epochs only), every layer's activations
+# and deltas (flat), the per-row-block gradients ``part``; a forward pass needs ``acts`` only
+# and runs ``nblocks`` row blocks.
+EpochWorkspace = collections.namedtuple("EpochWorkspace", "xb yb swb acts deltas part")
+BatchWorkspace = collections.namedtuple("BatchWorkspace", "acts deltas part")
+ForwardWorkspace = collections.namedtuple("ForwardWorkspace", "acts nblocks")
 
 
 @jit
@@ -280,23 +288,38 @@ def _kernel(body, name, parallel, **codes):
     return specialise(body, name, parallel=parallel, **codes)
 
 
-def loss_grad(x, y, sw, has_sw, params, grad, units, w_off, b_off, hidden, output, loss_code,
-              alpha, acts, deltas, part):
-    """Loss (with L2 penalty) of a batch and its gradient written into ``grad``; returns the loss.
+def loss_grad(x, y, sw, params, grad, model, alpha, ws):
+    """Loss (with L2 penalty) of the whole batch ``x`` and its gradient written into ``grad``;
+    returns the loss. ``sw``: sample weights or None; ``ws``: a 'batch' workspace.
 
-    The batch is cut into ``part.shape[0]`` row blocks (a number fixed by the caller, so results
+    The batch is cut into ``ws.part.shape[0]`` row blocks (a number fixed by the sizes, so results
     do not depend on the thread count) that run forward and backward in parallel, each into its
     own gradient buffer ``part[t]``; the buffers are summed in block order.
     """
-    kernel = _kernel(_loss_grad_blocks, "loss_grad", part.shape[0] > 1, HIDDEN=hidden,
-                     OUTPUT=output, LOSS=loss_code)
-    return kernel(x, y, sw, has_sw, params, grad, units, w_off, b_off, alpha, acts, deltas, part)
+    kernel = _kernel(_loss_grad_blocks, "loss_grad", ws.part.shape[0] > 1, HIDDEN=model.hidden,
+                     OUTPUT=model.output, LOSS=model.loss_code)
+    has_sw = sw is not None
+    return kernel(x, y, sw if has_sw else np.ones(1, params.dtype), has_sw, params, grad,
+                  model.units, model.w_off, model.b_off, float(alpha), *ws)
 
 
-def forward(x, params, units, w_off, b_off, hidden, output, acts, nblocks):
-    """Forward pass of ``x`` in ``nblocks`` row blocks (parallel when more than one)."""
-    kernel = _kernel(_forward_blocks, "forward", nblocks > 1, HIDDEN=hidden, OUTPUT=output)
-    return kernel(x, params, units, w_off, b_off, acts, nblocks)
+def forward(x, params, model, ws, out=None):
+    """Output activations of ``x`` in ``ws.nblocks`` row blocks (parallel when more than one):
+    a view of the workspace, or ``out`` when given (filled and returned)."""
+    kernel = _kernel(_forward_blocks, "forward", ws.nblocks > 1, HIDDEN=model.hidden,
+                     OUTPUT=model.output)
+    p = kernel(x, params, model.units, model.w_off, model.b_off, ws.acts, ws.nblocks)
+    if out is None:
+        return p
+    out[...] = p
+    return out
+
+
+def batch_loss(y, p, sw, loss_code):
+    """scikit-learn's loss (no L2 term) of outputs ``p`` against ``y`` (float; ``sw`` or None)."""
+    has_sw = sw is not None
+    return float(_loss(y, p, sw.astype(p.dtype) if has_sw else np.ones(1, p.dtype), has_sw,
+                       int(loss_code)))
 
 
 def row_blocks(rows, units, passes=3):
@@ -310,12 +333,6 @@ def row_blocks(rows, units, passes=3):
         return 1
     n = max(1, min(int(rows) // BLOCK_ROWS, MAX_ROW_BLOCKS))
     return 1 << (n.bit_length() - 1)
-
-
-def grad_blocks(units, rows, dtype):
-    """Per-block gradient buffers for ``loss_grad`` on batches of up to ``rows`` samples."""
-    _, _, size = layout(units)
-    return np.empty((row_blocks(rows, units), size), dtype)
 
 
 @jit
@@ -338,77 +355,105 @@ def _gather_rows(a, order, start, rows, out):
             out[r, j] = a[src, j]
 
 
+# scikit-learn's SGD element update (``_optim_rules.build``), inlined into ``_sgd_update``
+_sklearn_sgd_at = build(lambda f: jit(f, inline="always"), np.sqrt)[-1]
+
+
 @jit
 def _sgd_update(params, grad, velocity, lr, momentum, nesterov):
-    """scikit-learn's SGD: v = m*v - lr*g; p += m*v - lr*g (Nesterov) or p += v."""
+    """scikit-learn's SGD over every element (``_optim_rules``' ``sklearn_sgd_at``)."""
     for q in range(params.size):
-        v = momentum * velocity[q] - lr * grad[q]
-        velocity[q] = v
-        if nesterov:
-            params[q] += momentum * v - lr * grad[q]
-        else:
-            params[q] += v
+        _sklearn_sgd_at(q, params, grad, velocity, lr, momentum, nesterov)
+
+
+_sklearn_adam_constants = jit(adam_constants, inline="always")
 
 
 @jit
-def _adam_update(params, grad, m, v, t, lr, beta1, beta2, eps):
-    """scikit-learn's Adam (bias correction folded into the step size, then m / (sqrt(v) + eps)),
-    run by the PyTorch-form Adam kernel with ``eps / sqrt(1 - beta2**t)``."""
+def _adam_update(params, grad, m, v, t, lr, h):
+    """scikit-learn's Adam (``adam_constants`` with its epsilon) for step ``t``."""
     dt = params.dtype.type
-    bc2_sqrt = np.sqrt(1.0 - beta2 ** t)
-    _adam_serial(params, grad, m, v, False, dt(0), dt(1), dt(beta1), dt(1.0 - beta1), dt(beta2),
-                 dt(1.0 - beta2), dt(bc2_sqrt), dt(lr / (1.0 - beta1 ** t)), dt(eps / bc2_sqrt))
+    coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps = _sklearn_adam_constants(
+        t, lr, h.beta1, h.beta2, h.epsilon, 0.0, False, True)
+    adam_serial(params, grad, m, v, (coupled, dt(wd), dt(decay), dt(b1), dt(omb1), dt(b2),
+                                     dt(omb2), dt(bc2_sqrt), dt(step_size), dt(eps)))
 
 
-def _train_epoch(x, csr_data, csr_indices, csr_indptr, y, sw, has_sw, order, batch_size,
-                 params, grad, units, w_off, b_off, alpha, lr, momentum, nesterov, beta1, beta2,
-                 eps, t, state1, state2, xb, yb, swb, acts, deltas, part):
+def _train_epoch(data, order, batch_size, params, grad, layout, h, lr, t, moments, ws):
     """One epoch; specialised on SPARSE, SOLVER and the LOSS_GRAD kernel of its codes."""
+    units, w_off, b_off = layout
     n = order.size
     total = 0.0
     for start in range(0, n, batch_size):
         rows = min(batch_size, n - start)
-        xr = xb[:rows]
+        xr = ws.xb[:rows]
         if SPARSE:
-            _gather_csr(csr_data, csr_indices, csr_indptr, order, start, rows, xr)
+            _gather_csr(data.csr_data, data.csr_indices, data.csr_indptr, order, start, rows, xr)
         else:
-            _gather_rows(x, order, start, rows, xr)
-        yr = yb[:rows]
-        _gather_rows(y, order, start, rows, yr)
-        swr = swb[:rows]
-        if has_sw:
+            _gather_rows(data.x, order, start, rows, xr)
+        yr = ws.yb[:rows]
+        _gather_rows(data.y, order, start, rows, yr)
+        swr = ws.swb[:rows]
+        if data.has_sw:
             for r in range(rows):
-                swr[r] = sw[order[start + r]]
-        loss = LOSS_GRAD(xr, yr, swr, has_sw, params, grad, units, w_off, b_off, alpha, acts,
-                         deltas, part)
+                swr[r] = data.sw[order[start + r]]
+        loss = LOSS_GRAD(xr, yr, swr, data.has_sw, params, grad, units, w_off, b_off, h.alpha,
+                         ws.acts, ws.deltas, ws.part)
         total += loss * rows
         if SOLVER == ADAM:
             t += 1
-            _adam_update(params, grad, state1, state2, t, lr, beta1, beta2, eps)
+            _adam_update(params, grad, moments[0], moments[1], t, lr, h)
         else:
-            _sgd_update(params, grad, state1, params.dtype.type(lr),
-                        params.dtype.type(momentum), nesterov)
+            _sgd_update(params, grad, moments[0], params.dtype.type(lr),
+                        params.dtype.type(h.momentum), h.nesterov)
     return total, t
 
 
-def train_epoch(x, csr_data, csr_indices, csr_indptr, is_sparse, y, sw, has_sw, order,
-                batch_size, params, grad, units, w_off, b_off, hidden, output, loss_code, alpha,
-                solver, lr, momentum, nesterov, beta1, beta2, eps, t, state1, state2,
-                xb, yb, swb, acts, deltas, part):
-    """One epoch of mini-batch training over the samples in ``order``.
+def epoch_data(X, y, sw, dtype):
+    """``EpochData`` of a fit: X as it is (dense, or CSR with int64 indices), y and the weights of
+    the model dtype."""
+    if sp.issparse(X):
+        x, csr = np.zeros((1, 1), dtype), (X.data, X.indices.astype(np.int64),
+                                          X.indptr.astype(np.int64), True)
+    else:
+        x, csr = X, (np.zeros(0, dtype), np.zeros(0, np.int64), np.zeros(1, np.int64), False)
+    has_sw = sw is not None
+    return EpochData(x, *csr, y, sw.astype(dtype) if has_sw else np.ones(1, dtype), has_sw)
 
-    Returns ``(sum of batch_loss * batch_rows, adam step count t)``. ``x`` is dense
-    (rows, n_features) unless ``is_sparse``, when the CSR arrays hold the data instead. Compiles
-    only the paths these codes run (one activation pair, loss, solver, serial or parallel).
+
+def workspace(model, rows, dtype, purpose):
+    """Every buffer for batches of up to ``rows`` samples of ``purpose`` ('epoch', 'batch' or
+    'forward'), allocated once."""
+    check_purpose(purpose)
+    rows = int(rows)
+    acts = np.empty(rows * model.n_units, dtype)
+    if purpose == "forward":
+        return ForwardWorkspace(acts, row_blocks(rows, model.units, passes=1))
+    deltas = np.empty(rows * model.n_units, dtype)
+    part = np.empty((row_blocks(rows, model.units), model.size), dtype)
+    if purpose == "batch":
+        return BatchWorkspace(acts, deltas, part)
+    units = model.units
+    return EpochWorkspace(np.empty((rows, units[0]), dtype), np.empty((rows, units[-1]), dtype),
+                          np.empty(rows, dtype), acts, deltas, part)
+
+
+def train_epoch(data, order, batch_size, params, grad, model, hyper, lr, t, moments, ws):
+    """One epoch of mini-batch training over the samples ``order`` (int64), updating ``params``
+    and ``moments`` (Adam's two moments, or SGD's velocity twice) in place.
+
+    Returns ``(t, sum of batch_loss * batch_rows)``. Compiles only the paths these codes run (one
+    activation pair, loss, solver, serial or parallel, dense or sparse).
     """
-    codes = dict(HIDDEN=int(hidden), OUTPUT=int(output), LOSS=int(loss_code))
-    parallel = part.shape[0] > 1
+    codes = dict(HIDDEN=int(model.hidden), OUTPUT=int(model.output), LOSS=int(model.loss_code))
+    parallel = ws.part.shape[0] > 1
     # the serial step is inlined into the epoch: one compiled module less on a first call
     step = specialise(_loss_grad_blocks, "loss_grad" if parallel else "loss_grad_inline",
                       parallel=parallel, inline="never" if parallel else "always", **codes)
     kernel = specialise(_train_epoch, "train_epoch", calls={"LOSS_GRAD": step},
-                        PARALLEL=parallel, SPARSE=bool(is_sparse), SOLVER=int(solver),
+                        PARALLEL=parallel, SPARSE=bool(data.sparse), SOLVER=int(hyper.solver),
                         **codes)
-    return kernel(x, csr_data, csr_indices, csr_indptr, y, sw, has_sw, order, batch_size, params,
-                  grad, units, w_off, b_off, alpha, lr, momentum, nesterov, beta1, beta2, eps, t,
-                  state1, state2, xb, yb, swb, acts, deltas, part)
+    total, t = kernel(data, order, int(batch_size), params, grad,
+                      (model.units, model.w_off, model.b_off), hyper, float(lr), int(t),
+                      moments, ws)
+    return t, total

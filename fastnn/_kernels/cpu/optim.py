@@ -3,11 +3,11 @@
 Each host function takes validated arrays (same shape and float dtype; the updated ones writable
 and C-contiguous, ``grad`` C-contiguous) and validated Python scalars, exactly as the public
 wrapper in ``fastnn._kernels.optim`` documents, and returns None. The per-step constants come
-from the plain-Python helpers of ``_optim_constants`` (float64), cast to the parameter dtype
+from the plain-Python helpers of ``_optim_rules`` (float64), cast to the parameter dtype
 here, so a kernel compiles once per dtype. Every element is independent: results do not depend on the thread count.
 
 Each kernel is one flat loop over the elements directly under ``prange``, with its constants
-hoisted; the element update (written once for both backends in ``_optim_constants.build``) is a
+hoisted; the element update (written once for both backends in ``_optim_rules.build``) is a
 function inlined into the loop (``inline="always"``: the loop still vectorises), shared by a
 serial copy of the kernel that runs buffers smaller than ``PARALLEL_MIN`` elements without thread
 start-up cost.
@@ -15,15 +15,15 @@ start-up cost.
 import numpy as np
 from numba import prange
 
-from .._optim_constants import (adagrad_constants, adam_constants, build, rmsprop_constants,
-                                sgd_constants, sgd_first_step)
-from ._jit import jit, pjit
+from .._optim_rules import (adagrad_constants, adam_constants, build, rmsprop_constants,
+                            sgd_constants, sgd_first_step)
+from ._jit import jit, loops
 
 PARALLEL_MIN = 32768
 
-# the element updates (their formulas: ``_optim_constants.build``), inlined into each loop below
+# the element updates (their formulas: ``_optim_rules.build``), inlined into each loop below
 _adam_at, _sgd_at, _sgd_momentum_at, _rmsprop_at, _adagrad_at = build(
-    lambda f: jit(f, inline="always"), np.sqrt)
+    lambda f: jit(f, inline="always"), np.sqrt)[:5]
 
 
 def _flat(a):
@@ -37,53 +37,38 @@ def _typed(dtype, values):
 
 # --- Adam / AdamW ---------------------------------------------------------------------------
 
-@jit
-def _adam_serial(p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps):
-    for i in range(p.size):
-        _adam_at(i, p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps)
-
-
-@pjit
-def _adam_parallel(p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps):
+@loops
+def _adam(p, g, m, v, c):
     for i in prange(p.size):
-        _adam_at(i, p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps)
+        _adam_at(i, p, g, m, v, c)
+
+
+adam_serial = _adam.serial   # Adam over every element on this thread: the MLP epoch calls it
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-              decoupled):
+              decoupled, sklearn_epsilon):
     """One Adam (``decoupled=False``) or AdamW step in place; ``step`` is 1-based (int)."""
     if param.size == 0:
         return None
-    coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps_ = adam_constants(
-        step, lr, beta1, beta2, eps, weight_decay, decoupled)
-    kernel = _adam_parallel if param.size >= PARALLEL_MIN else _adam_serial
-    kernel(_flat(param), _flat(grad), _flat(exp_avg), _flat(exp_avg_sq), coupled,
-           *_typed(param.dtype, (wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps_)))
+    coupled, *numbers = adam_constants(step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                                       sklearn_epsilon)
+    kernel = _adam.parallel if param.size >= PARALLEL_MIN else _adam.serial
+    kernel(_flat(param), _flat(grad), _flat(exp_avg), _flat(exp_avg_sq),
+           (coupled, *_typed(param.dtype, numbers)))
     return None
 
 
 # --- SGD ------------------------------------------------------------------------------------
 
-@jit
-def _sgd_serial(p, g, use_wd, wd, neg_lr):
-    for i in range(p.size):
-        _sgd_at(i, p, g, use_wd, wd, neg_lr)
-
-
-@pjit
-def _sgd_parallel(p, g, use_wd, wd, neg_lr):
+@loops
+def _sgd(p, g, use_wd, wd, neg_lr):
     for i in prange(p.size):
         _sgd_at(i, p, g, use_wd, wd, neg_lr)
 
 
-@jit
-def _sgd_momentum_serial(p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd):
-    for i in range(p.size):
-        _sgd_momentum_at(i, p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd)
-
-
-@pjit
-def _sgd_momentum_parallel(p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd):
+@loops
+def _sgd_momentum(p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd):
     for i in prange(p.size):
         _sgd_momentum_at(i, p, g, buf, use_wd, first, nesterov, wd, neg_lr, mu, omd)
 
@@ -110,11 +95,11 @@ def sgd_step(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weigh
     use_wd, wd, neg_lr, mu, omd = sgd_constants(lr, momentum, dampening, weight_decay)
     big = param.size >= PARALLEL_MIN
     if momentum_buf is None:
-        kernel = _sgd_parallel if big else _sgd_serial
+        kernel = _sgd.parallel if big else _sgd.serial
         kernel(_flat(param), _flat(grad), use_wd, *_typed(param.dtype, (wd, neg_lr)))
     else:
         first = sgd_first_step(first_step, _flat(momentum_buf), dampening, all_zero)
-        kernel = _sgd_momentum_parallel if big else _sgd_momentum_serial
+        kernel = _sgd_momentum.parallel if big else _sgd_momentum.serial
         kernel(_flat(param), _flat(grad), _flat(momentum_buf), use_wd, first,
                bool(nesterov), *_typed(param.dtype, (wd, neg_lr, mu, omd)))
     return None
@@ -122,14 +107,8 @@ def sgd_step(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weigh
 
 # --- RMSprop --------------------------------------------------------------------------------
 
-@jit
-def _rmsprop_serial(p, g, s, use_wd, wd, neg_lr, alpha, oma, eps):
-    for i in range(p.size):
-        _rmsprop_at(i, p, g, s, use_wd, wd, neg_lr, alpha, oma, eps)
-
-
-@pjit
-def _rmsprop_parallel(p, g, s, use_wd, wd, neg_lr, alpha, oma, eps):
+@loops
+def _rmsprop(p, g, s, use_wd, wd, neg_lr, alpha, oma, eps):
     for i in prange(p.size):
         _rmsprop_at(i, p, g, s, use_wd, wd, neg_lr, alpha, oma, eps)
 
@@ -139,7 +118,7 @@ def rmsprop_step(param, grad, square_avg, lr, alpha, eps, weight_decay):
     if param.size == 0:
         return None
     use_wd, wd, neg_lr, alpha_, oma, eps_ = rmsprop_constants(lr, alpha, eps, weight_decay)
-    kernel = _rmsprop_parallel if param.size >= PARALLEL_MIN else _rmsprop_serial
+    kernel = _rmsprop.parallel if param.size >= PARALLEL_MIN else _rmsprop.serial
     kernel(_flat(param), _flat(grad), _flat(square_avg), use_wd,
            *_typed(param.dtype, (wd, neg_lr, alpha_, oma, eps_)))
     return None
@@ -147,14 +126,8 @@ def rmsprop_step(param, grad, square_avg, lr, alpha, eps, weight_decay):
 
 # --- Adagrad --------------------------------------------------------------------------------
 
-@jit
-def _adagrad_serial(p, g, s, use_wd, wd, neg_clr, eps):
-    for i in range(p.size):
-        _adagrad_at(i, p, g, s, use_wd, wd, neg_clr, eps)
-
-
-@pjit
-def _adagrad_parallel(p, g, s, use_wd, wd, neg_clr, eps):
+@loops
+def _adagrad(p, g, s, use_wd, wd, neg_clr, eps):
     for i in prange(p.size):
         _adagrad_at(i, p, g, s, use_wd, wd, neg_clr, eps)
 
@@ -164,7 +137,7 @@ def adagrad_step(param, grad, state_sum, step, lr, eps, weight_decay, lr_decay):
     if param.size == 0:
         return None
     use_wd, wd, neg_clr, eps_ = adagrad_constants(step, lr, eps, weight_decay, lr_decay)
-    kernel = _adagrad_parallel if param.size >= PARALLEL_MIN else _adagrad_serial
+    kernel = _adagrad.parallel if param.size >= PARALLEL_MIN else _adagrad.serial
     kernel(_flat(param), _flat(grad), _flat(state_sum), use_wd,
            *_typed(param.dtype, (wd, neg_clr, eps_)))
     return None

@@ -26,6 +26,7 @@ import functools
 import math
 
 import numpy as np
+import scipy.sparse as sp
 from numba import cuda
 
 from . import _config as cfg
@@ -37,7 +38,7 @@ from .arrayops import take_rows
 from .._mlp_codes import (  # noqa: F401  (codes and layout shared with the CPU kernels)
     ACTIVATION_CODES, ADAM, BINARY_LOG_LOSS, EPOCH_LOSS, EXP, IDENTITY, LOG_LOSS, LOGISTIC,
     LOSS_CODES, POISSON, RELU, SGD, SOFTMAX, SQUARED, TANH, VAL_BAD, VAL_CORRECT, VAL_LOSS,
-    VAL_SSE, layout)
+    VAL_SSE, check_purpose, layout)
 
 _RT = cfg.REDUCE_TPB
 NO_LOSS = -1
@@ -246,15 +247,9 @@ def _reduce_into(part, n, out, idx, c0, wsum, kdiv):
 
 @cuda.jit
 def _sgd_kernel(params, grad, velocity, lr, momentum, nesterov):
-    """scikit-learn's SGD: v = m*v - lr*g; p += m*v - lr*g (Nesterov) or p += v."""
+    """scikit-learn's SGD over every element (``_optim_rules``' ``sklearn_sgd_at``)."""
     for q in range(cuda.grid(1), params.size, cuda.gridsize(1)):
-        g = grad[q]
-        v = momentum * velocity[q] - lr * g
-        velocity[q] = v
-        if nesterov:
-            params[q] += momentum * v - lr * g
-        else:
-            params[q] += v
+        _optim._sklearn_sgd_at(q, params, grad, velocity, lr, momentum, nesterov)
 
 
 # --------------------------------------------------------------------------------- workspace
@@ -295,6 +290,7 @@ class Workspace:
         self._rows = {}
         self._params = {}
         self._batches = None
+        self._weight_sum = None
 
     def _regions(self, sizes, dtype):
         """(flat buffer, per-layer (offset, units) or None where a layer has no region)."""
@@ -348,11 +344,39 @@ class Workspace:
         return self._batches[2]
 
 
-def workspace(units, rows, dtype, gather=True, train=True):
-    """Every device buffer for batches of up to ``rows`` samples, allocated once per fit:
-    ``train_epoch`` needs both flags, ``loss_grad`` (inputs passed whole) ``gather=False``,
-    ``forward`` and ``validation`` neither."""
-    return Workspace(units, rows, dtype, gather, train)
+    def weight_sum(self, sw, rows):
+        """The float64 sum of the device weights ``sw`` (``rows`` without): read back once per
+        array (``loss_grad`` runs many times on the same weights)."""
+        if sw is None:
+            return float(rows)
+        if self._weight_sum is None or self._weight_sum[0] is not sw:
+            self._weight_sum = (sw, float(np.sum(sw.copy_to_host(), dtype=np.float64)))
+        return self._weight_sum[1]
+
+
+# The training data of ``train_epoch`` on the device: x (n, n_features; sparse X densified once),
+# y (n, n_outputs), the weights ``sw`` of the model dtype or None, the same weights in float64 on
+# the host (``sw64``: each batch's weight sum) and the device buffer of the sample order.
+EpochData = collections.namedtuple("EpochData", "x y sw sw64 order")
+
+
+def epoch_data(X, y, sw, dtype):
+    """``EpochData`` of a fit (one copy of each array to the device)."""
+    host_sw = None if sw is None else sw.astype(dtype)
+    x = np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=dtype)
+    return EpochData(x=cuda.to_device(x), y=cuda.to_device(np.ascontiguousarray(y, dtype=dtype)),
+                     sw=None if sw is None else cuda.to_device(host_sw),
+                     # each batch's weight sum: float64 of the model-dtype weights, as on the CPU
+                     sw64=None if sw is None else host_sw.astype(np.float64),
+                     order=cuda.device_array(X.shape[0], np.int64))
+
+
+def workspace(model, rows, dtype, purpose):
+    """Every device buffer for batches of up to ``rows`` samples of ``purpose`` ('epoch',
+    'batch' or 'forward'; ``validation`` takes a 'forward' one), allocated once per fit."""
+    check_purpose(purpose)
+    return Workspace(model.units, rows, dtype, gather=purpose == "epoch",
+                     train=purpose != "forward")
 
 
 def read_stats(ws):
@@ -362,11 +386,12 @@ def read_stats(ws):
 
 # ------------------------------------------------------------------------------- host passes
 
-def _hidden_forward(a0, params, units, w_off, b_off, hidden, ws, views, out=None):
+def _hidden_forward(a0, params, m, ws, views, out=None):
     """Every layer's product (bias fused) and the hidden activations in ``views.acts``; returns
     the output layer's pre-activation (``out`` if given, else its view of ``acts``)."""
-    W, b = ws.matrices(params, w_off, b_off)
-    n_layers = len(units) - 1
+    W, b = ws.matrices(params, m.w_off, m.b_off)
+    n_layers = len(m.units) - 1
+    hidden = m.hidden
     a = a0
     for i in range(n_layers):
         last = i == n_layers - 1
@@ -399,29 +424,29 @@ def _loss_scale(loss_code, n_out):
     return (0.5, float(n_out)) if loss_code == SQUARED else (1.0, 1.0)
 
 
-def _batch(a0, y, sw, sw_sum, weight, accumulate, params, grad, units, w_off, b_off, hidden,
-           output, loss_code, alpha, ws):
+def _batch(a0, y, sw, sw_sum, weight, accumulate, params, grad, m, alpha, ws):
     """Loss and gradient of one batch (``a0`` its inputs): ``grad`` filled, and
     ``stats[EPOCH_LOSS]`` set to (or, with ``accumulate``, increased by) ``weight * loss``."""
     k = _kernels(ws.dtype)
     sc = ws.dtype.type
+    units = m.units
     rows = a0.shape[0]
     n_layers = len(units) - 1
     views = ws.layers(rows)
-    z = _hidden_forward(a0, params, units, w_off, b_off, hidden, ws, views)
-    blocks = _output(ws, z, y, sw, views.deltas_flat[n_layers], output, loss_code)
+    z = _hidden_forward(a0, params, m, ws, views)
+    blocks = _output(ws, z, y, sw, views.deltas_flat[n_layers], m.output, m.loss_code)
 
-    W, _ = ws.matrices(params, w_off, b_off)
-    GW, _ = ws.matrices(grad, w_off, b_off)
+    W, _ = ws.matrices(params, m.w_off, m.b_off)
+    GW, _ = ws.matrices(grad, m.w_off, m.b_off)
     inv = 1.0 / sw_sum
     for i in range(n_layers - 1, -1, -1):
         fan_out = units[i + 1]
         gx, nsplit = _split(rows, fan_out)
-        code = IDENTITY if i == n_layers - 1 else hidden   # the derivative of layer i's output
+        code = IDENTITY if i == n_layers - 1 else m.hidden   # the derivative of layer i's output
         k["delta_colsum"][(gx, nsplit), cfg.TPB](views.deltas_flat[i + 1],
                                                  views.acts_flat[i + 1], code, ws.cpart, rows,
                                                  fan_out, nsplit)
-        _colsum_finish[cfg.grid(fan_out), cfg.TPB](ws.cpart, grad, int(b_off[i]), fan_out,
+        _colsum_finish[cfg.grid(fan_out), cfg.TPB](ws.cpart, grad, int(m.b_off[i]), fan_out,
                                                    nsplit, inv)
         delta = views.deltas[i + 1]
         matmul(a0 if i == 0 else views.acts[i], delta, trans_a=True, out=GW[i])
@@ -430,72 +455,92 @@ def _batch(a0, y, sw, sw_sum, weight, accumulate, params, grad, units, w_off, b_
 
     sblocks = cfg.grid(max(ws.n_w, 1), _RT)
     k["penalty"][sblocks, _RT](params, grad, ws.n_w, sc(alpha), sc(inv), ws.spart)
-    c0, kdiv = _loss_scale(loss_code, units[-1])
+    c0, kdiv = _loss_scale(m.loss_code, units[-1])
     _batch_loss[1, _RT](ws.lpart, blocks, ws.spart, sblocks, c0, float(sw_sum), kdiv,
                         0.5 * alpha, float(weight), ws.stats, bool(accumulate))
 
 
-def loss_grad(x, y, sw, sw_sum, params, grad, units, w_off, b_off, hidden, output, loss_code,
-              alpha, ws):
+def loss_grad(x, y, sw, params, grad, model, alpha, ws):
     """Loss (with L2 penalty) of the whole batch ``x`` and its gradient written into ``grad``.
 
-    ``sw``: device sample weights or None; ``sw_sum``: the float64 sum of the weights as the
-    model dtype (``len(x)`` without weights). Returns the loss (a Python float: one small copy
-    to the host); ``grad`` stays on the device.
+    ``sw``: device sample weights or None (their sum read back once per workspace and array);
+    ``ws``: a 'batch' workspace. Returns the loss (a Python float: one small copy to the host);
+    ``grad`` stays on the device.
     """
-    _batch(x, y, sw, sw_sum, 1.0, False, params, grad, units, w_off, b_off, hidden, output,
-           loss_code, alpha, ws)
+    _batch(x, y, sw, ws.weight_sum(sw, x.shape[0]), 1.0, False, params, grad, model,
+           float(alpha), ws)
     return float(ws.stats[EPOCH_LOSS:EPOCH_LOSS + 1].copy_to_host()[0])
 
 
-def train_epoch(x, y, sw, batch_sw_sums, order, batch_size, params, grad, units, w_off, b_off,
-                hidden, output, loss_code, alpha, solver, lr, momentum, nesterov, beta1, beta2,
-                eps, t, state1, state2, ws):
-    """One epoch of mini-batch training over the samples in the device index array ``order``.
+def train_epoch(data, order, batch_size, params, grad, model, hyper, lr, t, moments, ws):
+    """One epoch of mini-batch training over the samples ``order`` (int64, uploaded to
+    ``data.order``), updating the device ``params`` and ``moments`` (Adam's two moments, or
+    SGD's velocity twice) in place.
 
-    ``x`` (n, n_features), ``y`` (n, n_outputs) and ``sw`` (n,) or None stay on the device;
-    ``batch_sw_sums``: float64 host array of each batch's weight sum (None without weights).
-    ``state1``/``state2``: Adam's moments, or SGD's velocity (twice). The sum of
-    ``batch_loss * batch_rows`` is left in ``ws.stats[EPOCH_LOSS]``; returns Adam's step count.
+    Returns ``(t, None)``: the sum of ``batch_loss * batch_rows`` stays in
+    ``ws.stats[EPOCH_LOSS]`` until ``read_stats`` (one copy per epoch).
     """
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    data.order.copy_to_device(order)
+    sums = (None if data.sw is None
+            else np.add.reduceat(data.sw64[order], np.arange(0, order.size, batch_size)))
     sc = ws.dtype.type
-    for b, (start, rows, idx) in enumerate(ws.batches(order, batch_size)):
+    h = hyper
+    for b, (start, rows, idx) in enumerate(ws.batches(data.order, batch_size)):
         views = ws.layers(rows)
-        take_rows(x, idx, views.acts[0])
-        take_rows(y, idx, views.y)
-        if sw is not None:
-            take_rows(sw, idx, views.sw)
-        sw_sum = float(rows) if sw is None else float(batch_sw_sums[b])
-        _batch(views.acts[0], views.y, None if sw is None else views.sw, sw_sum, rows, b > 0,
-               params, grad, units, w_off, b_off, hidden, output, loss_code, alpha, ws)
-        if solver == ADAM:
+        take_rows(data.x, idx, views.acts[0])
+        take_rows(data.y, idx, views.y)
+        if data.sw is not None:
+            take_rows(data.sw, idx, views.sw)
+        sw_sum = float(rows) if sums is None else float(sums[b])
+        _batch(views.acts[0], views.y, None if data.sw is None else views.sw, sw_sum, rows, b > 0,
+               params, grad, model, h.alpha, ws)
+        if h.solver == ADAM:
             t += 1
-            # scikit-learn's Adam through the PyTorch-form kernel, as on the CPU
-            _optim.adam_step(params, grad, state1, state2, t, lr, beta1, beta2,
-                             eps / math.sqrt(1.0 - beta2 ** t), 0.0, False)
+            _optim.adam_step(params, grad, moments[0], moments[1], t, lr, h.beta1, h.beta2,
+                             h.epsilon, 0.0, False, True)
         else:
-            _sgd_kernel[cfg.grid(params.size), cfg.TPB](params, grad, state1, sc(lr),
-                                                        sc(momentum), bool(nesterov))
-    return t
+            _sgd_kernel[cfg.grid(params.size), cfg.TPB](params, grad, moments[0], sc(lr),
+                                                        sc(h.momentum), bool(h.nesterov))
+    return t, None
 
 
-def forward(x, params, units, w_off, b_off, hidden, output, ws, out=None):
+def forward(x, params, model, ws, out=None):
     """Output activations of ``x`` (n, n_features), in chunks of ``ws.rows`` rows, written to
     ``out`` (n, n_outputs; allocated when None) and returned (a device array)."""
     n = x.shape[0]
     if out is None:
-        out = empty((n, units[-1]), ws.dtype)
+        out = empty((n, model.units[-1]), ws.dtype)
     for start in range(0, n, ws.rows):
         stop = min(n, start + ws.rows)
-        z = _hidden_forward(x[start:stop], params, units, w_off, b_off, hidden, ws,
-                            ws.layers(stop - start), out=out[start:stop])
-        _output(ws, z, None, None, None, output, NO_LOSS)
+        z = _hidden_forward(x[start:stop], params, model, ws, ws.layers(stop - start),
+                            out=out[start:stop])
+        _output(ws, z, None, None, None, model.output, NO_LOSS)
     return out
 
 
-def validation(x, y, sw, sw_sum, sw64, params, units, w_off, b_off, hidden, output, loss_code,
-               task, ws, stats=None):
-    """Validation pass over all of ``x`` (``ws`` sized for ``len(x)`` rows).
+# A validation set on the device (``validation_data``).
+ValidationData = collections.namedtuple("ValidationData", "x y sw sw_sum sw64 task ws")
+
+
+def validation_data(X, y, sw, task, model, dtype):
+    """The validation set of a fit on the device: X densified, y and the weights of ``dtype``,
+    the float64 weights and their sums, and a 'forward' workspace of its rows. ``task``:
+    'multiclass', 'labels' or 'regression'."""
+    n = X.shape[0]
+    x = np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=dtype)
+    w = None if sw is None else np.asarray(sw, dtype=dtype)
+    w64 = None if sw is None else np.asarray(sw, dtype=np.float64)
+    return ValidationData(
+        x=cuda.to_device(x), y=cuda.to_device(np.ascontiguousarray(y, dtype=dtype)),
+        sw=None if w is None else cuda.to_device(w),
+        sw_sum=float(n) if w is None else float(np.sum(w, dtype=np.float64)),
+        sw64=None if w64 is None else cuda.to_device(w64), task=task,
+        ws=workspace(model, n, dtype, "forward"))
+
+
+def validation(v, params, model, stats=None):
+    """Validation pass over all of ``v.x`` (``v.ws``: a 'forward' workspace of ``len(x)`` rows).
 
     Float64 sums land in ``stats`` (default ``ws.stats``; pass the training workspace's to read
     both back at once): ``VAL_LOSS`` (scikit-learn's loss, no L2 term), ``VAL_BAD`` (non-finite
@@ -503,15 +548,17 @@ def validation(x, y, sw, sw_sum, sw64, params, units, w_off, b_off, hidden, outp
     labels are all predicted right) or ``VAL_SSE + j`` (``task`` 'regression': weighted squared
     residuals of output j).
 
-    ``sw``: device weights of the model dtype (for the loss) or None, ``sw_sum`` their float64
-    sum (``len(x)`` without weights); ``sw64``: the same weights in float64 (for the score).
+    ``v``: a ``ValidationData``: device ``x``, ``y``, weights ``sw`` of the model dtype (for the
+    loss) or None, ``sw_sum`` their float64 sum (``len(x)`` without weights), ``sw64`` the same
+    weights in float64 (for the score), the ``task`` and the workspace ``ws``.
     """
+    x, y, sw, sw_sum, sw64, task, ws = v.x, v.y, v.sw, v.sw_sum, v.sw64, v.task, v.ws
     k = _kernels(ws.dtype)
     stats = ws.stats if stats is None else stats
-    rows, n_out = x.shape[0], units[-1]
-    z = _hidden_forward(x, params, units, w_off, b_off, hidden, ws, ws.layers(rows))
-    blocks = _output(ws, z, y, sw, None, output, loss_code)
-    c0, kdiv = _loss_scale(loss_code, n_out)
+    rows, n_out = x.shape[0], model.units[-1]
+    z = _hidden_forward(x, params, model, ws, ws.layers(rows))
+    blocks = _output(ws, z, y, sw, None, model.output, model.loss_code)
+    c0, kdiv = _loss_scale(model.loss_code, n_out)
     _reduce_into[1, _RT](ws.lpart, blocks, stats, VAL_LOSS, c0, float(sw_sum), kdiv)
     _reduce_into[1, _RT](ws.bpart, blocks, stats, VAL_BAD, 1.0, 1.0, 1.0)
     has_sw = sw is not None

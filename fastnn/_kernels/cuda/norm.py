@@ -75,8 +75,9 @@ def _finish_kernels(dtype):
 
     @cuda.jit
     def stats(x, part, nsplit, C, S, count, training, has_running, rmean, rvar, gamma, has_gamma,
-              beta, has_beta, momentum, unbias, eps, mean_out, invstd_out, scale_out, shift_out):
-        """Per channel: the statistics used, y's affine coefficients, running-stat updates."""
+              beta, has_beta, momentum, unbias, eps, out):
+        """Per channel: the statistics used and y's affine coefficients (the rows of ``out``:
+        mean, 1/std, scale, shift), and the running-stat updates."""
         for c in range(cuda.grid(1), C, cuda.gridsize(1)):
             if training:
                 a = np.float64(0)
@@ -93,10 +94,10 @@ def _finish_kernels(dtype):
                 mu = np.float64(rmean[c])
                 var = np.float64(rvar[c])
             inv = 1.0 / math.sqrt(var + eps)
-            mean_out[c] = sc(mu)
-            invstd_out[c] = sc(inv)
-            scale_out[c] = sc(inv * np.float64(gamma[c])) if has_gamma else sc(inv)
-            shift_out[c] = beta[c] if has_beta else sc(0)
+            out[0, c] = sc(mu)
+            out[1, c] = sc(inv)
+            out[2, c] = sc(inv * np.float64(gamma[c])) if has_gamma else sc(inv)
+            out[3, c] = beta[c] if has_beta else sc(0)
 
     @cuda.jit
     def grad_coeffs(part, nsplit, C, invstd, gamma, has_gamma, training, count, a_out, b_out,
@@ -148,7 +149,9 @@ def _outputs(x, per_channel):
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps):
-    (n, c, s, dt, count), (y, mean, invstd, scale, shift) = _outputs(x, 4)
+    (n, c, s, dt, count), (y,) = _outputs(x, 0)
+    coeffs = empty((4, c), dt)   # mean, 1/std, scale, shift per channel
+    mean, invstd, scale, shift = coeffs[0], coeffs[1], coeffs[2], coeffs[3]
     if c == 0:
         return y, mean, invstd
     nsplit = _splits(c, count) if training else 1
@@ -164,7 +167,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
         running_mean if has_running else dummy(dt), running_var if has_running else dummy(dt),
         gamma if gamma is not None else dummy(dt), gamma is not None,
         beta if beta is not None else dummy(dt), beta is not None,
-        float(momentum), float(unbias), float(eps), mean, invstd, scale, shift)
+        float(momentum), float(unbias), float(eps), coeffs)
     if x.size:
         _affine_kernel[cfg.grid(x.size), cfg.TPB](xf, mean, scale, shift, flat(y), c, s)
     return y, mean, invstd

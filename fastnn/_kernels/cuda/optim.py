@@ -2,7 +2,7 @@
 
 Host functions mirror ``fastnn._kernels.cpu.optim`` (same names, signatures, semantics) on
 C-contiguous device arrays. The per-step constants come from the shared float64 helpers in
-``fastnn._kernels._optim_constants`` and reach the kernel cast to the parameter dtype, and so do
+``fastnn._kernels._optim_rules`` and reach the kernel cast to the parameter dtype, and so do
 the element updates (compiled here as inlined device functions). Each kernel is a grid-stride loop
 over the elements (every element independent), so the result does not depend on
 the launch configuration.
@@ -13,12 +13,13 @@ import numpy as np
 from numba import cuda
 
 from . import _config as cfg
-from .._optim_constants import (adagrad_constants, adam_constants, build, rmsprop_constants,
-                                sgd_constants, sgd_first_step)
+from .._optim_rules import (adagrad_constants, adam_constants, build, rmsprop_constants,
+                            sgd_constants, sgd_first_step)
 from ._util import flat, inline_device, zeros
 
 # the element updates (shared with the CPU), inlined into each grid-stride loop below
-_adam_at, _sgd_at, _sgd_momentum_at, _rmsprop_at, _adagrad_at = build(inline_device, math.sqrt)
+(_adam_at, _sgd_at, _sgd_momentum_at, _rmsprop_at, _adagrad_at,
+ _sklearn_sgd_at) = build(inline_device, math.sqrt)
 
 
 def _flat(a):
@@ -41,13 +42,15 @@ def _launch(kernel, arrays, flags, constants):
 @cuda.jit
 def _adam_kernel(p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        _adam_at(i, p, g, m, v, coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps)
+        _adam_at(i, p, g, m, v,
+                 (coupled, wd, decay, b1, omb1, b2, omb2, bc2_sqrt, step_size, eps))
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-              decoupled):
+              decoupled, sklearn_epsilon):
     """One Adam (``decoupled=False``) or AdamW step in place; ``step`` is 1-based (int)."""
-    coupled, *constants = adam_constants(step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    coupled, *constants = adam_constants(step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                                         sklearn_epsilon)
     _launch(_adam_kernel, (param, grad, exp_avg, exp_avg_sq), (coupled,), constants)
 
 
@@ -81,7 +84,7 @@ def all_zero(a):
 def sgd_step(param, grad, momentum_buf, lr, momentum, dampening, nesterov, weight_decay,
              first_step):
     """One SGD step in place; ``momentum_buf`` is None when ``momentum == 0``; ``first_step``
-    True, False or None (decided by the buffer, see ``_optim_constants.sgd_first_step``)."""
+    True, False or None (decided by the buffer, see ``_optim_rules.sgd_first_step``)."""
     if param.size == 0:
         return None
     use_wd, *constants = sgd_constants(lr, momentum, dampening, weight_decay)

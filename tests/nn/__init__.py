@@ -1,0 +1,1 @@
+"""Tests of ``fastnn.nn``: layers, losses, optimizers, schedules, training and model files."""

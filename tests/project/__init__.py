@@ -1,0 +1,1 @@
+"""Tests of the project as a whole: import layering, README, examples, benchmarks, the command."""

@@ -1,0 +1,1 @@
+"""Package-wide promises of docs/RELIABILITY.md: determinism, hostile files, fuzzing."""

@@ -1,0 +1,159 @@
+"""Trains every layer class and every MLP solver with one seed and prints a SHA-256 of the
+weights, histories and predictions per case, as JSON. Run by tests/reliability/test_determinism.py
+in processes with different core counts and thread settings: ``python determinism_run.py SETTING``.
+
+SETTING: ``default``; ``one-core`` (the process is pinned to one CPU before fastnn is imported);
+``set_num_threads`` (``fastnn.set_num_threads(1)``); ``threadpoolctl`` (BLAS limited to one
+thread around every call). Environment variables (``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``)
+come from the caller. A second argument, case names separated by "|", runs only those.
+"""
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import warnings
+
+SETTING = sys.argv[1] if len(sys.argv) > 1 else "default"
+ONLY = set(sys.argv[2].split("|")) if len(sys.argv) > 2 else None  # case names, else all
+if SETTING == "one-core":
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+import fastnn  # noqa: E402
+import fastnn.nn as nn  # noqa: E402
+from fastnn.sklearn import (MLPClassifier, MLPRegressor, NeuralNetClassifier,  # noqa: E402
+                            NeuralNetRegressor)
+
+if SETTING == "set_num_threads":
+    fastnn.set_num_threads(1)
+
+
+def _limits():
+    if SETTING != "threadpoolctl":
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1)
+
+
+def _digest(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _every_layer_cnn():
+    return [nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2D(2),
+            nn.Conv2D(6, 3, padding=1, groups=2), nn.PReLU(), nn.AvgPool2D(2),
+            nn.Conv2DTranspose(3, 2, stride=2), nn.ELU(), nn.StochasticPool2D(2),
+            nn.GlobalAvgPool2D(), nn.Dropout(0.2), nn.Dense(16), nn.Tanh(), nn.Dense(8),
+            nn.GELU(), nn.LeakyReLU(), nn.Sigmoid()]
+
+
+def _issue_cnn():
+    # large enough that the weight gradients are cut into several chunks
+    return [nn.Conv2D(16, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.MaxPool2D(2),
+            nn.Flatten(), nn.Dropout(0.2), nn.Dense(32), nn.ReLU()]
+
+
+def _sequence(cell):
+    return [nn.Conv1D(4, 3, padding=1), nn.MaxPool1D(2), nn.AvgPool1D(1), nn.Reshape((4, 6)),
+            cell(5, return_sequences=True), nn.Flatten(), nn.Dense(6), nn.Softmax()]
+
+
+def _wide_recurrent(cell):
+    # batch * hidden at the size where the gate kernels run in parallel
+    return [cell(128), nn.Dense(8)]
+
+
+def _dense():
+    # products large enough to be cut into row blocks
+    return [nn.Dense(256), nn.ReLU(), nn.Dense(256), nn.Sigmoid(), nn.Dense(10)]
+
+
+def _train(est, X, y, partial):
+    """Fit (or partial_fit in chunks of 600 rows); returns the outputs on X."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if partial:
+            for lo in range(0, len(X), 600):
+                est.partial_fit(X[lo:lo + 600], y[lo:lo + 600], classes=np.unique(y))
+        else:
+            est.fit(X, y)
+    return est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+
+
+def _neural_net(est, X, y, partial=False):
+    out = _train(est, X, y, partial)
+    return _digest(est.model_.flat.data, est.history_["loss"], out)
+
+
+def _mlp(est, X, y, partial=False):
+    out = _train(est, X, y, partial)
+    return _digest(*est.coefs_, *est.intercepts_, getattr(est, "loss_curve_", [est.loss_]), out)
+
+
+def cases():
+    """Case name -> a function that trains and returns the digest."""
+    rng = np.random.default_rng(0)
+    digits = load_digits()
+    Xd = (digits.data / 16.0).astype(np.float32)
+    yd = digits.target
+    X = rng.standard_normal((96, 2, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    Xc = np.repeat(np.repeat(Xd[:512].reshape(-1, 1, 8, 8), 2, axis=2), 2, axis=3)  # 16x16
+    Xs = rng.standard_normal((96, 4, 12)).astype(np.float32)
+    ys = rng.integers(0, 3, 96)
+    Xw = rng.standard_normal((256, 3, 8)).astype(np.float32)
+    out = {
+        "every layer, 2-D": lambda: _neural_net(NeuralNetClassifier(
+            _every_layer_cnn(), input_shape=(2, 16, 16), max_iter=2, batch_size=32,
+            random_state=0), X, y),
+        "conv, batchnorm, pool, dropout": lambda: _neural_net(NeuralNetClassifier(
+            _issue_cnn(), input_shape=(1, 16, 16), max_iter=2, batch_size=128,
+            random_state=0), Xc, yd[:512]),
+        "dense": lambda: _neural_net(NeuralNetClassifier(
+            _dense(), input_shape=(64,), max_iter=2, batch_size=256, random_state=0), Xd, yd),
+    }
+    for cell in ("SimpleRNN", "LSTM", "GRU"):
+        out[f"sequence, {cell}"] = lambda cell=cell: _neural_net(NeuralNetClassifier(
+            _sequence(getattr(nn, cell)), input_shape=(4, 12), max_iter=2, batch_size=32,
+            random_state=0), Xs, ys)
+        out[f"wide {cell}"] = lambda cell=cell: _neural_net(NeuralNetRegressor(
+            _wide_recurrent(getattr(nn, cell)), input_shape=(3, 8), max_iter=1,
+            batch_size=128, random_state=0), Xw, Xw[:, -1, :])
+    for opt in ("sgd", "adamw", "rmsprop", "adagrad"):
+        out[f"dense, {opt}"] = lambda opt=opt: _neural_net(NeuralNetClassifier(
+            _dense(), input_shape=(64,), optimizer=opt, max_iter=1, batch_size=256,
+            random_state=0), Xd, yd)
+    out["NeuralNetClassifier partial_fit"] = lambda: _neural_net(NeuralNetClassifier(
+        _dense(), input_shape=(64,), batch_size=256, random_state=0), Xd, yd, partial=True)
+    for solver in ("adam", "sgd", "lbfgs"):
+        out[f"MLPClassifier {solver}"] = lambda solver=solver: _mlp(MLPClassifier(
+            (256, 256), solver=solver, max_iter=3, random_state=0), Xd, yd)
+    out["MLPClassifier float64"] = lambda: _mlp(MLPClassifier(
+        (256, 128), activation="tanh", max_iter=3, random_state=0), digits.data / 16.0, yd)
+    out["MLPRegressor adam"] = lambda: _mlp(MLPRegressor(
+        hidden_layer_sizes=(256, 256), max_iter=3, random_state=0), Xd, yd.astype(np.float32))
+    out["MLPRegressor lbfgs"] = lambda: _mlp(MLPRegressor(
+        hidden_layer_sizes=(256, 256), solver="lbfgs", max_iter=3, random_state=0), Xd,
+        yd.astype(np.float32))
+    out["MLPClassifier partial_fit"] = lambda: _mlp(MLPClassifier(
+        (256, 256), random_state=0), Xd, yd, partial=True)
+    return out
+
+
+def main():
+    return {name: run() for name, run in cases().items() if ONLY is None or name in ONLY}
+
+
+if __name__ == "__main__":
+    with _limits():
+        result = main()
+    from fastnn._kernels.cpu._threads import max_threads
+    print(json.dumps({"max_threads": max_threads(), "results": result}))
