@@ -41,9 +41,10 @@ def numerical_gradient(f, x, eps=1e-6):
 
 
 def _walk(layer):
-    """The layer and its sub-layers (through ``.layers``), depth first."""
+    """The layer and its sub-layers (``children()``: a Sequential's or a container's), depth
+    first."""
     out = [layer]
-    for sub in getattr(layer, "layers", None) or ():
+    for sub in layer.children():
         out.extend(_walk(sub))
     return out
 
@@ -53,7 +54,7 @@ def _named_parameters(layer):
     named, seen = [], set()
 
     def visit(node, path):
-        subs = getattr(node, "layers", None)
+        subs = node.children()
         if subs:
             for i, sub in enumerate(subs):
                 visit(sub, f"{path}[{i}]")
@@ -105,8 +106,9 @@ def gradcheck(layer_or_model, x, eps=1e-6, rtol=1e-4, atol=1e-6, seed=0, trainin
               check_params=True):
     """Check ``backward`` of a layer or model against float64 central differences.
 
-    ``x`` is cast to float64; an unbuilt layer builds on it (float64 parameters), a built one must
-    have float64 parameters. ``dy`` is standard normal from ``seed``; the input gradient and, with
+    ``x`` is cast to float64 (integer codes, for a model that opens with an Embedding, stay
+    integers and have no gradient to check); an unbuilt layer builds on it (float64
+    parameters), a built one must have float64 parameters. ``dy`` is standard normal from ``seed``; the input gradient and, with
     ``check_params``, every parameter gradient must satisfy
     ``|backward - numerical| <= atol + rtol * |numerical|``. ``training`` is passed to ``forward``
     (batch statistics, dropout, stochastic sampling, with randomness frozen as the module docstring
@@ -114,7 +116,8 @@ def gradcheck(layer_or_model, x, eps=1e-6, rtol=1e-4, atol=1e-6, seed=0, trainin
     worst index on a mismatch. Inputs should stay away from kinks (ReLU at 0, max-pool ties).
     """
     model = layer_or_model
-    x = np.array(x, dtype=np.float64, copy=True)
+    codes = np.asarray(x).dtype.kind in "iu"  # integer codes (an Embedding): no input gradient
+    x = np.array(x, dtype=np.int64 if codes else np.float64, copy=True)
     layers = _walk(model)
     params = model.parameters() if model.built else []
     if any(np.dtype(p.data.dtype) != np.float64 for p in params):
@@ -136,6 +139,9 @@ def gradcheck(layer_or_model, x, eps=1e-6, rtol=1e-4, atol=1e-6, seed=0, trainin
     try:
         if not model.built:  # build on the input so the parameters are float64
             reseed()
+            if codes:
+                model.build(tuple(x.shape[1:]), dtype=np.float64)
+                model.built = True
             model.forward(x, training)
         params = model.parameters()
         named = _named_parameters(model)
@@ -154,7 +160,8 @@ def gradcheck(layer_or_model, x, eps=1e-6, rtol=1e-4, atol=1e-6, seed=0, trainin
             def objective(v):
                 return float(np.sum(np.asarray(run(v), dtype=np.float64) * dy))
 
-            _compare("the input", dx, numerical_gradient(objective, x, eps), rtol, atol)
+            if not codes:
+                _compare("the input", dx, numerical_gradient(objective, x, eps), rtol, atol)
             if check_params:
                 for (name, p), g in zip(named, [grads[params.index(q)] for _, q in named]):
                     num = _perturbed_gradient(lambda: objective(x), p.data, float(eps))

@@ -84,17 +84,52 @@ def check_scalar(value, name, low=None, high=None, low_open=False, high_open=Fal
     return value
 
 
-def conv_output_size(size, kernel, stride, padding, dilation, name="input"):
-    """Output length of a convolution or pooling window along one axis; errors if empty."""
+def conv_output_size(size, kernel, stride, padding, dilation, name="input", padding_after=None):
+    """Output length of a convolution or pooling window along one axis; errors if empty.
+
+    ``padding`` zeros before the input and ``padding_after`` (default: ``padding``) after it.
+    """
     if kernel < 1:
         raise ValueError(f"the kernel must be at least 1 wide along every spatial axis, got "
                          f"size {kernel}")
+    after = padding if padding_after is None else padding_after
     span = dilation * (kernel - 1) + 1
-    if size + 2 * padding < span:
+    if size + padding + after < span:
+        pads = f"2*{padding}" if after == padding else f"{padding} + {after}"
         raise ValueError(
             f"kernel (extent {span} with dilation {dilation}) is larger than the padded {name} "
-            f"(size {size} + 2*{padding} padding)")
-    return (size + 2 * padding - span) // stride + 1
+            f"(size {size} + {pads} padding)")
+    return (size + padding + after - span) // stride + 1
+
+
+PADDING_MODES = ("valid", "same", "causal")
+
+
+def conv_padding(padding, kernel, stride, dilation, name="padding"):
+    """``(before, after)``: the zeros a convolution adds on each side of every spatial axis.
+
+    ``padding``: an int or one int per axis (both sides), or a mode: ``"valid"`` (none),
+    ``"same"`` (PyTorch's: ``dilation*(k-1)`` in all, the odd one after, so the output keeps
+    the input's size; stride 1 only) or ``"causal"`` (1-D only, Keras': ``dilation*(k-1)``
+    before and none after, so output t sees inputs <= t). ``kernel``, ``stride`` and
+    ``dilation`` are tuples of one int per spatial axis.
+    """
+    n = len(kernel)
+    if type(padding) is str:
+        if padding not in PADDING_MODES:
+            raise ValueError(f"{name} must be an int, a tuple of ints or one of "
+                             f"{', '.join(map(repr, PADDING_MODES))}, got {padding!r}")
+        if padding == "valid":
+            return (0,) * n, (0,) * n
+        if padding == "causal" and n != 1:
+            raise ValueError(f"{name}='causal' is for 1-D convolutions (Conv1D, conv1d) only")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"{name}='same' needs stride 1 (as PyTorch), got stride={stride}")
+        total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+        before = total if padding == "causal" else tuple(t // 2 for t in total)
+        return before, tuple(t - b for t, b in zip(total, before))
+    both = int_tuple(padding, name, n, 0)
+    return both, both
 
 
 def fused_relu(activation):

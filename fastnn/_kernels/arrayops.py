@@ -88,6 +88,23 @@ def assign(dst, src):
     return _on(dst).assign(dst, to_host(src))
 
 
+def put_channels(dst, src, offset):
+    """``dst[:, offset:offset + src.shape[1]] = src`` in place: ``src`` and ``dst`` on one device,
+    C-contiguous, with the same rows and trailing sizes (a concatenation along axis 1)."""
+    width = int(src.shape[1])
+    if (tuple(src.shape[:1]) != tuple(dst.shape[:1]) or tuple(src.shape[2:]) != tuple(dst.shape[2:])
+            or not 0 <= offset <= dst.shape[1] - width):
+        raise ValueError(f"cannot put {tuple(src.shape)} at channel {offset} of {tuple(dst.shape)}")
+    return _on(dst).put_channels(dst, src, int(offset))
+
+
+def take_channels(src, offset, width):
+    """A new array of ``src[:, offset:offset + width]`` on ``src``'s device (axis 1)."""
+    if not 0 <= offset <= src.shape[1] - width:
+        raise ValueError(f"cannot take channels {offset}..{offset + width} of {tuple(src.shape)}")
+    return _on(src).take_channels(src, int(offset), int(width))
+
+
 def masked_axpy(dst, src, mask, c):
     """``dst[mask] += c * src[mask]`` in place (flat arrays; ``mask`` bool on the same device)."""
     _on(dst).masked_axpy(dst, src, mask, c)
@@ -155,3 +172,12 @@ def count_binary_correct(output, target, total=None):
     """Elements where ``output > 0`` agrees with ``target > 0.5`` (same size), or added to
     ``total``."""
     return deliver(_on(output).count_binary_correct, (output, target), output, total)
+
+
+def reverse_steps(a):
+    """A new C-contiguous array of ``a[:, ::-1]`` on ``a``'s device: axis 1 (the time steps of
+    an (N, T, ...) sequence) reversed."""
+    if len(a.shape) < 2:
+        raise ValueError(f"reverse_steps needs an array of at least 2 dimensions, got shape "
+                         f"{tuple(a.shape)}")
+    return _on(a).reverse_steps(a)

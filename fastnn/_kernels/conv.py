@@ -8,7 +8,7 @@ their autograd. 1-D convolutions run the 2-D kernels on a height-1 view.
 """
 
 from ._dispatch import backend
-from ._validate import conv_output_size, fused_relu, int_tuple, is_int
+from ._validate import conv_output_size, conv_padding, fused_relu, int_tuple, is_int
 
 
 def _groups(groups):
@@ -22,6 +22,16 @@ def _groups(groups):
 def _geometry(n, stride, padding, dilation, groups):
     return (int_tuple(stride, "stride", n, 1), int_tuple(padding, "padding", n, 0),
             int_tuple(dilation, "dilation", n, 1), _groups(groups))
+
+
+def _conv_geometry(w_shape, stride, padding, dilation, groups):
+    """(stride, (padding before, after), dilation, groups) of a forward convolution with
+    weights of shape ``w_shape``; ``padding`` may be a mode (``_validate.conv_padding``)."""
+    n = len(w_shape) - 2
+    stride = int_tuple(stride, "stride", n, 1)
+    dilation = int_tuple(dilation, "dilation", n, 1)
+    pads = conv_padding(padding, tuple(w_shape[2:]), stride, dilation)
+    return stride, pads, dilation, _groups(groups)
 
 
 def _check_channels(c_in, w_shape, groups, transposed):
@@ -58,10 +68,12 @@ def _check_dy(dy, shape):
                          f"got {tuple(dy.shape)}")
 
 
-def _conv_out_shape(x_shape, w_shape, stride, padding, dilation, groups):
+def _conv_out_shape(x_shape, w_shape, stride, pads, dilation, groups):
+    """Output shape for ``pads`` = (padding before, padding after) per spatial axis."""
     c_out = _check_channels(x_shape[1], w_shape, groups, transposed=False)
-    spatial = tuple(conv_output_size(x_shape[2 + a], w_shape[2 + a], stride[a], padding[a],
-                                     dilation[a], name="input")
+    before, after = pads
+    spatial = tuple(conv_output_size(x_shape[2 + a], w_shape[2 + a], stride[a], before[a],
+                                     dilation[a], name="input", padding_after=after[a])
                     for a in range(len(stride)))
     return (x_shape[0], c_out) + spatial
 
@@ -130,16 +142,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=N
 
     x (N, C_in, H, W), w (C_out, C_in/groups, kh, kw), b (C_out,) or None. Returns
     y (N, C_out, Ho, Wo) with Ho = (H + 2*padding - dilation*(kh-1) - 1) // stride + 1.
-    ``activation="relu"`` returns ``relu(conv2d(...))``, applied while each block of y is in
-    cache (``relu_backward`` takes that output in place of the pre-activation).
+    ``padding``: an int, a pair, ``"valid"`` or ``"same"`` (PyTorch's: stride 1, any extra zero
+    after). ``activation="relu"`` returns ``relu(conv2d(...))``, applied while each block of y
+    is in cache (``relu_backward`` takes that output in place of the pre-activation).
     """
     relu = fused_relu(activation)
     be = backend(x, w, b)
     x, w, b, _ = _arrays(be, x, w, b)
-    stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
-    out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
+    stride, pads, dilation, groups = _conv_geometry(w.shape, stride, padding, dilation, groups)
+    out = _conv_out_shape(x.shape, w.shape, stride, pads, dilation, groups)
     _check_bias(b, out[1])
-    return _conv2d(be, x, w, b, out, stride, padding, dilation, groups, relu)
+    # the kernels pad pads[0] before; the output's size decides how far they read after
+    return _conv2d(be, x, w, b, out, stride, pads[0], dilation, groups, relu)
 
 
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_grad=True):
@@ -150,24 +164,27 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_g
     """
     be = backend(dy, x, w)
     x, w, _, dy = _arrays(be, x, w, dy=dy)
-    stride, padding, dilation, groups = _geometry(2, stride, padding, dilation, groups)
-    _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
-    return _conv2d_backward(be, dy, x, w, stride, padding, dilation, groups, bool(input_grad))
+    stride, pads, dilation, groups = _conv_geometry(w.shape, stride, padding, dilation, groups)
+    _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, pads, dilation, groups))
+    return _conv2d_backward(be, dy, x, w, stride, pads[0], dilation, groups, bool(input_grad))
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, activation=None):
     """1-D convolution as ``torch.nn.functional.conv1d``.
 
-    x (N, C_in, L), w (C_out, C_in/groups, k), b (C_out,) or None. Returns y (N, C_out, Lo).
+    x (N, C_in, L), w (C_out, C_in/groups, k), b (C_out,) or None. Returns y (N, C_out, Lo),
+    Lo = (L + 2*padding - dilation*(k-1) - 1) // stride + 1. ``padding``: an int, ``"valid"``,
+    ``"same"`` (PyTorch's: stride 1, Lo = L) or ``"causal"`` (Keras': ``dilation*(k-1)`` zeros
+    before the input only, Lo = (L-1) // stride + 1, output t sees inputs up to t*stride).
     ``activation="relu"``: fused ReLU, as in ``conv2d``.
     """
     relu = fused_relu(activation)
     be = backend(x, w, b)
     x, w, b, _ = _arrays(be, x, w, b, nd=1)
-    stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
-    out = _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups)
+    stride, pads, dilation, groups = _conv_geometry(w.shape, stride, padding, dilation, groups)
+    out = _conv_out_shape(x.shape, w.shape, stride, pads, dilation, groups)
     _check_bias(b, out[1])
-    y = _conv2d(be, _as_2d(x), _as_2d(w), b, _as_2d_shape(out), (1,) + stride, (0,) + padding,
+    y = _conv2d(be, _as_2d(x), _as_2d(w), b, _as_2d_shape(out), (1,) + stride, (0,) + pads[0],
                 (1,) + dilation, groups, relu)
     return _as_1d(y)
 
@@ -177,10 +194,10 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, input_g
     (``input_grad=False``: dx is None)."""
     be = backend(dy, x, w)
     x, w, _, dy = _arrays(be, x, w, dy=dy, nd=1)
-    stride, padding, dilation, groups = _geometry(1, stride, padding, dilation, groups)
-    _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, padding, dilation, groups))
+    stride, pads, dilation, groups = _conv_geometry(w.shape, stride, padding, dilation, groups)
+    _check_dy(dy, _conv_out_shape(x.shape, w.shape, stride, pads, dilation, groups))
     dx, dw, db = _conv2d_backward(be, _as_2d(dy), _as_2d(x), _as_2d(w), (1,) + stride,
-                                  (0,) + padding, (1,) + dilation, groups, bool(input_grad))
+                                  (0,) + pads[0], (1,) + dilation, groups, bool(input_grad))
     return None if dx is None else _as_1d(dx), _as_1d(dw), db
 
 

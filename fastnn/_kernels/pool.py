@@ -1,9 +1,11 @@
-"""Pooling: max, average, global average and stochastic pooling, with their backward passes.
+"""Pooling: max, average, global (max and average) and stochastic pooling, with their backward
+passes.
 
 Semantics follow ``torch.nn.functional`` (``max_pool2d(..., return_indices=True)``,
 ``avg_pool2d(..., count_include_pad=True)``, ``ceil_mode=False``). ``stride`` defaults to the
 kernel size; ``padding`` may be at most half the kernel (PyTorch's rule). 1-D pooling runs the 2-D
-kernels on a height-1 view of (N, C, L).
+kernels on a height-1 view of (N, C, L). Global pooling reduces each plane to one value (N, C);
+the gradient of a global maximum is the max-pool routing of ``max_pool2d_backward``.
 """
 import numbers
 
@@ -163,22 +165,87 @@ def avg_pool1d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
 
 # --------------------------------------------------------------------------------- global / stochastic
 
+def _global_input(x, ndim):
+    """The backend and ``x`` (N, C, H, W) or (N, C, L) as a checked float array with a
+    non-empty plane, viewed as (N, C, H, W) (a 1-D signal as height 1)."""
+    be = backend(x)
+    layout = _LAYOUT_2D if ndim == 4 else _LAYOUT_1D
+    x = be.float_array(x, "x", ndim=ndim, layout=layout)
+    if min(x.shape[2:]) == 0:
+        sizes = "H and W" if ndim == 4 else "L"
+        raise ValueError(f"x must have positive {sizes}, got shape {tuple(x.shape)}")
+    return be, (x if ndim == 4 else x.reshape(_as_2d(x.shape)))
+
+
+def _global_backward_input(dy, x_shape, ndim, indices=None):
+    """The backend, ``dy`` (N, C) viewed as (N, C, 1, 1), ``indices`` likewise (if given) and
+    ``x_shape`` as a 4-tuple, checked against each other."""
+    be = backend(dy) if indices is None else backend(dy, indices)
+    dy = be.float_array(dy, "dy", ndim=2, layout="(N, C)")
+    x_shape = _x_shape(x_shape, ndim, _LAYOUT_2D if ndim == 4 else _LAYOUT_1D)
+    _expect(dy, "dy", x_shape[:2])
+    if indices is not None:
+        indices = be.int_array(indices, "indices", ndim=2)
+        _expect(indices, "indices", dy.shape)
+        indices = indices.reshape(dy.shape + (1, 1))
+    return be, dy.reshape(dy.shape + (1, 1)), indices, (x_shape if ndim == 4 else _as_2d(x_shape))
+
+
 def global_avg_pool2d(x):
     """Mean over H and W: ``x`` (N, C, H, W) -> (N, C)."""
-    be = backend(x)
-    x = be.float_array(x, "x", ndim=4, layout=_LAYOUT_2D)
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"x must have positive H and W, got shape {tuple(x.shape)}")
+    be, x = _global_input(x, 4)
     return be.impl("pool").global_avg_pool2d(x)
 
 
 def global_avg_pool2d_backward(dy, x_shape):
     """Gradient of ``global_avg_pool2d``: ``dy`` (N, C) spread evenly over each H*W plane."""
-    be = backend(dy)
-    dy = be.float_array(dy, "dy", ndim=2, layout="(N, C)")
-    x_shape = _x_shape(x_shape, 4, _LAYOUT_2D)
-    _expect(dy, "dy", x_shape[:2])
-    return be.impl("pool").global_avg_pool2d_backward(dy, x_shape)
+    be, dy, _, shape = _global_backward_input(dy, x_shape, 4)
+    return be.impl("pool").global_avg_pool2d_backward(dy.reshape(shape[:2]), shape)
+
+
+def global_avg_pool1d(x):
+    """Mean over L: ``x`` (N, C, L) -> (N, C), as ``F.adaptive_avg_pool1d(x, 1)`` squeezed."""
+    be, x = _global_input(x, 3)
+    return be.impl("pool").global_avg_pool2d(x)
+
+
+def global_avg_pool1d_backward(dy, x_shape):
+    """Gradient of ``global_avg_pool1d``: ``dy`` (N, C) spread evenly over each length-L row."""
+    be, dy, _, shape = _global_backward_input(dy, x_shape, 3)
+    dx = be.impl("pool").global_avg_pool2d_backward(dy.reshape(shape[:2]), shape)
+    return dx.reshape(shape[0], shape[1], shape[3])
+
+
+def global_max_pool2d(x):
+    """Maximum over H and W, as ``F.adaptive_max_pool2d(x, 1, return_indices=True)`` with the
+    unit axes dropped: ``(y, indices)``, both (N, C), from ``x`` (N, C, H, W).
+
+    ``indices`` (int64) are flat positions in each H*W plane; ties take the first maximum in
+    scan order (the gradient goes there alone, as PyTorch's), NaN propagates.
+    """
+    be, x = _global_input(x, 4)
+    return be.impl("pool").global_max_pool2d(x)
+
+
+def global_max_pool2d_backward(dy, indices, x_shape):
+    """Gradient of ``global_max_pool2d``: each ``dy`` (N, C) goes to its plane's ``indices``."""
+    be, dy, indices, shape = _global_backward_input(dy, x_shape, 4, indices)
+    return be.impl("pool").max_pool2d_backward(dy, indices, shape)
+
+
+def global_max_pool1d(x):
+    """Maximum over L, as ``F.adaptive_max_pool1d(x, 1, return_indices=True)`` with the unit
+    axis dropped: ``(y, indices)``, both (N, C), from ``x`` (N, C, L); ``indices`` are
+    positions along L (int64), the first maximum on ties, NaN propagates."""
+    be, x = _global_input(x, 3)
+    return be.impl("pool").global_max_pool2d(x)
+
+
+def global_max_pool1d_backward(dy, indices, x_shape):
+    """Gradient of ``global_max_pool1d``: each ``dy`` (N, C) goes to its row's ``indices``."""
+    be, dy, indices, shape = _global_backward_input(dy, x_shape, 3, indices)
+    dx = be.impl("pool").max_pool2d_backward(dy, indices, shape)
+    return dx.reshape(shape[0], shape[1], shape[3])
 
 
 def _seed(seed):

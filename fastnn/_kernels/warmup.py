@@ -52,6 +52,11 @@ def _pool(k, r):
     k.avg_pool1d_backward(y, x1.shape, 2)
     y = k.global_avg_pool2d(x)
     k.global_avg_pool2d_backward(y, x.shape)
+    k.global_avg_pool1d_backward(k.global_avg_pool1d(x1), x1.shape)
+    y, idx = k.global_max_pool2d(x)
+    k.global_max_pool2d_backward(y, idx, x.shape)
+    y, idx = k.global_max_pool1d(x1)
+    k.global_max_pool1d_backward(y, idx, x1.shape)
     xp = np.abs(x)
     for training in (True, False):
         y, idx = k.stochastic_pool2d(xp, 2, seed=1, training=training)
@@ -116,6 +121,23 @@ def _norm(k, r):
             k.batch_norm_backward(dy, cache)
 
 
+def _layernorm(k, r):
+    for shape in ((4, 6), (2, 3, _BIG // 6)):  # serial and parallel
+        x, dy = r(*shape), r(*shape)
+        d = shape[-1]
+        y, mean, invstd = k.layer_norm(x, d, r(d), r(d))
+        k.layer_norm_backward(dy, x, mean, invstd, r(d))
+        k.layer_norm_backward(dy, x, *k.layer_norm(x, d)[1:])
+
+
+def _embedding(k, r):
+    for n, dim in ((6, 3), (_BIG // 16, 16)):  # serial and parallel
+        weight = r(10, dim)
+        idx = np.arange(n, dtype=np.int64) % 10
+        y = k.embedding(idx.reshape(2, -1), weight)
+        k.embedding_backward(y, idx.reshape(2, -1), 10, padding_idx=0)
+
+
 def _dropout(k, r):
     for shape in ((3, 5), (4, _BIG // 4)):
         y, mask = k.dropout(r(*shape), 0.5, 7)
@@ -149,7 +171,8 @@ def _rnn(k, r):
 
 # family -> function(kernels, random(*shape)) that calls each of the family's kernels
 FAMILY_CALLS = {"conv": _conv, "pool": _pool, "activation": _activation, "linear": _linear,
-                "loss": _loss, "norm": _norm, "dropout": _dropout, "optim": _optim, "rnn": _rnn}
+                "loss": _loss, "norm": _norm, "layernorm": _layernorm, "embedding": _embedding,
+                "dropout": _dropout, "optim": _optim, "rnn": _rnn}
 
 
 def _dtypes(dtypes):
@@ -174,7 +197,8 @@ def warmup(dtypes=("float32",), verbose=True, families=None):
     """Compile (or load from Numba's cache) every CPU kernel for each dtype in ``dtypes``.
 
     ``families``: names from ``fastnn.kernels`` (``"conv"``, ``"pool"``, ``"activation"``,
-    ``"linear"``, ``"loss"``, ``"norm"``, ``"dropout"``, ``"optim"``, ``"rnn"``); None for all. Returns the
+    ``"linear"``, ``"loss"``, ``"norm"``, ``"layernorm"``, ``"embedding"``, ``"dropout"``,
+    ``"optim"``, ``"rnn"``); None for all. Returns the
     seconds spent per family (summed over dtypes) and ``"total"``; ``verbose`` prints them.
     Compiled code is cached on disk, so a later process pays only the (short) loading time.
     """

@@ -14,6 +14,11 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad
 from .schedules import (Constant, CosineAnnealing, ExponentialDecay, InverseScaling,
                         ReduceOnPlateau, StepDecay)
 from .recurrent import GRU, LSTM, SimpleRNN
+from .layers import Embedding, LayerNorm
+from .recurrent import Bidirectional
+from .layers import GlobalAvgPool1D, GlobalMaxPool1D, GlobalMaxPool2D
+from .graph import Branches, Columns, Residual
+from .summary import summary
 from .augment import Compose, RandomFlip, RandomShift
 from .callbacks import Callback, EarlyStopping, LambdaCallback
 from .history import History
@@ -26,7 +31,10 @@ __all__ = [
     "Dense", "Conv1D", "Conv2D", "Conv2DTranspose", "MaxPool1D", "MaxPool2D", "AvgPool1D",
     "AvgPool2D", "StochasticPool2D", "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout",
     "BatchNorm", "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "Softmax",
-    "SimpleRNN", "LSTM", "GRU",
+    "Embedding", "LayerNorm",
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional",
+    "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+    "Residual", "Branches", "Columns", "summary",
     "Loss", "CrossEntropyLoss", "BinaryCrossEntropyLoss", "MSELoss", "l2_penalty",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm",
     "Constant", "StepDecay", "ExponentialDecay", "InverseScaling", "CosineAnnealing",

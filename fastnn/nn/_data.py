@@ -33,9 +33,38 @@ def _float_dtype(model, x):
     return np.dtype(dtype)
 
 
-def _prepare(x, y, loss_fn, dtype, sample_weight, name="x"):
-    """Host arrays, checked: x (N, ...) of ``dtype``, targets, float64 sample weights."""
-    x = np.ascontiguousarray(_array.to_host(x), dtype=dtype)
+def _input_dtype(model, dtype):
+    """The dtype ``x`` is given to ``model`` in: the float ``dtype``, or int64 when the model's
+    first layer takes integer codes (an Embedding: ``Layer._input_kinds``)."""
+    return dtype if "f" in getattr(model, "_input_kinds", "f") else np.dtype(np.int64)
+
+
+def _codes(x, name):
+    """``x`` as int64 codes: integers, or floats that all hold whole numbers."""
+    return codes(x, f"{name} (the model starts with an Embedding)")
+
+
+def codes(x, what):
+    """The host array ``x`` as int64 codes: integers, or floats that all hold whole numbers
+    (what a ``ColumnTransformer``'s ``OrdinalEncoder`` columns are); else a TypeError."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        if not (np.all(np.isfinite(x)) and np.array_equal(x, np.floor(x))):
+            raise TypeError(f"{what} must hold integer codes; got floats that are not whole "
+                            "numbers (encode the categories first, e.g. with OrdinalEncoder)")
+        return np.ascontiguousarray(x, dtype=np.int64)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"{what} must hold integer codes, got dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.int64)
+
+
+def _prepare(x, y, loss_fn, dtype, sample_weight, name="x", x_dtype=None):
+    """Host arrays, checked: x (N, ...) of ``x_dtype`` (default ``dtype``; int64: codes, see
+    ``_codes``), targets, float64 sample weights."""
+    if x_dtype is not None and np.dtype(x_dtype).kind in "iu":
+        x = _codes(_array.to_host(x), name)
+    else:
+        x = np.ascontiguousarray(_array.to_host(x), dtype=dtype)
     y = _array.to_host(y)
     if x.ndim < 2:
         raise ValueError(f"{name} must be at least 2-D (N, features...), got shape {x.shape}")
@@ -103,7 +132,7 @@ def _batch_to(device, *arrays):
 
 
 def _split_validation(x, y, sample_weight, loss_fn, dtype, validation_data, validation_split,
-                      split_seed):
+                      split_seed, x_dtype=None):
     """The training arrays and the validation set ``(x, y, weights)`` or None."""
     val = None
     if validation_data is not None:
@@ -111,7 +140,8 @@ def _split_validation(x, y, sample_weight, loss_fn, dtype, validation_data, vali
             raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, "
                              "sample_weight_val)")
         sw_val = validation_data[2] if len(validation_data) == 3 else None
-        val = _prepare(validation_data[0], validation_data[1], loss_fn, dtype, sw_val, "x_val")
+        val = _prepare(validation_data[0], validation_data[1], loss_fn, dtype, sw_val, "x_val",
+                       x_dtype)
     elif validation_split:
         n_val = int(math.ceil(len(x) * float(validation_split)))
         if n_val >= len(x):

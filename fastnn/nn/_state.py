@@ -15,11 +15,10 @@ from .._archive import _Invalid
 from . import init, optimizers
 from ._array import to_host
 from .base import Layer, model_buffers
-from .sequential import Sequential
 from .._kernels._validate import is_int
 
 _LAYER_MODULES = ("fastnn.nn.base", "fastnn.nn.sequential", "fastnn.nn.layers",
-                  "fastnn.nn.recurrent")
+                  "fastnn.nn.recurrent", "fastnn.nn.graph")
 _EXTRA_LAYERS = {}
 _FLOAT_DTYPES = ("float32", "float64")
 
@@ -122,11 +121,8 @@ def _rebuild(spec, registry):
     kwargs = {k: _decode(v, registry) for k, v in config.items()}
     cls = registry[name]
     try:
-        if issubclass(cls, Sequential):
-            layers = kwargs.pop("layers", [])
-            if not isinstance(layers, list):
-                raise TypeError("layers must be a list")
-            return cls(*layers, **kwargs)
+        if hasattr(cls, "from_config"):   # Sequential and the containers: layers positional
+            return cls.from_config(kwargs)
         return cls(**kwargs)
     except Exception as err:  # a constructor rejecting its arguments: the file is at fault
         raise _Invalid(f"invalid configuration for {name}: {err}") from None

@@ -192,6 +192,9 @@ class Layer:
 
     supports_cuda = True  # False for layers that only run on the CPU
     device = "cpu"        # where the parameters and state arrays live
+    # The dtype kinds a layer takes as input: floats; "iu" for integer codes (Embedding), which
+    # ``fit``, ``evaluate`` and ``predict`` then pass as int64 (``nn._data._input_dtype``).
+    _input_kinds = "f"
 
     def __init__(self):
         self.built = False
@@ -220,6 +223,12 @@ class Layer:
     def children(self):
         """The layers this one is made of (a ``Sequential``'s), in order; none for a plain layer."""
         return []
+
+    def summary_paths(self, x):
+        """What this layer is made of, for ``summary``: ``[(label, layers, input)]`` (a
+        ``Sequential``: one unnamed chain; a container: its named paths); None for a plain
+        layer."""
+        return None
 
     def named_buffers(self):
         """Every non-trainable state array of this layer and its children, by path
@@ -277,8 +286,9 @@ class Layer:
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             x = np.asarray(x)
         if not self.built:
-            if x.ndim < 1 or np.dtype(x.dtype).kind != "f":
-                raise TypeError(f"{self!r}: expected a float array, got dtype {x.dtype}")
+            if x.ndim < 1 or np.dtype(x.dtype).kind not in self._input_kinds:
+                what = "a float" if "f" in self._input_kinds else "an integer"
+                raise TypeError(f"{self!r}: expected {what} array, got dtype {x.dtype}")
             self.build(tuple(x.shape[1:]), self._init_rng(), np.dtype(x.dtype))
             self.built = True
             if self.device == "cuda" or is_cuda_array(x):

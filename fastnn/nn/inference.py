@@ -3,8 +3,8 @@ import numpy as np
 
 from .. import kernels as K
 from . import _array
-from ._data import (_batch_to, _check_int, _float_dtype, _loss_of, _model_device, _on_device,
-                    _prepare, _reusing_buffers)
+from ._data import (_batch_to, _check_int, _codes, _float_dtype, _input_dtype, _loss_of,
+                    _model_device, _on_device, _prepare, _reusing_buffers)
 from .metrics import _class_count, _device_sums, _loss_options, _Metric, _metric_list
 
 
@@ -18,7 +18,9 @@ def evaluate(model, x, y, loss="cross_entropy", metrics=None, batch_size=256,
     loss_fn = _loss_of(loss)
     batch_size = _check_int(batch_size, "batch_size", 1)
     if not _prepared:
-        x, y, sample_weight = _prepare(x, y, loss_fn, _float_dtype(model, x), sample_weight)
+        dtype = _float_dtype(model, x)
+        x, y, sample_weight = _prepare(x, y, loss_fn, dtype, sample_weight,
+                                       x_dtype=_input_dtype(model, dtype))
     metric_objs = metrics if metrics and isinstance(metrics[0], _Metric) else \
         _metric_list(metrics, loss_fn)
     for m in metric_objs:
@@ -83,11 +85,14 @@ def predict(model, x, batch_size=None):
     GPU, ``x`` (NumPy or CUDA) moves to the device once (per batch when it does not fit) and the
     outputs come back once.
     """
+    x_dtype = _input_dtype(model, _float_dtype(model, x))
+    if x_dtype.kind in "iu" and not _array.is_cuda_array(x):
+        x = _codes(x, "x")  # integer codes (an Embedding first), checked once
     if batch_size is None:
         if len(x) == 0:
             raise ValueError("predict needs at least one sample")
         dtype = np.dtype(_float_dtype(model, x))
-        xs = x[:1] if _array.is_cuda_array(x) else np.ascontiguousarray(x[:1], dtype=dtype)
+        xs = x[:1] if _array.is_cuda_array(x) else np.ascontiguousarray(x[:1], dtype=x_dtype)
         (xs,) = _batch_to(_model_device(model), xs)
         per_sample = _widest_activation(model, xs) * dtype.itemsize
         batch_size = int(min(8192, max(64, PREDICT_BATCH_BYTES // (2 * per_sample))))
@@ -95,19 +100,18 @@ def predict(model, x, batch_size=None):
     n = len(x)
     if n == 0:
         raise ValueError("predict needs at least one sample")
-    dtype = _float_dtype(model, x)
     device = _model_device(model)
     # on the CPU a NumPy x is read in place (a memory map too): each batch is converted to
     # dtype and C order as it goes, so memory follows a batch, not x
     per_batch = device == "cpu" and isinstance(x, np.ndarray)
-    if not per_batch and not (_array.is_cuda_array(x) and np.dtype(x.dtype) == dtype
+    if not per_batch and not (_array.is_cuda_array(x) and np.dtype(x.dtype) == x_dtype
                               and device == "cuda"):
-        x = np.ascontiguousarray(_array.to_host(x), dtype=dtype)
+        x = np.ascontiguousarray(_array.to_host(x), dtype=x_dtype)
     (x,), _ = _on_device(device, x)
     out = None
     for lo in range(0, n, batch_size):
         hi = min(n, lo + batch_size)
-        xb = np.ascontiguousarray(x[lo:hi], dtype=dtype) if per_batch else x[lo:hi]
+        xb = np.ascontiguousarray(x[lo:hi], dtype=x_dtype) if per_batch else x[lo:hi]
         (xb,) = _batch_to(device, xb)
         yb = model.forward(xb, training=False)
         if out is None:

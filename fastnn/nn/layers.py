@@ -24,14 +24,16 @@ import numpy as np
 from .. import kernels as K
 from .._kernels import conv as _conv_ops
 from .._kernels import pool as _pool_ops
-from .._kernels._validate import check_scalar, int_tuple, is_int
+from .._kernels._validate import check_scalar, conv_padding, int_tuple, is_int
 from . import init as _init
+from . import _array
 from ._array import accumulate
 from .base import Layer, claim_values
 
 __all__ = ["Dense", "Conv1D", "Conv2D", "Conv2DTranspose",
            "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "StochasticPool2D",
-           "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout", "BatchNorm",
+           "GlobalAvgPool2D", "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+           "Flatten", "Reshape", "Dropout", "BatchNorm", "LayerNorm", "Embedding",
            "ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "GELU", "Softmax"]
 
 
@@ -222,8 +224,13 @@ class _Conv(_Weighted):
                             else _positive_int(in_channels, "in_channels", name))
         self._k = _ints(kernel_size, "kernel_size", name, nd, 1)
         self._stride = _ints(stride, "stride", name, nd, 1)
-        self._padding = _ints(padding, "padding", name, nd, 0)
         self._dilation = _ints(dilation, "dilation", name, nd, 1)
+        if type(padding) is str and not self._transposed:
+            # a mode ("valid", "same", "causal"): checked here, resolved by the kernels
+            conv_padding(padding, self._k, self._stride, self._dilation, f"{name}: padding")
+            self._padding = padding
+        else:
+            self._padding = _ints(padding, "padding", name, nd, 0)
         self._output_padding = _ints(output_padding, "output_padding", name, nd, 0)
         if self.filters % self.groups:
             raise ValueError(f"{name}: groups={self.groups} must divide filters={self.filters}")
@@ -300,6 +307,12 @@ class Conv1D(_ConvND):
     Weights default to He-uniform with ``fan_in = C/groups * k`` (ReLU family; pass
     ``kernel_initializer="glorot_uniform"`` before tanh or sigmoid); biases start at zero. Any
     length is accepted once built; ``in_channels`` builds at construction.
+
+    ``padding``: an int (zeros on both sides), ``"valid"`` (none), ``"same"`` (PyTorch's: stride
+    1, the output keeps the input's length) or ``"causal"`` (Keras' ``Conv1D(padding="causal")``:
+    ``dilation * (kernel_size - 1)`` zeros before the sequence only, so the output has length
+    ``(L - 1) // stride + 1`` and output t depends on inputs up to ``t * stride``). With
+    ``dilation=d`` the kernel taps inputs d apart (Keras' ``dilation_rate``), as ``F.conv1d``.
     """
     _nd = 1
     _op = staticmethod(_conv_ops.conv1d)
@@ -312,6 +325,7 @@ class Conv2D(_ConvND):
     Weights default to He-uniform with ``fan_in = C/groups * kh * kw`` (ReLU family; pass
     ``kernel_initializer="glorot_uniform"`` before tanh or sigmoid); biases start at zero. Any
     height and width are accepted once built; ``in_channels`` builds at construction.
+    ``padding``: an int, a pair, ``"valid"`` or ``"same"`` (PyTorch's, stride 1).
     """
     _nd = 2
     _op = staticmethod(_conv_ops.conv2d)
@@ -458,17 +472,64 @@ class StochasticPool2D(_Stateless):
         return K.stochastic_pool2d_backward(dy, x, idx, self._k, self._stride, training=training)
 
 
-class GlobalAvgPool2D(_Stateless):
-    """Mean over H and W: (N, C, H, W) -> (N, C)."""
-    _ranks = (3,)
-    _layout = "(N, C, H, W)"
+class _GlobalAvgPool(_Stateless):
+    """Mean over every spatial axis: (N, C, ...) -> (N, C); the subclasses name the kernels."""
 
     def _forward(self, x, training):
         self._cache = tuple(x.shape)
-        return K.global_avg_pool2d(x)
+        return self._pool(x)
 
     def _backward(self, dy):
-        return K.global_avg_pool2d_backward(dy, self._cached())
+        return self._pool_backward(dy, self._cached())
+
+
+class GlobalAvgPool2D(_GlobalAvgPool):
+    """Mean over H and W: (N, C, H, W) -> (N, C)."""
+    _ranks = (3,)
+    _layout = "(N, C, H, W)"
+    _pool = staticmethod(_pool_ops.global_avg_pool2d)
+    _pool_backward = staticmethod(_pool_ops.global_avg_pool2d_backward)
+
+
+class GlobalAvgPool1D(_GlobalAvgPool):
+    """Mean over L: (N, C, L) -> (N, C) (Keras' ``GlobalAveragePooling1D`` on channels-first
+    input; ``F.adaptive_avg_pool1d(x, 1)`` squeezed)."""
+    _ranks = (2,)
+    _layout = "(N, C, L)"
+    _pool = staticmethod(_pool_ops.global_avg_pool1d)
+    _pool_backward = staticmethod(_pool_ops.global_avg_pool1d_backward)
+
+
+class _GlobalMaxPool(_Stateless):
+    """Maximum over every spatial axis: (N, C, ...) -> (N, C); the gradient goes to the first
+    maximal element of each plane (as ``F.adaptive_max_pool2d(x, 1)``'s)."""
+
+    def _forward(self, x, training):
+        y, idx = self._pool(x)
+        self._cache = (idx, tuple(x.shape))
+        return y
+
+    def _backward(self, dy):
+        idx, shape = self._cached()
+        return self._pool_backward(dy, idx, shape)
+
+
+class GlobalMaxPool1D(_GlobalMaxPool):
+    """Maximum over L: (N, C, L) -> (N, C) (Keras' ``GlobalMaxPooling1D`` on channels-first
+    input; ``F.adaptive_max_pool1d(x, 1)`` squeezed)."""
+    _ranks = (2,)
+    _layout = "(N, C, L)"
+    _pool = staticmethod(_pool_ops.global_max_pool1d)
+    _pool_backward = staticmethod(_pool_ops.global_max_pool1d_backward)
+
+
+class GlobalMaxPool2D(_GlobalMaxPool):
+    """Maximum over H and W: (N, C, H, W) -> (N, C) (``F.adaptive_max_pool2d(x, 1)``
+    squeezed)."""
+    _ranks = (3,)
+    _layout = "(N, C, H, W)"
+    _pool = staticmethod(_pool_ops.global_max_pool2d)
+    _pool_backward = staticmethod(_pool_ops.global_max_pool2d_backward)
 
 
 # -- reshaping --------------------------------------------------------------------------------
@@ -620,6 +681,164 @@ class BatchNorm(Layer):
         accumulate(self.gamma.grad, dgamma)
         accumulate(self.beta.grad, dbeta)
         return dx.reshape(shape) if len(shape) == 3 else dx
+
+
+def _normalized_shape(value):
+    """LayerNorm's ``normalized_shape``: None, or a tuple of positive ints."""
+    if value is None:
+        return None
+    if is_int(value):
+        value = (value,)
+    try:
+        shape = tuple(value)
+    except TypeError:
+        shape = None
+    if not shape or not all(is_int(s) for s in shape):
+        raise TypeError(f"LayerNorm: normalized_shape must be None, an int or a tuple of ints, "
+                        f"got {value!r} (pass eps by keyword: LayerNorm(eps=...))")
+    if any(s < 1 for s in shape):
+        raise ValueError(f"LayerNorm: normalized_shape must hold positive sizes, got {value!r}")
+    return tuple(int(s) for s in shape)
+
+
+class LayerNorm(Layer):
+    """Layer normalisation (Ba et al. 2016) over the trailing axes, as ``torch.nn.LayerNorm``.
+
+    ``normalized_shape``: the sizes of the last axes to normalise over (an int or a tuple, which
+    the input must end with); None (the default): the last axis, whatever its size. Each
+    sample's values over those axes are normalised with their own mean and biased variance (the
+    same in training and evaluation: no running statistics), then scaled by ``gamma`` (ones)
+    and shifted by ``beta`` (zeros), parameters of shape ``normalized_shape`` without weight
+    decay; ``elementwise_affine=False``: no parameters.
+    """
+
+    def __init__(self, normalized_shape=None, eps=1e-5, elementwise_affine=True):
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps = check_scalar(eps, "LayerNorm: eps", 0.0, low_open=True)
+        self.elementwise_affine = _bool(elementwise_affine, "elementwise_affine", "LayerNorm")
+        self.gamma = self.beta = None
+        self._shape = None
+        self._cache = None
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        shape = self.normalized_shape
+        if shape is None:
+            _need_rank(self, input_shape, range(1, 64), "(N, ..., features)")
+            shape = (int(input_shape[-1]),)
+        k = len(shape)
+        if len(input_shape) < k or tuple(input_shape[len(input_shape) - k:]) != shape:
+            raise ValueError(f"LayerNorm over the last axes {shape} expects input of shape (N, "
+                             f"..., {', '.join(map(str, shape))}), got a per-sample shape "
+                             f"{input_shape}")
+        if math.prod(shape) < 1:
+            raise ValueError(f"LayerNorm needs at least one value to normalise, got a "
+                             f"per-sample shape {input_shape}")
+        dtype = _init.float_dtype(dtype)
+        self._params = []
+        if self.elementwise_affine:
+            claim_values(self, 2 * math.prod(shape))
+            self.gamma = self.add_parameter("gamma", np.ones(shape, dtype), decay=False)
+            self.beta = self.add_parameter("beta", np.zeros(shape, dtype), decay=False)
+        self._shape = shape
+        self._built_dtype = dtype.name
+        self.input_shape = _free(len(input_shape) - k) + shape
+        self.built = True
+
+    def _forward(self, x, training):
+        gamma = beta = None
+        if self.gamma is not None:
+            gamma, beta = self.gamma.data, self.beta.data
+            if np.dtype(x.dtype) != np.dtype(gamma.dtype):
+                raise TypeError(f"LayerNorm has {np.dtype(gamma.dtype)} parameters; got "
+                                f"{np.dtype(x.dtype)} input")
+        y, mean, invstd = K.layer_norm(x, self._shape, gamma, beta, self.eps)
+        self._cache = (x, mean, invstd)
+        return y
+
+    def _backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("LayerNorm.backward called before forward")
+        x, mean, invstd = self._cache
+        gamma = None if self.gamma is None else self.gamma.data
+        dx, dgamma, dbeta = K.layer_norm_backward(dy, x, mean, invstd, gamma)
+        if self.gamma is not None:
+            accumulate(self.gamma.grad, dgamma)
+            accumulate(self.beta.grad, dbeta)
+        return dx
+
+
+# -- embeddings -------------------------------------------------------------------------------
+class Embedding(_Weighted):
+    """A table of learned vectors looked up by integer code, as ``torch.nn.Embedding``.
+
+    Input: integer codes (N, ...) (cast to int64), each in ``[0, num_embeddings)`` (ValueError
+    naming the code otherwise); output (N, ..., embedding_dim): row ``code`` of ``weight``
+    (num_embeddings, embedding_dim). ``fit``, ``evaluate`` and ``predict`` hand x to a model
+    that opens with an Embedding as int64 codes. Weights start normal(0, 1) (torch's
+    initialisation) in float32 (``build(..., dtype=np.float64)`` or a float64 model:
+    float64), and take weight decay like any weight (torch's optimizers decay every parameter
+    they are given). ``padding_idx`` (negative values count from the end; stored as a row
+    number): that row starts at zero and gets no gradient. The weight gradient adds rows in a
+    fixed order (bitwise the same for any thread count); there is no gradient for the codes.
+    """
+
+    _input_kinds = "iu"
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, seed=None):
+        super().__init__(seed)
+        self.num_embeddings = _positive_int(num_embeddings, "num_embeddings", "Embedding")
+        self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "Embedding")
+        if padding_idx is not None:
+            if not is_int(padding_idx):
+                raise TypeError(f"Embedding: padding_idx must be None or an int, got "
+                                f"{padding_idx!r}")
+            v = self.num_embeddings
+            if not -v <= padding_idx < v:
+                raise ValueError(f"Embedding: padding_idx must be within [-{v}, {v}) "
+                                 f"(num_embeddings={v}), got {padding_idx}")
+            padding_idx = int(padding_idx) % v
+        self.padding_idx = padding_idx
+        self.weight = None
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        input_shape = tuple(input_shape)
+        if np.dtype(dtype).kind in "iu":  # built from the codes: they say nothing of the weights
+            dtype = np.float32
+        rng, dtype = self._start_build(rng, dtype)
+        shape = (self.num_embeddings, self.embedding_dim)
+        claim_values(self, shape[0] * shape[1])
+        weight = rng.standard_normal(shape).astype(dtype)
+        if self.padding_idx is not None:
+            weight[self.padding_idx] = 0
+        self.weight = self.add_parameter("weight", weight)
+        self.input_shape = _free(len(input_shape))
+        self.built = True
+
+    def forward(self, x, training=False):
+        """Float input holding whole numbers (a column block of a float X, ``Columns``) is
+        taken as codes; on the GPU such a float array makes one trip through the host."""
+        if np.dtype(getattr(x, "dtype", np.asarray(x).dtype)).kind == "f":
+            from ._data import codes
+            on_device = _array.is_cuda_array(x)
+            if not self.built:   # weights of the float dtype the rest of the model has
+                self.build(tuple(x.shape[1:]), self._init_rng(), np.dtype(x.dtype))
+                if self.device == "cuda" or on_device:
+                    self.to("cuda")
+            x = codes(_array.to_host(x) if on_device else x, "Embedding input")
+            if on_device:
+                x = _array.move(x, "cuda")
+        return super().forward(x, training)
+
+    def _forward(self, x, training):
+        self._cache = x
+        return K.embedding(x, self.weight.data)
+
+    def _backward(self, dy):
+        dw = K.embedding_backward(dy, self._cached(), self.num_embeddings, self.padding_idx)
+        accumulate(self.weight.grad, dw)
+        return None
 
 
 # -- activations ------------------------------------------------------------------------------

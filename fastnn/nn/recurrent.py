@@ -1,4 +1,4 @@
-"""Recurrent layers: SimpleRNN, LSTM and GRU over batch-first sequences (N, T, F).
+"""Recurrent layers: SimpleRNN, LSTM, GRU (and Bidirectional) over batch-first sequences (N, T, F).
 
 The cells follow PyTorch's equations and gate order, so weights copied from ``torch.nn.RNN``,
 ``torch.nn.LSTM`` or ``torch.nn.GRU`` (single layer, ``batch_first=True``) give the same results:
@@ -16,6 +16,7 @@ The initial state is zero; the sequence length T may change from call to call, F
 Backpropagation runs through every time step. The layers run on the CPU or the GPU
 (``model.to("cuda")``, ``fit(..., device="cuda")``) through the kernels
 ``fastnn.kernels.rnn_forward``, ``lstm_forward``, ``gru_forward`` and their backwards.
+``Bidirectional(layer, merge="concat")`` runs a copy of a layer over the reversed sequence too.
 """
 import numbers
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from .. import kernels as K
 from .._kernels._device import is_cuda_array
-from . import init
+from . import _array, init
 from ._array import accumulate
 from .base import Layer, claim_values
 from .._kernels._validate import is_int
@@ -216,3 +217,115 @@ class GRU(_Recurrent):
 
     def _run_backward(self, dy, cache):
         return K.gru_backward(dy, cache)
+
+
+class Bidirectional(Layer):
+    """A recurrent layer run both ways over the sequence, as Keras' ``Bidirectional``.
+
+    ``layer`` (a ``SimpleRNN``, ``LSTM`` or ``GRU``) is the template: ``forward_layer`` and
+    ``backward_layer`` are two copies of its configuration with weights of their own (built
+    when this layer builds; the template itself is never built or run). The backward copy reads
+    the sequence reversed in time; with ``return_sequences=True`` its outputs are reversed back,
+    so step t of the result holds both directions at t (``torch.nn.LSTM(bidirectional=True)``'s
+    output); otherwise each direction gives its last state (the backward one's is the state at
+    t = 0, torch's ``h_n[1]``). ``merge``: ``"concat"`` (forward then backward along the last
+    axis: 2 * units features), ``"sum"`` or ``"ave"`` (units features).
+
+    Parameters: the forward copy's, then the backward copy's (both in the model's flat buffer).
+    """
+
+    MERGES = ("concat", "sum", "ave")
+
+    def __init__(self, layer, merge="concat"):
+        super().__init__()
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU layer, got "
+                            f"{type(layer).__name__}")
+        if not isinstance(merge, str) or merge not in self.MERGES:
+            raise ValueError(f"Bidirectional: merge must be one of {self.MERGES}, got {merge!r}")
+        self.layer = layer.clone()
+        self.merge = merge
+        self.forward_layer = layer.clone()
+        self.backward_layer = layer.clone()
+        self._cache = None
+        self._y_shape = None
+
+    def get_config(self):
+        return {"layer": self.layer.clone(), "merge": self.merge}
+
+    def children(self):
+        return [self.forward_layer, self.backward_layer]
+
+    def parameters(self):
+        return self.forward_layer.parameters() + self.backward_layer.parameters()
+
+    def build(self, input_shape, rng=None, dtype=np.float32):
+        """Build both copies for per-sample input shape ``(T, F)``, forward copy first."""
+        rng = rng if rng is not None else self._init_rng()
+        for child in self.children():
+            child.build(input_shape, rng, dtype)
+        self.input_shape = self.forward_layer.input_shape
+        self.built = True
+
+    def _move_buffers(self, device):
+        self._cache = None
+        for child in self.children():
+            child._move_buffers(device)
+            child.device = device
+
+    def _forward(self, x, training):
+        if not is_cuda_array(x):  # once in the parameters' dtype, for both directions
+            x = np.ascontiguousarray(x, dtype=self.forward_layer.dtype)
+        yf = self.forward_layer.forward(x, training)
+        yb = self.backward_layer.forward(_array.reverse_steps(x), training)
+        if self.layer.return_sequences:
+            yb = _array.reverse_steps(yb)
+        if self.merge == "concat":
+            shape = tuple(yf.shape)   # a plain tuple (a device array's may refuse index -1)
+            units = shape[-1]
+            y = _array.empty_like(yf, shape[:-1] + (2 * units,))
+            rows = _rows(yf)
+            flat_y = y.reshape(rows, 2 * units)
+            _array.put_channels(flat_y, yf.reshape(rows, units), 0)
+            _array.put_channels(flat_y, yb.reshape(rows, units), units)
+        else:
+            y = _array.copy(yf)
+            _array.accumulate(y, yb)
+            if self.merge == "ave":
+                _array.scale(y, 0.5)
+        self._cache = tuple(yf.shape)
+        self._y_shape = tuple(y.shape)
+        return y
+
+    def _backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        if not is_cuda_array(dy):
+            dy = np.ascontiguousarray(dy)
+        if tuple(dy.shape) != self._y_shape:
+            raise ValueError(f"{self!r}.backward expects dy of shape {self._y_shape} (the shape "
+                             f"of the last output), got {tuple(dy.shape)}")
+        shape = self._cache
+        if self.merge == "concat":
+            rows, units = _rows(dy), shape[-1]
+            flat_dy = dy.reshape(rows, 2 * units)
+            dyf = _array.take_channels(flat_dy, 0, units).reshape(shape)
+            dyb = _array.take_channels(flat_dy, units, units).reshape(shape)
+        else:  # each direction's output entered the merge once (halved by "ave")
+            dyf, dyb = _array.copy(dy), _array.copy(dy)
+            if self.merge == "ave":
+                _array.scale(dyf, 0.5)
+                _array.scale(dyb, 0.5)
+        if self.layer.return_sequences:
+            dyb = _array.reverse_steps(dyb)
+        dx = self.forward_layer.backward(dyf)
+        _array.accumulate(dx, _array.reverse_steps(self.backward_layer.backward(dyb)))
+        return dx
+
+
+def _rows(a):
+    """Rows of ``a`` seen as 2-D (every axis but the last)."""
+    rows = 1
+    for size in tuple(a.shape)[:-1]:
+        rows *= int(size)
+    return rows

@@ -14,6 +14,7 @@ class Sequential(Layer):
     ``seed`` makes weight initialisation reproducible (the same seed gives identical weights).
     """
 
+
     def __init__(self, *layers, seed=None):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -31,12 +32,29 @@ class Sequential(Layer):
     def clone(self):
         return Sequential(*[layer.clone() for layer in self.layers], seed=self.seed)
 
+    @classmethod
+    def from_config(cls, config):
+        """The model ``get_config`` describes (``fastnn.load``)."""
+        config = dict(config)
+        layers = config.pop("layers", [])
+        if not isinstance(layers, list):
+            raise TypeError("layers must be a list")
+        return cls(*layers, **config)
+
     def __repr__(self):
         inner = ",\n".join("  " + repr(layer) for layer in self.layers)
         return f"Sequential(\n{inner}\n)"
 
     def children(self):
         return list(self.layers)
+
+    def summary(self, input_shape=None):
+        """Every layer with its output shape and parameter count (``fastnn.nn.summary``)."""
+        from .summary import summary
+        return summary(self, input_shape)
+
+    def summary_paths(self, x):
+        return [(None, self.layers, x)]
 
     def __len__(self):
         return len(self.layers)
@@ -50,7 +68,9 @@ class Sequential(Layer):
         if rng is not None:
             self._rng = rng
         if not self.built:  # an empty batch: every layer builds, no activation is allocated
-            self._build_forward(np.zeros((0,) + tuple(input_shape), dtype=dtype), False)
+            codes = "f" not in self._input_kinds  # an Embedding first: int64 codes
+            x0 = np.zeros((0,) + tuple(input_shape), dtype=np.int64 if codes else dtype)
+            self._build_forward(x0, False, dtype if codes else None)
         if self.device != "cpu":
             self.to(self.device)
         return self
@@ -88,27 +108,24 @@ class Sequential(Layer):
             self.to("cuda")  # builds on the host, then moves (the input stays where it is)
             self.build(tuple(x.shape[1:]), dtype=np.dtype(x.dtype))
             self._check_input(x)
-        layers = self.layers
-        last = len(layers) - 1
-        i = 0
-        while i <= last:
-            layer = layers[i]
-            if layer._fuses_relu and i < last and layers[i + 1]._takes_fused_relu:
-                # conv/dense + bias + ReLU in one kernel; the ReLU layer keeps the output
-                y = layer._forward(layer._check_input(x), training, relu=True)
-                x = layers[i + 1]._take_fused(y)
-                i += 2
-            else:
-                x = layer.forward(x, training)
-                i += 1
-        return x
+        return run_layers(self.layers, x, training)
 
-    def _build_forward(self, x, training):
-        """The first forward pass on the host: every layer builds from what it receives."""
+    @property
+    def _input_kinds(self):
+        """What the first layer takes (floats; integer codes for an Embedding)."""
+        return self.layers[0]._input_kinds if self.layers else "f"
+
+    def _build_forward(self, x, training, dtype=None):
+        """The first forward pass on the host: every layer builds from what it receives.
+
+        ``dtype``: the float dtype of a first layer that takes integer codes (their dtype says
+        nothing about the parameters'); it builds before the pass."""
         input_shape = tuple(x.shape[1:])
         rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
         for layer in self.layers:
             layer._rng = rng
+        if dtype is not None and self.layers and not self.layers[0].built:
+            self.layers[0].build(input_shape, rng, dtype)
         shapes = []
         for i, layer in enumerate(self.layers):
             shapes.append(tuple(x.shape[1:]))
@@ -135,14 +152,7 @@ class Sequential(Layer):
         """Backpropagate through every layer. With ``input_grad=False`` (training: nobody needs
         the gradient of the input) the layers before the first one with parameters are skipped
         and that layer computes no dx; None is returned."""
-        first = 0
-        if not input_grad:
-            first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), None)
-            if first is None:
-                return None
-        for i in range(len(self.layers) - 1, first - 1, -1):
-            dy = self.layers[i].backward(dy, input_grad=input_grad or i > first)
-        return dy
+        return backprop_layers(self.layers, dy, input_grad)
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
@@ -173,6 +183,37 @@ class Sequential(Layer):
         return np.dtype(params[0].data.dtype) if params else None
 
 
+def run_layers(layers, x, training):
+    """``x`` through ``layers`` in order; a conv/dense followed by a ReLU runs as one kernel
+    (bias and ReLU fused; the ReLU layer keeps the output for its backward)."""
+    last = len(layers) - 1
+    i = 0
+    while i <= last:
+        layer = layers[i]
+        if layer._fuses_relu and i < last and layers[i + 1]._takes_fused_relu:
+            y = layer._forward(layer._check_input(x), training, relu=True)
+            x = layers[i + 1]._take_fused(y)
+            i += 2
+        else:
+            x = layer.forward(x, training)
+            i += 1
+    return x
+
+
+def backprop_layers(layers, dy, input_grad):
+    """Backpropagate ``dy`` through ``layers`` (last first). With ``input_grad=False`` (nobody
+    needs the gradient of the input) the layers before the first one with parameters are
+    skipped and that layer computes no dx; None is returned."""
+    first = 0
+    if not input_grad:
+        first = next((i for i, layer in enumerate(layers) if layer.parameters()), None)
+        if first is None:
+            return None
+    for i in range(len(layers) - 1, first - 1, -1):
+        dy = layers[i].backward(dy, input_grad=input_grad or i > first)
+    return dy
+
+
 def _layer_error(index, layer, shape, err):
     """The message of a layer that failed to build: which layer, on what, and the fix."""
     name = type(layer).__name__
@@ -192,8 +233,9 @@ def _layer_error(index, layer, shape, err):
         return (text + f". Reshape x to (N, 1, {shape[0]}) (NeuralNet estimators: "
                 f"input_shape=(1, {shape[0]})).")
     spatial = shape[1:]
-    if len(spatial) == nd and any(size + 2 * p < k for size, k, p in
-                                  zip(spatial, layer._k, layer._padding)):
+    padding = layer._padding  # ints; a convolution's padding mode ("same", ...) is a str
+    if len(spatial) == nd and type(padding) is tuple and any(
+            size + 2 * p < k for size, k, p in zip(spatial, layer._k, padding)):
         return (text + f". The layers before it leave a {'x'.join(map(str, spatial))} map, "
                 "smaller than the window: pool or stride less, pad, or remove a pooling layer.")
     return text

@@ -27,8 +27,8 @@ from . import _array
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import schedules as _schedules
-from ._data import (_all_finite, _batch_to, _check_int, _float_dtype, _loss_of, _model_device,
-                    _on_device, _prepare, _reusing_buffers, _split_validation)
+from ._data import (_all_finite, _batch_to, _check_int, _float_dtype, _input_dtype, _loss_of,
+                    _model_device, _on_device, _prepare, _reusing_buffers, _split_validation)
 from .augment import Compose, RandomFlip, RandomShift, augmenter
 from .callbacks import Callback, EarlyStopping, LambdaCallback, _restore, _snapshot, callback_list
 from .history import History
@@ -189,12 +189,13 @@ class _Trainer:
         loss, epochs, batch_size, seed = o.loss, o.epochs, o.batch_size, o.seed
         loss_fn = _loss_of(loss)
         dtype = _float_dtype(model, x)
-        x, y, sample_weight = _prepare(x, y, loss_fn, dtype, sample_weight)
+        x_dtype = _input_dtype(model, dtype)  # int64 codes for a model opening with an Embedding
+        x, y, sample_weight = _prepare(x, y, loss_fn, dtype, sample_weight, x_dtype=x_dtype)
         init_seed, shuffle_seed, split_seed, aug_seed, layer_seed = \
             np.random.SeedSequence(seed).spawn(5)
         x, y, sample_weight, val = _split_validation(x, y, sample_weight, loss_fn, dtype,
                                                      o.validation_data, o.validation_split,
-                                                     split_seed)
+                                                     split_seed, x_dtype)
 
         _build(model, x, dtype, None if seed is None else init_seed)
         _check_output_fits_loss(model, loss_fn)
@@ -434,10 +435,10 @@ def _optimizer_for(model, optimizer, lr, weight_decay, optimizer_options):
 
 def _reseed_layers(model, seed_seq):
     """Give each layer with run-time randomness (dropout...) a generator derived from the seed."""
-    layers = list(getattr(model, "layers", [model]))
+    layers = model.children() or [model]
     children = seed_seq.spawn(len(layers))
     for layer, child in zip(layers, children):
-        if hasattr(layer, "layers"):
+        if layer.children():
             _reseed_layers(layer, child)
         elif getattr(layer, "_rng", None) is not None and not layer.parameters():
             layer._rng = np.random.default_rng(child)

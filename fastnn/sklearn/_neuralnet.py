@@ -52,8 +52,7 @@ class _BaseNeuralNet(BaseEstimator):
             layers = self.layers if isinstance(self.layers, (list, tuple)) else ()
             for i, layer in enumerate(layers):
                 if hasattr(layer, "get_config"):
-                    for name, value in layer.get_config().items():
-                        params[f"layers__{i}__{name}"] = value
+                    _nested_config(f"layers__{i}", layer, params)
             if isinstance(self.optimizer_options, dict):
                 for name, value in self.optimizer_options.items():
                     params[f"optimizer__{name}"] = value
@@ -75,12 +74,8 @@ class _BaseNeuralNet(BaseEstimator):
                 raise ValueError(f"Invalid parameter {key!r} for estimator {self}: layers has "
                                  f"{0 if layers is None else len(layers)} layers "
                                  "(use layers__<index>__<name>)")
-            layer = layers[int(index)]
-            config = layer.get_config()
-            if name not in config:
-                raise ValueError(f"Invalid parameter {name!r} for layer {index} "
-                                 f"({type(layer).__name__}); valid: {sorted(config)}")
-            layers[int(index)] = type(layer)(**{**config, name: value})
+            layers[int(index)] = _with_config(layers[int(index)], name.split("__"), value,
+                                              f"layer {index}")
         self.layers = layers
         self.optimizer_options = options or None
         return self
@@ -595,3 +590,49 @@ class NeuralNetRegressor(RegressorMixin, _BaseNeuralNet):
 
 
 # -- saving (fastnn.save / fastnn.load, no pickle) ------------------------------------------------
+
+
+def _nested_config(prefix, layer, params):
+    """``params[prefix__name]`` for each constructor argument of ``layer``, and, inside a
+    container, of the layers it holds (``layers__1__layers__0__units``: the first layer of the
+    Residual at index 1; lists of layers by index)."""
+    from ..nn import Layer
+    for name, value in layer.get_config().items():
+        key = f"{prefix}__{name}"
+        params[key] = value
+        stack = [(key, value)]
+        while stack:
+            k, v = stack.pop()
+            if isinstance(v, Layer):
+                _nested_config(k, v, params)
+            elif isinstance(v, list):
+                for j, item in enumerate(v):
+                    if isinstance(item, (Layer, list)):
+                        params[f"{k}__{j}"] = item
+                        stack.append((f"{k}__{j}", item))
+
+
+def _with_config(layer, path, value, where):
+    """A copy of ``layer`` whose constructor argument at ``path`` (names and list indices, as
+    ``_nested_config`` spells them) is ``value``."""
+    config = layer.get_config()
+    name = path[0]
+    if name not in config:
+        raise ValueError(f"Invalid parameter {name!r} for {where} ({type(layer).__name__}); "
+                         f"valid: {sorted(config)}")
+    config[name] = value if len(path) == 1 else _replace(config[name], path[1:], value,
+                                                         f"{where}, {name}")
+    make = getattr(type(layer), "from_config", None)
+    return make(config) if make is not None else type(layer)(**config)
+
+
+def _replace(item, path, value, where):
+    from ..nn import Layer
+    if isinstance(item, Layer):
+        return _with_config(item, path, value, where)
+    if isinstance(item, list) and path[0].isdigit() and int(path[0]) < len(item):
+        i = int(path[0])
+        new = list(item)
+        new[i] = value if len(path) == 1 else _replace(item[i], path[1:], value, f"{where} {i}")
+        return new
+    raise ValueError(f"Invalid parameter path {'__'.join(path)!r} at {where}")

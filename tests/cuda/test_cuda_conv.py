@@ -98,3 +98,21 @@ def test_conv2d_fused_relu_matches_cpu(rng, xs, ws, s, p, d, g):
         got = to_host(K.cuda.conv2d(x, w, bias, s, p, d, g, activation="relu"))
         assert got.dtype == np.float32 and got.min() >= 0
         np.testing.assert_allclose(got, ref, **tol(np.float32))
+
+
+@pytest.mark.parametrize("padding,stride,dilation", [("causal", 1, 2), ("causal", 2, 3),
+                                                     ("same", 1, 2)])
+def test_conv1d_padding_modes(rng, padding, stride, dilation):
+    """Causal (left zeros only) and 'same' (the odd zero after): the same results as the CPU."""
+    x = rng.standard_normal((2, 4, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 4)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    geo = dict(stride=stride, padding=padding, dilation=dilation, groups=2)
+    ref = K.cpu.conv1d(x, w, b, **geo)
+    got = to_host(K.cuda.conv1d(cuda.to_device(x), w, b, **geo))
+    assert got.shape == ref.shape == (2, 6, (9 - 1) // stride + 1)
+    np.testing.assert_allclose(got, ref, **tol(np.float32))
+    dy = rng.standard_normal(ref.shape).astype(np.float32)
+    for r, a in zip(K.cpu.conv1d_backward(dy, x, w, **geo),
+                    to_host(K.cuda.conv1d_backward(dy, x, w, **geo))):
+        np.testing.assert_allclose(a, r, **tol(np.float32))

@@ -159,3 +159,38 @@ def test_fit_float64_on_cuda_matches_cpu(cell):
     nn.fit(a, x, target, **kw)
     nn.fit(b, x, target, device="cuda", **kw)
     _same_params(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("merge,return_sequences", [("concat", True), ("sum", False),
+                                                    ("ave", True), ("concat", False)])
+def test_bidirectional_on_cuda_matches_cpu(merge, return_sequences):
+    """Bidirectional on device arrays: the time reversal and the merge run on the GPU."""
+    x, _ = _sequences(n=3, t=4, f=2)
+    a = nn.Bidirectional(nn.GRU(3, return_sequences=return_sequences), merge=merge)
+    a.build(x.shape[1:], np.random.default_rng(0))
+    b = a.clone()
+    b.build(x.shape[1:], np.random.default_rng(0))
+    b.to("cuda")
+    assert b.forward_layer.device == b.backward_layer.device == "cuda"
+    y = a.forward(x, training=True)
+    yd = b.forward(cuda.to_device(x), training=True)
+    assert type(yd) is not np.ndarray and tuple(yd.shape) == y.shape
+    np.testing.assert_allclose(to_host(yd), y, **_tol(np.float32))
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    dx = a.backward(dy)
+    dxd = b.backward(cuda.to_device(dy))
+    np.testing.assert_allclose(to_host(dxd), dx, **_tol(np.float32))
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(to_host(q.grad), p.grad, err_msg=p.name, **_tol(np.float32))
+
+
+def test_bidirectional_fit_on_cuda_matches_cpu():
+    x, y = _sequences(8, t=3)
+    a = nn.Sequential(nn.Bidirectional(nn.LSTM(3, return_sequences=True)),
+                      nn.Bidirectional(nn.SimpleRNN(2)), nn.Dense(2), seed=1)
+    b = nn.Sequential(nn.Bidirectional(nn.LSTM(3, return_sequences=True)),
+                      nn.Bidirectional(nn.SimpleRNN(2)), nn.Dense(2), seed=1)
+    kw = dict(epochs=2, batch_size=4, seed=2, lr=0.05)
+    nn.fit(a, x, y, **kw)
+    nn.fit(b, x, y, device="cuda", **kw)
+    _same_params(a, b, rtol=2e-4, atol=2e-5)

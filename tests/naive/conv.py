@@ -144,3 +144,17 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
                                  np.asarray(w)[:, :, None, :], (1, stride), (0, padding),
                                  (1, dilation), groups)
     return dx[:, :, 0, :], dw[:, :, 0, :], db
+
+
+def conv1d_padded(x, w, b=None, stride=1, pads=(0, 0), dilation=1, groups=1):
+    """conv1d of x with ``pads`` = (zeros before, zeros after) added explicitly (causal:
+    (dilation*(k-1), 0), PyTorch's 'same': the odd zero after)."""
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), pads))
+    return conv1d(xp, w, b, stride, 0, dilation, groups)
+
+
+def conv1d_padded_backward(dy, x, w, stride=1, pads=(0, 0), dilation=1, groups=1):
+    """(dx, dw, db) of ``conv1d_padded``: the padded input's gradient, cropped."""
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), pads))
+    dx, dw, db = conv1d_backward(dy, xp, w, stride, 0, dilation, groups)
+    return dx[:, :, pads[0]:pads[0] + np.shape(x)[2]], dw, db

@@ -186,3 +186,41 @@ def stochastic_pool2d_eval_backward(dy, x, kernel, stride):
                     if aj > 0:
                         dx[b, ch, i, j] += dy[b, ch, oh, ow] * (2 * aj * s - q) / s ** 2
     return dx
+
+
+# ------------------------------------------------------------------------------ global max / avg
+
+def global_max_pool2d(x):
+    """(y, indices), both (N, C): each plane's first maximum in scan order and its flat index."""
+    x = np.asarray(x, dtype=np.float64)
+    n, c = x.shape[:2]
+    planes = x.reshape(n, c, -1)
+    y = np.empty((n, c))
+    idx = np.empty((n, c), dtype=np.int64)
+    for b in range(n):
+        for ch in range(c):
+            best = 0
+            for i, v in enumerate(planes[b, ch]):
+                if v > planes[b, ch, best]:
+                    best = i
+            y[b, ch], idx[b, ch] = planes[b, ch, best], best
+    return y, idx
+
+
+def global_max_pool2d_backward(dy, indices, x_shape):
+    """dy routed to each plane's index (works for any number of spatial axes)."""
+    n, c = x_shape[:2]
+    dx = np.zeros((n, c, int(np.prod(x_shape[2:]))))
+    for b, ch in np.ndindex(n, c):
+        dx[b, ch, indices[b, ch]] += dy[b, ch]
+    return dx.reshape(x_shape)
+
+
+def global_avg_pool1d(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x.sum(axis=2) / x.shape[2]
+
+
+def global_avg_pool1d_backward(dy, x_shape):
+    return np.broadcast_to(np.asarray(dy, dtype=np.float64)[:, :, None] / x_shape[2],
+                           x_shape).copy()

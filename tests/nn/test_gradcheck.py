@@ -7,6 +7,8 @@ from fastnn.nn.layers import (
     ELU, GELU, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D, Conv2DTranspose, Dense, Dropout,
     Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool1D, MaxPool2D, PReLU, ReLU, Reshape, Sigmoid,
     Softmax, StochasticPool2D, Tanh)
+from fastnn.nn import Bidirectional, GlobalAvgPool1D, GlobalMaxPool1D, GlobalMaxPool2D
+from fastnn.nn.recurrent import GRU, LSTM
 from fastnn.testing import gradcheck, numerical_gradient
 
 
@@ -50,6 +52,15 @@ CASES = [
     ("avg_pool2d", lambda: AvgPool2D(3, 2, 1), normal((1, 2, 5, 5)), False),
     ("stochastic_pool2d_eval", lambda: StochasticPool2D(2), positive((2, 2, 4, 4)), False),
     ("global_avg_pool2d", lambda: GlobalAvgPool2D(), normal((2, 3, 3, 2)), False),
+    ("global_avg_pool1d", lambda: GlobalAvgPool1D(), normal((2, 3, 4)), False),
+    ("global_max_pool1d", lambda: GlobalMaxPool1D(), distinct((2, 3, 5)), False),
+    ("global_max_pool2d", lambda: GlobalMaxPool2D(), distinct((2, 3, 3, 2)), False),
+    ("conv1d_causal_dilated", lambda: Conv1D(3, 3, stride=2, padding="causal", dilation=2),
+     normal((2, 2, 8)), False),
+    ("conv1d_same", lambda: Conv1D(2, 4, padding="same"), normal((2, 2, 6)), False),
+    ("bidirectional_lstm_sequences", lambda: Bidirectional(LSTM(3, return_sequences=True)),
+     normal((2, 4, 2)), False),
+    ("bidirectional_gru_sum", lambda: Bidirectional(GRU(2), merge="sum"), normal((2, 3, 2)), False),
     ("flatten", lambda: Flatten(), normal((2, 3, 2, 2)), False),
     ("reshape", lambda: Reshape((2, -1)), normal((2, 3, 4)), False),
     ("dropout_train_fixed_mask", lambda: Dropout(0.4), normal((4, 6)), True),

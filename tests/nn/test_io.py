@@ -72,9 +72,25 @@ def every_layer_models():
                         L.Reshape((-1,)), L.Dense(4), L.Sigmoid(), L.Softmax(), seed=0)
     signals = Sequential(L.Conv1D(3, 3, padding=1), L.MaxPool1D(2), L.AvgPool1D(2), L.Tanh(),
                          L.Flatten(), L.Dense(2), seed=0)
+    from fastnn.nn import recurrent as R
+    temporal = Sequential(L.Conv1D(4, 3, padding="causal", dilation=2), L.Reshape((12, 4)),
+                          R.Bidirectional(R.GRU(3, return_sequences=True), merge="sum"),
+                          L.Reshape((3, 12)), L.GlobalMaxPool1D(), L.Dense(2), seed=0)
+    pooled = Sequential(L.Conv2D(2, 3, padding="same"), L.GlobalMaxPool2D(), L.Reshape((1, 2)),
+                        L.GlobalAvgPool1D(), seed=0)
+    tokens = Sequential(L.Embedding(12, 4, padding_idx=0), L.LayerNorm(), L.Flatten(),
+                        L.Dense(2), seed=0)
+    from fastnn.nn import graph as G
+    graphs = Sequential(G.Columns([(0, 4), (4, 6)], [L.Dense(4), L.Tanh()], L.Dense(4)),
+                        G.Residual(L.Dense(8), L.ReLU(), L.Dense(8), shortcut=L.Dense(8)),
+                        G.Branches(L.Dense(2), [L.Dense(3), L.Tanh()], merge="concat"), seed=0)
     rng = np.random.default_rng(0)
-    return [(images, rng.random((3, 2, 8, 8)).astype(np.float32)),
-            (signals, rng.random((3, 2, 12)).astype(np.float32))]
+    return [(tokens, rng.integers(0, 12, (3, 5))),
+            (graphs, rng.random((3, 6)).astype(np.float32)),
+            (images, rng.random((3, 2, 8, 8)).astype(np.float32)),
+            (signals, rng.random((3, 2, 12)).astype(np.float32)),
+            (temporal, rng.random((3, 2, 12)).astype(np.float32)),
+            (pooled, rng.random((3, 2, 5, 4)).astype(np.float32))]
 
 
 def test_every_layer_class_roundtrips(tmp_path):

@@ -66,6 +66,15 @@ def _sequence(cell):
             cell(5, return_sequences=True), nn.Flatten(), nn.Dense(6), nn.Softmax()]
 
 
+def _temporal():
+    # causal dilated convolution, a bidirectional GRU, every global pooling
+    return [nn.Conv1D(6, 3, padding="causal", dilation=2), nn.ReLU(), nn.Reshape((12, 6)),
+            nn.Bidirectional(nn.GRU(4, return_sequences=True)), nn.Reshape((2, 4, 12)),
+            nn.GlobalMaxPool2D(), nn.Reshape((1, 2)), nn.Dense(12), nn.Reshape((3, 4)),
+            nn.Conv1D(4, 2, padding="same"), nn.GlobalMaxPool1D(), nn.Reshape((2, 2)),
+            nn.GlobalAvgPool1D(), nn.Dense(3), nn.Softmax()]
+
+
 def _wide_recurrent(cell):
     # batch * hidden at the size where the gate kernels run in parallel
     return [cell(128), nn.Dense(8)]
@@ -74,6 +83,18 @@ def _wide_recurrent(cell):
 def _dense():
     # products large enough to be cut into row blocks
     return [nn.Dense(256), nn.ReLU(), nn.Dense(256), nn.Sigmoid(), nn.Dense(10)]
+
+
+def _tokens():
+    """Embedding + LayerNorm trained with nn.fit on integer codes (both gradients large enough
+    for their parallel paths: row blocks, and rows of the weight summed in parallel)."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 40, (256, 12))
+    y = x[:, 0] % 4
+    model = nn.Sequential(nn.Embedding(40, 48, padding_idx=0), nn.LayerNorm(), nn.Flatten(),
+                          nn.Dense(4), seed=0)
+    history = nn.fit(model, x, y, epochs=2, batch_size=128, seed=0)
+    return _digest(model.flat.data, history["loss"], model.predict(x))
 
 
 def _train(est, X, y, partial):
@@ -120,6 +141,7 @@ def cases():
         "dense": lambda: _neural_net(NeuralNetClassifier(
             _dense(), input_shape=(64,), max_iter=2, batch_size=256, random_state=0), Xd, yd),
     }
+    out["embedding, layernorm"] = _tokens
     for cell in ("SimpleRNN", "LSTM", "GRU"):
         out[f"sequence, {cell}"] = lambda cell=cell: _neural_net(NeuralNetClassifier(
             _sequence(getattr(nn, cell)), input_shape=(4, 12), max_iter=2, batch_size=32,
@@ -127,6 +149,9 @@ def cases():
         out[f"wide {cell}"] = lambda cell=cell: _neural_net(NeuralNetRegressor(
             _wide_recurrent(getattr(nn, cell)), input_shape=(3, 8), max_iter=1,
             batch_size=128, random_state=0), Xw, Xw[:, -1, :])
+    out["temporal: causal conv, Bidirectional, global pools"] = lambda: _neural_net(
+        NeuralNetClassifier(_temporal(), input_shape=(4, 12), max_iter=2, batch_size=32,
+                            random_state=0), Xs, ys)
     for opt in ("sgd", "adamw", "rmsprop", "adagrad"):
         out[f"dense, {opt}"] = lambda opt=opt: _neural_net(NeuralNetClassifier(
             _dense(), input_shape=(64,), optimizer=opt, max_iter=1, batch_size=256,

@@ -12,12 +12,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastnn.nn import GRU, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from fastnn.nn import GRU, Branches, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Residual
 from fastnn.sklearn import MLPClassifier, NeuralNetClassifier, NeuralNetRegressor
 
 
 @parametrize_with_checks([NeuralNetClassifier(max_iter=100, dtype=np.float64),
-                          NeuralNetRegressor(max_iter=100, dtype=np.float64)])
+                          NeuralNetRegressor(max_iter=100, dtype=np.float64),
+                          NeuralNetClassifier(layers=[Dense(32), ReLU(),
+                                                      Residual(Dense(32), ReLU(), Dense(32)),
+                                                      ReLU(), Branches(Dense(16), Dense(16)),
+                                                      ReLU()],
+                                              max_iter=100, dtype=np.float64)])
 def test_sklearn_check_estimator(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

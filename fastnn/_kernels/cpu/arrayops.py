@@ -121,3 +121,19 @@ def count_binary_correct(output, target, total=None, factor=1.0):
     out = np.asarray(output)
     t = np.asarray(target).reshape(out.shape)
     return add_to(total, int(np.count_nonzero((out > 0) == (t > 0.5))), factor)
+
+
+def put_channels(dst, src, offset):
+    """``dst[:, offset:offset + src.shape[1]] = src`` (the same rows and trailing sizes)."""
+    dst[:, offset:offset + src.shape[1]] = src
+    return dst
+
+
+def take_channels(src, offset, width):
+    """A new C-contiguous array of ``src[:, offset:offset + width]``."""
+    return np.ascontiguousarray(src[:, offset:offset + width])
+
+
+def reverse_steps(a):
+    """A new C-contiguous array of ``a[:, ::-1]`` (axis 1 reversed)."""
+    return np.ascontiguousarray(a[:, ::-1])

@@ -379,9 +379,10 @@ def _adam_update(params, grad, m, v, t, lr, h):
                                      dt(omb2), dt(bc2_sqrt), dt(step_size), dt(eps)))
 
 
-def _train_epoch(data, order, batch_size, params, grad, layout, h, lr, t, moments, ws):
-    """One epoch; specialised on SPARSE, SOLVER and the LOSS_GRAD kernel of its codes."""
-    units, w_off, b_off = layout
+def _train_epoch(data, order, batch_size, params, grad, shape, h, lr, t, moments, ws):
+    """One epoch; specialised on SPARSE, SOLVER and the LOSS_GRAD kernel of its codes.
+    ``shape``: the model's ``(units, w_off, b_off)``."""
+    units, w_off, b_off = shape
     n = order.size
     total = 0.0
     for start in range(0, n, batch_size):

@@ -13,6 +13,7 @@ Host functions (the CUDA twin mirrors them):
     avg_pool2d(x, kernel, stride, padding) -> y
     avg_pool2d_backward(dy, x_shape, kernel, stride, padding) -> dx
     global_avg_pool2d(x) -> y (N, C);  global_avg_pool2d_backward(dy, x_shape) -> dx
+    global_max_pool2d(x) -> (y, indices) (N, C)   (its gradient: max_pool2d_backward)
     stochastic_pool2d(x, kernel, stride, seed, training) -> (y, indices)
     stochastic_pool2d_backward(dy, x, indices, kernel, stride, training) -> dx
 """
@@ -192,6 +193,14 @@ def max_pool2d(x, kernel, stride, padding):
     """(y, indices) of max pooling; ``x`` (N, C, H, W), -inf padding, int64 flat plane indices."""
     return _pool(x, kernel, stride, padding, _max_pool, _max_pool_k2s2, x.dtype.type(-np.inf),
                  True)
+
+
+def global_max_pool2d(x):
+    """(y, indices), both (N, C): the maximum of each H*W plane of ``x`` (N, C, H, W) and its
+    flat index; first maximum in scan order, NaN propagates (one window per plane)."""
+    n, c, h, w = x.shape
+    y, idx = _pool(x, (h, w), (h, w), (0, 0), _max_pool, None, x.dtype.type(-np.inf), True)
+    return y.reshape(n, c), idx.reshape(n, c)
 
 
 def max_pool2d_backward(dy, indices, x_shape):

@@ -215,3 +215,57 @@ def assign(dst, src):
     """``dst[...] = src``; ``src`` a device array or a host array of ``dst``'s dtype."""
     dst.copy_to_device(src)
     return dst
+
+
+@cuda.jit
+def _channels(src, dst, offset, c_src, c_dst, inner, to_dst):
+    """Copy between ``src`` (N, c_src, inner) and channels ``offset..`` of ``dst`` (N, c_dst,
+    inner), both flat: into ``dst`` (``to_dst``) or out of it."""
+    for i in range(cuda.grid(1), src.size, cuda.gridsize(1)):
+        n = i // (c_src * inner)
+        r = i - n * c_src * inner
+        j = n * c_dst * inner + offset * inner + r
+        if to_dst:
+            dst[j] = src[i]
+        else:
+            src[i] = dst[j]
+
+
+def _channel_copy(small, big, offset, to_big):
+    n = small.shape[0]
+    inner = small.size // max(1, n * small.shape[1]) if small.size else 1
+    if small.size:
+        _channels[cfg.grid(small.size), cfg.TPB](flat(small), flat(big), offset, small.shape[1],
+                                                 big.shape[1], inner, to_big)
+
+
+def put_channels(dst, src, offset):
+    """``dst[:, offset:offset + src.shape[1]] = src`` (C-contiguous device arrays)."""
+    _channel_copy(_as_device(src), dst, int(offset), True)
+    return dst
+
+
+def take_channels(src, offset, width):
+    """A new device array of ``src[:, offset:offset + width]``."""
+    out = empty((src.shape[0], int(width)) + tuple(src.shape[2:]), np.dtype(src.dtype))
+    _channel_copy(out, src, int(offset), False)
+    return out
+
+
+@cuda.jit
+def _reverse_steps(src, dst, steps, inner):
+    """dst[n, steps - 1 - t, :] = src[n, t, :] for flat (N, steps, inner) arrays."""
+    for i in range(cuda.grid(1), src.size, cuda.gridsize(1)):
+        t = (i // inner) % steps
+        dst[i + (steps - 1 - 2 * t) * inner] = src[i]
+
+
+def reverse_steps(a):
+    """A new device array of ``a[:, ::-1]`` (axis 1 reversed; ``a`` C-contiguous)."""
+    a = _as_device(a)
+    out = empty(tuple(a.shape), np.dtype(a.dtype))
+    if a.size:
+        steps = int(a.shape[1])
+        _reverse_steps[cfg.grid(a.size), cfg.TPB](flat(a), flat(out), steps,
+                                                  a.size // (a.shape[0] * steps))
+    return out

@@ -1,4 +1,4 @@
-"""Pooling kernels (CUDA): max, average, global average and stochastic pooling.
+"""Pooling kernels (CUDA): max, average, global (max and average) and stochastic pooling.
 
 Host functions mirror ``fastnn._kernels.cpu.pool`` (same names, signatures and results) on
 C-contiguous device arrays ``x`` (N, C, H, W) with window arguments as int pairs. Forward kernels
@@ -213,6 +213,69 @@ def _plane_mean_kernel(dtype):
                 y[p] = s * inv
 
     return plane_mean
+
+
+@cuda.jit(device=True)
+def _beats(va, ia, vb, ib):
+    """Whether (vb, ib) beats (va, ia) as a plane's maximum and its index: NaN beats numbers
+    and the later NaN an earlier one (as the scan ``v > m or v != v``), then the larger value,
+    then the earlier index (the first maximum). The winner is one element whatever the order
+    in which pairs meet, so the result does not depend on the block size."""
+    a_nan = va != va
+    b_nan = vb != vb
+    if a_nan or b_nan:
+        return b_nan and (not a_nan or ib > ia)
+    return vb > va or (vb == va and ib < ia)
+
+
+@functools.lru_cache(maxsize=None)
+def _plane_max_kernel(dtype):
+    sc = np.dtype(dtype).type
+
+    @cuda.jit
+    def plane_max(x, y, idx, P, HW, neg_inf):
+        """y[p], idx[p] = the first maximum of plane p and its flat index (NaN propagates); one
+        block per plane: each thread scans a strided part, a tree in shared memory combines."""
+        vals = cuda.shared.array(_RT, sc)
+        pos = cuda.shared.array(_RT, np.int64)
+        t = cuda.threadIdx.x
+        for p in range(cuda.blockIdx.x, P, cuda.gridDim.x):
+            m = neg_inf
+            i = HW                      # no element yet: loses every tie
+            for j in range(t, HW, _RT):
+                v = x[p * HW + j]
+                if v > m or v != v:
+                    m = v
+                    i = j
+            vals[t] = m
+            pos[t] = i
+            cuda.syncthreads()
+            step = _RT // 2
+            while step > 0:
+                if t < step and _beats(vals[t], pos[t], vals[t + step], pos[t + step]):
+                    vals[t] = vals[t + step]
+                    pos[t] = pos[t + step]
+                cuda.syncthreads()
+                step //= 2
+            if t == 0:
+                y[p] = vals[0]
+                idx[p] = pos[0] if pos[0] < HW else 0   # an all -inf plane: its first element
+            cuda.syncthreads()
+
+    return plane_max
+
+
+def global_max_pool2d(x):
+    """(y, indices), both (N, C): the maximum of each H*W plane of ``x`` (N, C, H, W) and its
+    flat index; first maximum in scan order, NaN propagates (the CPU kernel's results)."""
+    n, c, h, w = x.shape
+    y = empty((n, c), x.dtype)
+    idx = empty((n, c), np.int64)
+    if y.size:
+        k = _plane_max_kernel(np.dtype(x.dtype))
+        k[min(n * c, cfg.max_blocks()), _RT](_flat(x), _flat(y), _flat(idx), n * c, h * w,
+                                             np.dtype(x.dtype).type(-np.inf))
+    return y, idx
 
 
 @cuda.jit
