@@ -419,3 +419,24 @@ def with_and_without_busy(run, busy):
         with BusyProcess():
             out["busy"] = run()
     return out
+
+
+def compare_runs(runners, samples, repeats, unit="samples"):
+    """Whole runs of each runner (``.name``, ``.run()``), interleaved with the order alternating
+    each repeat, after one untimed run each (compile or load the cached kernels, allocate);
+    medians in ``<unit>_per_s``, and ``ratio`` = fastnn's throughput / torch's."""
+    for r in runners:
+        r.run()
+    seconds = {r.name: [] for r in runners}
+    for rep in range(repeats):
+        for r in (runners if rep % 2 == 0 else runners[::-1]):
+            t0 = time.perf_counter()
+            r.run()
+            seconds[r.name].append(time.perf_counter() - t0)
+    out = {"loadavg": loadavg()}
+    for name, ts in seconds.items():
+        med = statistics.median(ts)
+        out[name] = {"seconds": ts, "median_s": med, f"{unit}_per_s": samples / med}
+    if "torch" in out:
+        out["ratio"] = out["fastnn"][f"{unit}_per_s"] / out["torch"][f"{unit}_per_s"]
+    return out

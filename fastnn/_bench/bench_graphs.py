@@ -22,9 +22,7 @@ PyTorch runs the same network with its default thread count.
     python benchmarks/bench_graphs.py --quick      # smoke run: tiny sizes, one repeat
 """
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -195,25 +193,6 @@ class TorchRunner:
             opt.step()
 
 
-def compare(runners, samples, repeats):
-    """Interleaved runs (the order alternates each repeat); medians in samples/s."""
-    for r in runners:  # compile / load cached kernels, allocate
-        r.run()
-    seconds = {r.name: [] for r in runners}
-    for rep in range(repeats):
-        for r in (runners if rep % 2 == 0 else runners[::-1]):
-            t0 = time.perf_counter()
-            r.run()
-            seconds[r.name].append(time.perf_counter() - t0)
-    out = {"loadavg": _common.loadavg()}
-    for name, ts in seconds.items():
-        med = statistics.median(ts)
-        out[name] = {"seconds": ts, "median_s": med, "samples_per_s": samples / med}
-    if "torch" in out:
-        out["ratio"] = out["fastnn"]["samples_per_s"] / out["torch"]["samples_per_s"]
-    return out
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5)
@@ -247,7 +226,7 @@ def main(argv=None):
         if torch is not None:
             runners.append(TorchRunner(torch, name, x, y, size["batch"]))
         res = _common.with_and_without_busy(
-            lambda: compare(runners, size["n"], result["repeats"]), busy=not args.no_busy)
+            lambda: _common.compare_runs(runners, size["n"], result["repeats"]), busy=not args.no_busy)
         for load, r in res.items():
             r.update(target=TARGETS[name], samples=size["n"], batch_size=size["batch"])
             ratio = r.get("ratio")

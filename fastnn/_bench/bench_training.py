@@ -21,13 +21,9 @@ framework's peak resident memory for the LeNet-5 run in a process of its own.
     python benchmarks/bench_training.py --quick         # smoke run: tiny sizes, one repeat
 """
 import argparse
-import json
-import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -124,25 +120,6 @@ def data(images, seed=0):
     return x, y
 
 
-def compare(network, runners, images, repeats):
-    """Interleaved runs (the order alternates each repeat); medians in images/s."""
-    for r in runners:  # compile / load cached kernels, allocate, warm the allocator
-        r.run()
-    seconds = {r.name: [] for r in runners}
-    for rep in range(repeats):
-        for r in (runners if rep % 2 == 0 else runners[::-1]):
-            t0 = time.perf_counter()
-            r.run()
-            seconds[r.name].append(time.perf_counter() - t0)
-    out = {"loadavg": _common.loadavg()}
-    for name, ts in seconds.items():
-        med = statistics.median(ts)
-        out[name] = {"seconds": ts, "median_s": med, "images_per_s": images / med}
-    if "torch" in out:
-        out["ratio"] = out["fastnn"]["images_per_s"] / out["torch"]["images_per_s"]
-    return out
-
-
 def high_water_mib():
     """This process's peak resident memory (VmHWM: unlike ``ru_maxrss``, not inherited from the
     parent that forked it)."""
@@ -213,7 +190,7 @@ def main(argv=None):
         if torch is not None:
             runners.append(TorchRunner(torch, name, x, y, args.batch, args.epochs, 1e-3))
         res = _common.with_and_without_busy(
-            lambda: compare(name, runners, args.images * args.epochs, args.repeats),
+            lambda: _common.compare_runs(runners, args.images * args.epochs, args.repeats, unit="images"),
             busy=not args.no_busy)
         for load, r in res.items():
             target = TARGETS[name].get(load)

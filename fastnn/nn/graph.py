@@ -239,9 +239,13 @@ class Branches(_Container):
         super().__init__()
         if len(branches) < 2:
             raise ValueError("Branches needs at least two branches")
+        self._set_branches(branches, merge)
+
+    def _set_branches(self, branches, merge):
         if merge not in MERGES:
             raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
-        self.branches = [_chain(b, f"Branches (branch {i})") for i, b in enumerate(branches)]
+        name = type(self).__name__
+        self.branches = [_chain(b, f"{name} (branch {i})") for i, b in enumerate(branches)]
         self.merge = merge
 
     def children(self):
@@ -287,30 +291,21 @@ def _column_groups(groups):
     return out
 
 
-class Columns(_Container):
+class Columns(Branches):
     """Several inputs as column blocks of one 2-D ``x``: branch i reads columns
     ``groups[i] = (start, stop)`` (or ``slice(start, stop)``), the outputs merged as in
     ``Branches`` (default: concatenated). Columns in no group are not read."""
 
-    _positional_config = "branches"
-
     def __init__(self, groups, *branches, merge="concat"):
-        super().__init__()
+        _Container.__init__(self)
         self.groups = _column_groups(groups)
         if len(branches) != len(self.groups) or not branches:
             raise ValueError(f"Columns takes one branch per column group: {len(self.groups)} "
                              f"groups, {len(branches)} branches")
-        if merge not in MERGES:
-            raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
-        self.branches = [_chain(b, f"Columns (branch {i})") for i, b in enumerate(branches)]
-        self.merge = merge
-
-    def children(self):
-        return [layer for branch in self.branches for layer in branch]
+        self._set_branches(branches, merge)
 
     def get_config(self):
-        return {"branches": [[layer.clone() for layer in b] for b in self.branches],
-                "groups": [list(g) for g in self.groups], "merge": self.merge}
+        return {**super().get_config(), "groups": [list(g) for g in self.groups]}
 
     def _run(self, x, training):
         if x.ndim != 2:
