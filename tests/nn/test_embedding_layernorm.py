@@ -109,8 +109,11 @@ def test_embedding_initialisation_and_checks():
     assert layer.weight.decay        # a weight, decayed as torch's optimizers do
     with pytest.raises(ValueError, match=r"index 1000 is out of range.*\[0, 1000\)"):
         layer.forward(np.array([[1, 1000, 2]]))
-    with pytest.raises(TypeError, match="integer"):
-        Embedding(4, 2).forward(np.zeros((2, 3), np.float32))
+    # whole-number float codes (an encoder's output) are codes; any other float is refused
+    np.testing.assert_array_equal(Embedding(4, 2, seed=1).forward(np.array([[0., 3.]], np.float32)),
+                                  Embedding(4, 2, seed=1).forward(np.array([[0, 3]])))
+    with pytest.raises(TypeError, match="integer codes.*not whole numbers"):
+        Embedding(4, 2).forward(np.array([[0.5, 1.0]], np.float32))
     with pytest.raises(ValueError, match="padding_idx"):
         Embedding(4, 2, padding_idx=4)
     with pytest.raises(ValueError, match="num_embeddings"):

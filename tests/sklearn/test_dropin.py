@@ -339,9 +339,9 @@ def test_the_learning_rate_rules_are_scikit_learns(params, capsys):
     same learning rates after each epoch and each stall, the same stop decisions and messages."""
     from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
-    from fastnn.sklearn._optimizer import Solver
+    from fastnn.sklearn._optimizer import Solver, SolverState
     est = MLPClassifier(learning_rate_init=0.01, power_t=0.4, **params)
-    ours = Solver(est, dict(lr=0.01, t=0))
+    ours = Solver(est, SolverState.new(est.solver, 2, np.float64, 0.01))
     if est.solver == "sgd":
         ref = SGDOptimizer([np.zeros(2)], learning_rate_init=0.01,
                            lr_schedule=est.learning_rate, power_t=0.4)
