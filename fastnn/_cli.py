@@ -1,5 +1,5 @@
-"""The ``fastnn`` command (also ``python -m fastnn``): ``demo``, ``bench``, ``info``, ``warmup`` and
-``cache``.
+"""The ``fastnn`` command (also ``python -m fastnn``): ``demo``, ``bench``, ``info``, ``warmup``,
+``cache`` and ``playground``.
 
 ``fastnn`` alone prints the help (the list of commands) and exits with status 0. For
 compatibility with the old ``python -m fastnn [--epochs N] [--cnn-epochs N]``, a command line
@@ -158,8 +158,13 @@ def _cache(args):
     return 1 if errors else 0
 
 
+def _playground(args):
+    from . import playground
+    return playground.main(args.rest)
+
+
 def build_parser():
-    from . import demo
+    from . import demo, playground
     from ._bench import run_all
 
     parser = argparse.ArgumentParser(prog="fastnn", description=DESCRIPTION, epilog=EPILOG,
@@ -191,6 +196,12 @@ def build_parser():
                        description=CACHE_DESCRIPTION, formatter_class=_Formatter)
     add_cache_arguments(p)
     p.set_defaults(run=_cache)
+    p = sub.add_parser("playground", help="train a network live in the browser on your own "
+                                          "points, and download it",
+                       description=playground.DESCRIPTION, epilog=playground.EPILOG,
+                       formatter_class=_Formatter)
+    playground.add_arguments(p)
+    p.set_defaults(run=_playground)
     return parser
 
 
