@@ -18,7 +18,7 @@ bounds uploads, points, model size, sessions and training time.
 """
 import sys
 
-__all__ = ["serve", "run", "start", "add_arguments", "main"]
+__all__ = ["add_arguments", "main", "run", "serve", "start"]
 
 DEFAULT_PORT = 8765
 DESCRIPTION = ("Serve the fastnn playground on this machine and open it in the browser: pick or "

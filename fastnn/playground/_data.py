@@ -90,7 +90,7 @@ class Points:
                 "label": (np.round(self.y, 4) if self.regression else self.y).tolist(),
                 "test": self.test.astype(int).tolist(), "regression": self.regression,
                 "classes": list(self.class_names), "source": self.source,
-                "count": int(len(self.y))}
+                "count": len(self.y)}
 
 
 def _choice(value, options, what):
@@ -100,7 +100,8 @@ def _choice(value, options, what):
 
 
 def _number(value, what, lo, hi, integer=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            isinstance(value, float) and not math.isfinite(value):
         raise DataError(f"{what} must be a number, got {_show(value)}")
     if integer and value != int(value):
         raise DataError(f"{what} must be a whole number, got {_show(value)}")
@@ -128,7 +129,7 @@ def generate(spec):
         names = []
     else:
         X, y = _CLASSIFIERS[spec.dataset](rng, n, k, noise, spec.seed)
-        k = int(y.max()) + 1 if spec.dataset in TWO_CLASS_ONLY else k
+        k = 2 if spec.dataset in TWO_CLASS_ONLY else k   # (a few noisy points may hold one)
         names = [str(c) for c in range(k)]
     X = np.clip(X, -DOMAIN, DOMAIN)
     return Points(X, y, _test_mask(len(y), spec.ratio, rng), spec.regression, names)
@@ -136,7 +137,7 @@ def generate(spec):
 
 def _test_mask(n, ratio, rng):
     test = np.ones(n, dtype=bool)
-    test[rng.permutation(n)[:int(round(ratio * n))]] = False
+    test[rng.permutation(n)[:round(ratio * n)]] = False
     return test
 
 
@@ -284,8 +285,12 @@ def parse_csv(data, regression, ratio=0.5, seed=0):
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [(i, row) for i, row in enumerate(csv.reader(io.StringIO(text), dialect), start=1)
-            if row and any(cell.strip() for cell in row)]
+    try:  # (newline=None reads the old Mac files' lone CR line ends too)
+        rows = [(i, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline=None),
+                                                            dialect), start=1)
+                if row and any(cell.strip() for cell in row)]
+    except csv.Error as err:
+        raise DataError(f"the file is not readable as CSV: {err}") from None
     if rows and not (_is_number(rows[0][1][0]) and _is_number(rows[0][1][1 % len(rows[0][1])])):
         rows = rows[1:]  # a header line
     if len(rows) > MAX_POINTS:

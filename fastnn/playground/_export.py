@@ -170,24 +170,26 @@ def python_script(spec, points, epochs):
         f"model = {estimator}(",
         f"    layers=[{', '.join(layers)}],",
         f"    optimizer={name!r},{opts}",
-        f"    learning_rate_init={float(spec.lr)!r}, batch_size={int(spec.batch_size)}, "
-        f"alpha={float(spec.l2)!r},",
+        (f"    learning_rate_init={float(spec.lr)!r}, batch_size={int(spec.batch_size)}, "
+         f"alpha={float(spec.l2)!r},"),
         f"    max_iter={epochs}, n_iter_no_change={epochs}, random_state={int(spec.seed)})",
         "with warnings.catch_warnings():  # max_iter epochs, as in the playground",
         '    warnings.simplefilter("ignore", ConvergenceWarning)',
     ]
+    held, part = ("test", "test") if len(y_te) else ("training", "train")   # (all may train)
+    Xh, yh = f"features(X_{part})", f"y_{part}"
     if squared:
         k = points.n_classes
         lines += [f"    model.fit(features(X_train), np.eye({k})[y_train])",
-                  "accuracy = np.mean(model.predict(features(X_test)).argmax(axis=1) == y_test)",
-                  'print("test accuracy", accuracy)']
+                  f"accuracy = np.mean(model.predict({Xh}).argmax(axis=1) == {yh})",
+                  f'print("{held} accuracy", accuracy)']
     elif points.regression:
         lines += ["    model.fit(features(X_train), y_train)",
-                  "mse = np.mean((model.predict(features(X_test)) - y_test) ** 2)",
-                  'print("test mean squared error", mse)']
+                  f"mse = np.mean((model.predict({Xh}) - {yh}) ** 2)",
+                  f'print("{held} mean squared error", mse)']
     else:
         lines += ["    model.fit(features(X_train), y_train)",
-                  'print("test accuracy", model.score(features(X_test), y_test))']
+                  f'print("{held} accuracy", model.score({Xh}, {yh}))']
     return "\n".join(lines) + "\n"
 
 

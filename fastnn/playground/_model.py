@@ -3,6 +3,7 @@ input features (TensorFlow Playground's crosses), and what the page draws of it:
 a grid, each hidden unit's heatmap, the weights, the losses."""
 import base64
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -90,7 +91,7 @@ def _layers(value):
             raise ModelError(f"hidden layer {i}: units must be a whole number from 1 to "
                              f"{MAX_UNITS}, got {_show(units)}")
         if units > MAX_UNITS:
-            raise ModelError(f"the model is too large: hidden layer {i} has {units} units, the "
+            raise ModelError(f"the model is too large: hidden layer {i} has {_show(units)} units, the "
                              f"playground takes at most {MAX_UNITS} per layer")
         out.append([units, _choice(act, ACTIVATIONS, f"hidden layer {i}'s activation")])
     return out
@@ -106,7 +107,7 @@ def _features(value):
 
 def parameter_count(spec, n_outputs):
     sizes = [len(spec.features)] + [u for u, _ in spec.layers] + [n_outputs]
-    return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    return sum((a + 1) * b for a, b in itertools.pairwise(sizes))
 
 
 def n_outputs(spec, points):

@@ -175,7 +175,7 @@ def create_app(token, hosts, limits=None):
 
     async def state(request):
         known = request.query_params.get("data")
-        known = int(known) if known and known.isdigit() else None
+        known = int(known) if known and known.isascii() and known.isdigit() else None
         return JSONResponse(session_of(request).state(known))
 
     async def data(request):

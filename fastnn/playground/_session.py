@@ -161,7 +161,7 @@ class Session:
                 while self.training and time.monotonic() < deadline:   # the epoch ends
                     self.cond.wait(deadline - time.monotonic())
             elif action == "step":
-                self.status, self.steps = "paused", 1
+                self.status, self.steps, self.message = "paused", 1, ""
             elif action == "reset":
                 self.status = "paused"
                 self._changed(rebuild=True)
@@ -301,8 +301,8 @@ class Session:
             self.published = Published(
                 spec, points, params, self.epoch, view, weights,
                 {"train_loss": train_loss, "test_loss": test_loss, "train_accuracy": train_acc,
-                 "test_accuracy": test_acc, "train_points": int(len(y_tr)),
-                 "test_points": int(len(y_te))})
+                 "test_accuracy": test_acc, "train_points": len(y_tr),
+                 "test_points": len(y_te)})
 
     def _train(self, spec, points, model, optimizer, generation, data_version):
         """Train until paused, stepped, changed, closed or out of time (one ``fit`` call)."""
@@ -312,7 +312,8 @@ class Session:
         loss, _, _ = _model.fit_options(spec, points.regression)
         with self.cond:
             stepping = self.steps > 0 and self.status != "running"
-            epochs = 1 if stepping else self.limits.max_epochs - self.epoch
+            epochs = self.limits.max_epochs - self.epoch
+            epochs = min(epochs, 1) if stepping else epochs
             if self.run_started is None:
                 self.run_started = time.monotonic()
             first = self.fits == 0
@@ -456,7 +457,7 @@ class Sessions:
             self.close(sid)
 
     def _reap_loop(self):
-        while not self._stop.wait(min(5.0, self.limits.idle_seconds / 2)):
+        while not self._stop.wait(min(5.0, max(0.05, self.limits.idle_seconds / 2))):
             self.reap()
 
     def shutdown(self):

@@ -90,7 +90,7 @@ def test_layers_io_and_estimators_reach_kernels_only_through_the_kernel_api():
 
 
 TOP_FLOOR = ("fastnn._cli", "fastnn.__main__", "fastnn.demo", "fastnn._info", "fastnn._bench",
-             "fastnn.testing", "fastnn.warmup_uses")
+             "fastnn.testing", "fastnn.warmup_uses", "fastnn.playground")
 
 
 def test_the_top_floor_reaches_backends_only_through_the_wrappers():
