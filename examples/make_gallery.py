@@ -39,6 +39,7 @@ CHOSEN = {
     "dask_grid_search": "dask_grid_search.png",
     "kernels_demo": "kernels_demo.png",
     "speed_chart": "speed_chart.png",
+    "playground_tour": "playground.png",
 }
 
 

@@ -24,6 +24,7 @@ SCRIPTS = {
     "speed_chart": ["speed_chart.png"],  # --quick plots a made-up results file
     "mnist1d_benchmark": ["mnist1d_results.png", "mnist1d_results.json"],
     "tabular_embeddings": ["tabular_embeddings.png"],
+    "playground_tour": ["playground.png"],
 }
 NOT_EXAMPLES = {"make_gallery"}  # runs the examples, is not one
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -34,6 +35,9 @@ def _load(name):
         pytest.importorskip("dask.distributed")
     if name == "mnist1d_benchmark":
         pytest.importorskip("mnist1d")
+    if name == "playground_tour":
+        from tests.playground.test_browser import _browser_or_skip
+        _browser_or_skip()   # (not skipped in CI)
     spec = importlib.util.spec_from_file_location(f"fastnn_example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
