@@ -39,3 +39,23 @@ def check_backward(forward, backward_grads, inputs, seed=0, eps=1e-6, rtol=1e-5,
 
         num = numerical_gradient(scalar, inp, eps)
         np.testing.assert_allclose(g, num, rtol=rtol, atol=atol, err_msg=f"gradient of input {k}")
+
+
+def check_layer_backward(layer, x, training=True, **tolerances):
+    """``check_backward`` for a built layer: the gradients of its input and of every parameter
+    (float64), the parameters set through their ``data`` views."""
+    params = list(layer.parameters())
+
+    def forward(x, *values):
+        for p, v in zip(params, values):
+            p.data[...] = v
+        return layer.forward(x, training=training)
+
+    def grads(dy, x, *values):
+        forward(x, *values)
+        for p in params:
+            p.grad[...] = 0
+        dx = layer.backward(dy)
+        return (dx,) + tuple(p.grad.copy() for p in params)
+
+    check_backward(forward, grads, [x] + [p.data.copy() for p in params], **tolerances)

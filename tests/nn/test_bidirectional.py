@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.nn import Bidirectional, Dense, Sequential
-from fastnn.nn import Layer
+from fastnn.nn import Bidirectional, Dense, Layer, Sequential
 from fastnn.nn.layers import Conv1D
 from fastnn.nn.recurrent import GRU, LSTM, SimpleRNN
 from fastnn.testing import gradcheck
-from tests.gradients import check_backward
+from tests.gradients import check_layer_backward
 from tests.naive import rnn as ref
 
 CELLS = ["rnn", "lstm", "gru"]
@@ -91,21 +90,7 @@ def test_forward_matches_naive(cell, merge, return_sequences, dtype):
 def test_gradients_float64(cell, merge, return_sequences):
     layer = built(cell, 3, 2, merge, return_sequences, scale=0.8)
     x = inputs((2, 4, 2))
-    params = [p.data.copy() for p in layer.parameters()]
-
-    def forward(x, *values):
-        for p, v in zip(layer.parameters(), values):
-            p.data[...] = v
-        return layer.forward(x, training=True)
-
-    def grads(dy, x, *values):
-        forward(x, *values)
-        for p in layer.parameters():
-            p.grad[...] = 0
-        dx = layer.backward(dy)
-        return (dx,) + tuple(p.grad.copy() for p in layer.parameters())
-
-    check_backward(forward, grads, [x] + params, rtol=1e-6, atol=1e-8)
+    check_layer_backward(layer, x, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("cell", CELLS)

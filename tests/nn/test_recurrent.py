@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from fastnn._kernels.cpu import rnn as rnn_kernels
 from fastnn.nn import Sequential
 from fastnn.nn.recurrent import GRU, LSTM, SimpleRNN
-from tests.gradients import check_backward
+from tests.gradients import check_layer_backward
 from tests.naive import rnn as ref
 
 CELLS = ["rnn", "rnn_relu", "lstm", "gru"]
@@ -79,21 +79,7 @@ def test_forward_matches_naive_any_shape(cell, n, t, f, h, return_sequences):
 def test_gradients_float64(cell, return_sequences):
     layer = built(cell, 3, 2, np.float64, return_sequences, scale=0.8)
     x = inputs((2, 4, 2))
-    params = [p.data.copy() for p in layer.parameters()]
-
-    def forward(x, *values):
-        for p, v in zip(layer.parameters(), values):
-            p.data[...] = v
-        return layer.forward(x, training=True)
-
-    def grads(dy, x, *values):
-        forward(x, *values)
-        for p in layer.parameters():
-            p.grad[...] = 0
-        dx = layer.backward(dy)
-        return (dx,) + tuple(p.grad.copy() for p in layer.parameters())
-
-    check_backward(forward, grads, [x] + params, rtol=1e-6, atol=1e-8)
+    check_layer_backward(layer, x, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
