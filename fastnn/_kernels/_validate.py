@@ -37,6 +37,25 @@ def int_tuple(value, name, n, minimum):
     return out
 
 
+def size_tuple(value, name, hint=""):
+    """An int or a non-empty sequence of positive ints (sizes of trailing axes) as a tuple;
+    ``hint`` ends the TypeError's message."""
+    if is_int(value):
+        shape = (int(value),)
+    else:
+        try:
+            shape = tuple(value)
+        except TypeError:
+            shape = None
+        if not shape or not all(is_int(s) for s in shape):
+            raise TypeError(f"{name} must be an int or a non-empty sequence of ints, got "
+                            f"{value!r}{hint}")
+        shape = tuple(int(s) for s in shape)
+    if any(s < 1 for s in shape):
+        raise ValueError(f"{name} must hold positive sizes, got {value!r}")
+    return shape
+
+
 def pair(value, name, minimum=1):
     return int_tuple(value, name, 2, minimum)
 

@@ -2,24 +2,12 @@
 import math
 
 from ._dispatch import backend
-from ._validate import check_scalar, check_shape, is_int
+from ._validate import check_scalar, check_shape, size_tuple
 
 
 def _normalized_shape(normalized_shape, x_shape):
     """``normalized_shape`` (an int or a sequence of ints) as a tuple matching x's last axes."""
-    if is_int(normalized_shape):
-        shape = (int(normalized_shape),)
-    else:
-        try:
-            shape = tuple(normalized_shape)
-        except TypeError:
-            shape = None
-        if not shape or not all(is_int(s) for s in shape):
-            raise TypeError(f"normalized_shape must be an int or a non-empty sequence of ints, "
-                            f"got {normalized_shape!r}")
-        shape = tuple(int(s) for s in shape)
-    if any(s < 1 for s in shape):
-        raise ValueError(f"normalized_shape must hold positive sizes, got {normalized_shape!r}")
+    shape = size_tuple(normalized_shape, "normalized_shape")
     k = len(shape)
     if len(x_shape) < k or tuple(x_shape[len(x_shape) - k:]) != shape:
         raise ValueError(f"x must end with the normalized_shape {shape}: expected shape "

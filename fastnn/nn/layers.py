@@ -24,7 +24,7 @@ import numpy as np
 from .. import kernels as K
 from .._kernels import conv as _conv_ops
 from .._kernels import pool as _pool_ops
-from .._kernels._validate import check_scalar, conv_padding, int_tuple, is_int
+from .._kernels._validate import check_scalar, conv_padding, int_tuple, is_int, size_tuple
 from . import init as _init
 from . import _array
 from ._array import accumulate
@@ -687,18 +687,8 @@ def _normalized_shape(value):
     """LayerNorm's ``normalized_shape``: None, or a tuple of positive ints."""
     if value is None:
         return None
-    if is_int(value):
-        value = (value,)
-    try:
-        shape = tuple(value)
-    except TypeError:
-        shape = None
-    if not shape or not all(is_int(s) for s in shape):
-        raise TypeError(f"LayerNorm: normalized_shape must be None, an int or a tuple of ints, "
-                        f"got {value!r} (pass eps by keyword: LayerNorm(eps=...))")
-    if any(s < 1 for s in shape):
-        raise ValueError(f"LayerNorm: normalized_shape must hold positive sizes, got {value!r}")
-    return tuple(int(s) for s in shape)
+    return size_tuple(value, "LayerNorm: normalized_shape (None, an int or ints)",
+                      " (pass eps by keyword: LayerNorm(eps=...))")
 
 
 class LayerNorm(Layer):

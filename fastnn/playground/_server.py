@@ -178,15 +178,14 @@ def create_app(token, hosts, limits=None):
         known = int(known) if known and known.isascii() and known.isdigit() else None
         return JSONResponse(session_of(request).state(known))
 
-    async def data(request):
-        session, body = session_of(request), await _json(request)
-        await call(session.set_data, body)
-        return JSONResponse(session.state())
-
-    async def points(request):
-        session, body = session_of(request), await _json(request)
-        await call(session.edit, body)
-        return JSONResponse(session.state())
+    def change(method):
+        """A route that hands the request's JSON to the session's ``method``, then answers
+        with the session's state."""
+        async def route(request):
+            session, body = session_of(request), await _json(request)
+            await call(getattr(session, method), body)
+            return JSONResponse(session.state())
+        return route
 
     async def upload(request):
         session = session_of(request)
@@ -199,11 +198,6 @@ def create_app(token, hosts, limits=None):
         if mode not in ("classification", "regression"):
             raise HTTPError(400, "mode must be classification or regression")
         await call(session.upload, body, mode == "regression")
-        return JSONResponse(session.state())
-
-    async def model(request):
-        session, body = session_of(request), await _json(request)
-        await call(session.set_model, body)
         return JSONResponse(session.state())
 
     async def control(request):
@@ -228,10 +222,10 @@ def create_app(token, hosts, limits=None):
               Route("/favicon.ico", favicon),
               Route("/api/sessions", create, methods=["POST"]),
               Route("/api/sessions/{sid}/state", state),
-              Route("/api/sessions/{sid}/data", data, methods=["POST"]),
-              Route("/api/sessions/{sid}/points", points, methods=["POST"]),
+              Route("/api/sessions/{sid}/data", change("set_data"), methods=["POST"]),
+              Route("/api/sessions/{sid}/points", change("edit"), methods=["POST"]),
               Route("/api/sessions/{sid}/upload", upload, methods=["POST"]),
-              Route("/api/sessions/{sid}/model", model, methods=["POST"]),
+              Route("/api/sessions/{sid}/model", change("set_model"), methods=["POST"]),
               Route("/api/sessions/{sid}/control", control, methods=["POST"]),
               Route("/api/sessions/{sid}/export/{kind}", export),
               Route("/api/sessions/{sid}/close", close, methods=["POST"])]
