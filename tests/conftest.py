@@ -56,16 +56,34 @@ def pytest_sessionstart(session):
     _COMPILES["log"] = _COMPILES["context"].__enter__()
 
 
+def pytest_sessionfinish(session):
+    """Close the compile log; (kernels, functions, seconds) go to ``_COMPILES["own"]`` (and to
+    the controller, in a pytest-xdist worker)."""
+    log = _COMPILES.pop("log", None)
+    if log is None:
+        return
+    _COMPILES.pop("context").__exit__(None, None, None)
+    _COMPILES["own"] = (sum(c.depth == 0 for c in log), len(log), log.total())
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fastnn_compiled"] = _COMPILES["own"]
+
+
+def pytest_testnodedown(node, error):  # pytest-xdist's controller, as each worker ends
+    counts = getattr(node, "workeroutput", {}).get("fastnn_compiled")
+    if counts:
+        _COMPILES.setdefault("workers", []).append(counts)
+
+
 def pytest_terminal_summary(terminalreporter):
     if _ADDRESS_LIMIT:
         terminalreporter.write_line(
             f"fastnn: address space limited to {_ADDRESS_LIMIT['limit'] >> 20} MB (the process "
             f"took {_ADDRESS_LIMIT['vmsize'] >> 20} MB at its first test)")
-    log = _COMPILES.get("log")
-    if log is None:
-        return
-    _COMPILES["context"].__exit__(None, None, None)
-    top = [c for c in log if c.depth == 0]
+    workers = _COMPILES.get("workers")
+    kernels, functions, seconds = ([sum(c) for c in zip(*workers)] if workers
+                                   else _COMPILES.get("own", (0, 0, 0.0)))
+    who = f"the {len(workers)} test workers" if workers else "this test process"
     terminalreporter.write_line(
-        f"fastnn: this test process compiled {len(top)} kernels ({len(log)} functions) in "
-        f"{log.total():.0f} s (kernels found in the cache are not counted; subprocesses neither)")
+        f"fastnn: {who} compiled {kernels} kernels ({functions} functions) in {seconds:.0f} s "
+        "(kernels found in the cache are not counted; subprocesses neither)")
