@@ -1,5 +1,4 @@
 """Embedding lookup (``torch.nn.functional.embedding``) and its weight gradient."""
-import numpy as np
 
 from ._dispatch import backend
 from ._validate import check_ndim, is_int
@@ -69,5 +68,5 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None):
         raise ValueError(f"dy must have shape indices.shape + (embedding_dim,) = {shape} + "
                          f"(embedding_dim,), got {tuple(dy.shape)}")
     d = int(dy.shape[-1])
-    dy2 = dy.reshape((int(np.prod(shape, dtype=np.int64)), d))
+    dy2 = dy.reshape((flat.size, d))
     return be.impl("embedding").embedding_backward(dy2, flat, v, p)

@@ -49,7 +49,7 @@ def codes(x, what):
     (what a ``ColumnTransformer``'s ``OrdinalEncoder`` columns are); else a TypeError."""
     x = np.asarray(x)
     if x.dtype.kind == "f":
-        if not (np.all(np.isfinite(x)) and np.array_equal(x, np.floor(x))):
+        if not (np.isfinite(x).all() and (np.floor(x) == x).all()):
             raise TypeError(f"{what} must hold integer codes; got floats that are not whole "
                             "numbers (encode the categories first, e.g. with OrdinalEncoder)")
         return np.ascontiguousarray(x, dtype=np.int64)
