@@ -446,3 +446,16 @@ def test_sigterm_during_a_save_removes_the_temporary(tmp_path):
         proc.stdout.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
     assert fastnn.load(tmp_path / "m.npz")[0].units == 4
+
+
+def test_every_test_that_docs_reliability_names_exists():
+    """docs/RELIABILITY.md cites its promises' tests as ``::test_name``: each one is defined."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    cited = re.findall(r"::(test_\w+)(\*?)", (root / "docs" / "RELIABILITY.md").read_text())
+    defined = set()
+    for path in (root / "tests").rglob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+    missing = [name + star for name, star in cited
+               if not (any(d.startswith(name) for d in defined) if star else name in defined)]
+    assert cited and not missing, missing
