@@ -157,7 +157,7 @@ def test_changing_the_dataset_the_layers_and_the_activation(page, server):
     _wait_text(page, "#network", lambda t: _hash(page)["layers"] == ["5tanh,2tanh,2tanh"])
     page.select_option('#network select.activation[data-layer="1"]', "relu")
     _wait_text(page, "#network", lambda t: _hash(page)["layers"] == ["5tanh,2relu,2tanh"])
-    assert page.is_disabled("#download-onnx")   # mixed activations: not scikit-learn's MLP
+    page.wait_for_selector("#download-onnx:disabled")   # mixed activations: not sklearn's MLP
     page.check('#network input[data-feature="sinx"]')
     _wait_text(page, "#network", lambda t: _hash(page)["features"] == ["x,y,sinx"])
     assert page.locator("#network canvas.unit").count() == 7 + 5 + 2 + 2
