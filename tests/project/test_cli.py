@@ -227,7 +227,8 @@ def fake_suite(monkeypatch):
 
     def run(script, *flags, out):
         calls.append((script, list(flags), Path(out)))
-        return {"bench_estimators.py": ESTIMATORS, "bench_kernels.py": KERNELS}.get(script, {})
+        return {"bench_estimators.py": ESTIMATORS, "bench_kernels.py": KERNELS,
+                "bench_graphs.py": GRAPHS}.get(script, {})
     monkeypatch.setattr(run_all, "run", run)
     monkeypatch.setattr(run_all, "update_readme", lambda text: pytest.fail("README rewritten"))
     return calls
@@ -251,12 +252,23 @@ def test_bench_runs_the_selected_benchmarks_into_out(capsys, tmp_path, fake_suit
     assert table in out
 
 
-def test_bench_full_run_from_the_command_never_rewrites_readme(capsys, tmp_path, fake_suite):
+GRAPHS = {"models": {"tcn": {"quiet": {"ratio": 1.2, "target": 1.5, "loadavg": [0.5, 0, 0]},
+                             "busy": {"ratio": 3.0, "target": 1.5}}}}
+
+
+def test_bench_full_run_from_the_command_never_rewrites_readme(capsys, tmp_path, fake_suite,
+                                                               monkeypatch):
+    monkeypatch.setattr(run_all, "installed", lambda module: True)   # PyTorch and scikit-learn
     code, _ = _main(capsys, "bench", "--out", str(tmp_path))
     assert code == 0
     assert [c[0] for c in fake_suite] == ["bench_training.py", "bench_estimators.py",
                                           "bench_predict.py", "bench_startup.py",
-                                          "bench_kernels.py", "bench_kernels.py"]
+                                          "bench_kernels.py", "bench_kernels.py",
+                                          "bench_graphs.py"]
+    table = (tmp_path / "table.md").read_text()
+    assert ("| TCN training (MNIST-1D's: 4 residual blocks of dilated causal Conv1D 64, "
+            "BatchNorm; batch 64, Adam; samples/s) | PyTorch CPU loop | 1.20x | 3.00x | 0.5 | "
+            ">= 1.5x | **no** |") in table
 
 
 def test_bench_without_torch_skips_it_with_a_note(capsys, tmp_path, fake_suite, monkeypatch):
