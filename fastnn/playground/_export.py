@@ -11,6 +11,8 @@ import textwrap
 
 import numpy as np
 
+from fastnn import nn
+
 from . import _model
 
 _SK_ACTIVATION = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
@@ -38,7 +40,7 @@ def as_mlp(spec, points, model):
     support = _model.onnx_support(spec)
     if not support["ok"]:
         raise ValueError(support["why"])
-    dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    dense = [layer for layer in model.layers if isinstance(layer, nn.Dense)]
     coefs = [np.asarray(d.weight.data, dtype=np.float64).T.copy() for d in dense]
     intercepts = [np.asarray(d.bias.data, dtype=np.float64).copy() for d in dense]
     acts = {a for _, a in spec.layers}

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from fastnn import nn
+
 from ._data import DOMAIN, DataError, _choice, _number, _show
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
@@ -135,7 +137,6 @@ def targets(spec, points, y):
 def build(spec, n_in, n_out):
     """The ``fastnn.nn.Sequential``: Dense + activation (+ Dropout) per hidden layer, then a
     Dense output (one unit per class, or one for regression), built for ``n_in`` inputs."""
-    from fastnn import nn
     acts = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU,
             "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE)}
     layers = []
@@ -158,9 +159,8 @@ def fit_options(spec, regression):
 
 
 def make_optimizer(spec, model):
-    from fastnn.nn import optimizers
     _, name, options = fit_options(spec, False)
-    return optimizers.get(name, model, lr=spec.lr, **options)
+    return nn.optimizers.get(name, model, lr=spec.lr, **options)
 
 
 def onnx_support(spec):
@@ -199,7 +199,7 @@ def outputs(model, x):
     hidden = []
     for layer in model.layers:
         x = layer.forward(x, False)
-        if type(layer).__name__ in ("Tanh", "Sigmoid", "ReLU", "LeakyReLU"):
+        if isinstance(layer, (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.LeakyReLU)):
             hidden.append(np.array(x, dtype=np.float32))
     return np.array(x, dtype=np.float64), hidden
 
@@ -257,7 +257,7 @@ def weights(model):
     """Each Dense layer's weights as (inputs x units) lists, rounded for the page."""
     out = []
     for layer in model.layers:
-        if type(layer).__name__ == "Dense":
+        if isinstance(layer, nn.Dense):
             w = np.asarray(layer.weight.data, dtype=np.float64).T
             out.append(np.round(w, 4).tolist())
     return out

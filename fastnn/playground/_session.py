@@ -351,6 +351,7 @@ class _Watcher(nn.Callback):
         self.session, self.spec, self.points, self.net = session, spec, points, model
         self.generation, self.data_version, self.n_train = generation, data_version, n_train
         self.last = 0.0
+        self.split = points.split()      # (X_train, y_train, X_test, y_test), as each epoch scores
 
     def on_epoch_end(self, epoch, logs=None):
         s = self.session
@@ -379,7 +380,7 @@ class _Watcher(nn.Callback):
             s._publish(self.spec, self.points, self.net, record=True)
             self.last = now
         else:  # the loss curve gets every epoch, the heavier view a few times a second
-            X_tr, y_tr, X_te, y_te = self.points.split()
+            X_tr, y_tr, X_te, y_te = self.split
             train, _ = _model.scores(self.spec, self.net, X_tr, y_tr, self.points)
             test, _ = _model.scores(self.spec, self.net, X_te, y_te, self.points)
             with s.cond:
