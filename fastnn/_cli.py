@@ -171,37 +171,29 @@ def build_parser():
                                      formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"fastnn {fastnn.__version__}")
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    p = sub.add_parser("demo", help="train fastnn beside scikit-learn on the bundled digits and "
-                                    "compare accuracy and speed",
-                       description=demo.DESCRIPTION, epilog=demo.EPILOG,
-                       formatter_class=_Formatter)
-    demo.add_arguments(p)
-    p.set_defaults(run=_demo)
-    p = sub.add_parser("bench", help="run the benchmark suite against PyTorch and scikit-learn "
-                                     "and print the table",
-                       description=BENCH_DESCRIPTION, epilog=BENCH_EPILOG,
-                       formatter_class=_Formatter)
-    run_all.add_arguments(p, cli=True)
-    p.set_defaults(run=_bench)
-    p = sub.add_parser("info", help="print versions, CPU, thread pools, kernel cache and CUDA",
-                       description=INFO_DESCRIPTION, formatter_class=_Formatter)
-    p.set_defaults(run=_info)
-    p = sub.add_parser("warmup", help="compile the kernels a use needs into the kernel cache "
-                                      "(for Docker images and CI caches)",
-                       description=WARMUP_DESCRIPTION, epilog=WARMUP_EPILOG,
-                       formatter_class=_Formatter)
-    add_warmup_arguments(p)
-    p.set_defaults(run=_warmup)
-    p = sub.add_parser("cache", help="show the kernel cache (folder, size, writable) or clear it",
-                       description=CACHE_DESCRIPTION, formatter_class=_Formatter)
-    add_cache_arguments(p)
-    p.set_defaults(run=_cache)
-    p = sub.add_parser("playground", help="train a network live in the browser on your own "
-                                          "points, and download it",
-                       description=playground.DESCRIPTION, epilog=playground.EPILOG,
-                       formatter_class=_Formatter)
-    playground.add_arguments(p)
-    p.set_defaults(run=_playground)
+
+    def command(name, run, summary, description, epilog=None, add_arguments=None):
+        p = sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                           formatter_class=_Formatter)
+        if add_arguments is not None:
+            add_arguments(p)
+        p.set_defaults(run=run)
+
+    command("demo", _demo, "train fastnn beside scikit-learn on the bundled digits and compare "
+            "accuracy and speed", demo.DESCRIPTION, demo.EPILOG, demo.add_arguments)
+    command("bench", _bench, "run the benchmark suite against PyTorch and scikit-learn and print "
+            "the table", BENCH_DESCRIPTION, BENCH_EPILOG,
+            lambda p: run_all.add_arguments(p, cli=True))
+    command("info", _info, "print versions, CPU, thread pools, kernel cache and CUDA",
+            INFO_DESCRIPTION)
+    command("warmup", _warmup, "compile the kernels a use needs into the kernel cache (for "
+            "Docker images and CI caches)", WARMUP_DESCRIPTION, WARMUP_EPILOG,
+            add_warmup_arguments)
+    command("cache", _cache, "show the kernel cache (folder, size, writable) or clear it",
+            CACHE_DESCRIPTION, add_arguments=add_cache_arguments)
+    command("playground", _playground, "train a network live in the browser on your own points, "
+            "and download it", playground.DESCRIPTION, playground.EPILOG,
+            playground.add_arguments)
     return parser
 
 

@@ -7,6 +7,7 @@ implementations of one operation run in turn (a, b, c, a, b, c, ...) so that a s
 another process hits all of them alike; each reported figure is the median of the repeats, and the
 spread (max - min) / median tells how steady the machine was.
 """
+import argparse
 import gc
 import json
 import math
@@ -440,3 +441,16 @@ def compare_runs(runners, samples, repeats, unit="samples"):
     if "torch" in out:
         out["ratio"] = out["fastnn"][f"{unit}_per_s"] / out["torch"][f"{unit}_per_s"]
     return out
+
+
+def parser(doc, out_name, quick_help):
+    """A benchmark's command line with the options every timed benchmark takes: ``--repeats``,
+    ``--no-busy``, ``--quick`` (``quick_help`` says what it trims) and ``--out`` (a JSON file
+    under the results folder by default)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-busy", action="store_true",
+                   help="skip the runs beside a busy competing process")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--out", default=str(RESULTS / out_name))
+    return p

@@ -9,7 +9,6 @@ Targets at equal test accuracy (within 0.5 point): >= 5x for (100,) on digits, >
 
     python benchmarks/bench_estimators.py [--repeats 5] [--quick] [--out results.json]
 """
-import argparse
 import sys
 import time
 import warnings
@@ -94,13 +93,8 @@ def cnn_throughput(epochs, repeats, data):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="few epochs, one repeat (smoke test)")
-    parser.add_argument("--no-busy", action="store_true",
-                        help="skip the runs beside a busy competing process")
-    parser.add_argument("--out", default=str(_common.RESULTS / "estimators.json"))
-    args = parser.parse_args(argv)
+    args = _common.parser(__doc__, "estimators.json",
+                          "few epochs, one repeat (smoke test)").parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     epochs = 5 if args.quick else 200
     data = digits()

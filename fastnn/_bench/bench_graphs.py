@@ -21,7 +21,6 @@ PyTorch runs the same network with its default thread count.
     python benchmarks/bench_graphs.py --only tcn --no-busy
     python benchmarks/bench_graphs.py --quick      # smoke run: tiny sizes, one repeat
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -194,12 +193,8 @@ class TorchRunner:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=5)
+    p = _common.parser(__doc__, "graphs.json", "smoke run: tiny sizes, one repeat")
     p.add_argument("--only", default=None, help="comma-separated models: " + ", ".join(MODELS))
-    p.add_argument("--no-busy", action="store_true", help="skip the runs beside a busy process")
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
-    p.add_argument("--out", default=str(_common.RESULTS / "graphs.json"))
     args = p.parse_args(argv)
     models = MODELS if not args.only else tuple(s.strip() for s in args.only.split(","))
     for name in models:

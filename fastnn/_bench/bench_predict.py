@@ -17,7 +17,6 @@ Target: the NeuralNet estimator no slower than scikit-learn, peak extra memory <
     python benchmarks/bench_predict.py [--rows 1000000] [--repeats 5] [--quick]
 """
 LATENCY_ROWS = (1, 32, 1797)
-import argparse
 import sys
 import time
 import tracemalloc
@@ -117,12 +116,8 @@ def latency(repeats, quick=False):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = _common.parser(__doc__, "predict.json", "20,000 rows, one repeat")
     p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--no-busy", action="store_true")
-    p.add_argument("--quick", action="store_true", help="20,000 rows, one repeat")
-    p.add_argument("--out", default=str(_common.RESULTS / "predict.json"))
     args = p.parse_args(argv)
     if args.quick:
         args.rows, args.repeats = 20_000, 1

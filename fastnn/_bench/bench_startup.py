@@ -24,7 +24,6 @@ Targets: first ever, MLP <= 5 s and CNN <= 8 s; demo reported (<= 30 s); warm ca
 
     python benchmarks/bench_startup.py [--repeats 5] [--quick] [--no-busy] [--no-demo]
 """
-import argparse
 import os
 import statistics
 import subprocess
@@ -75,13 +74,9 @@ def programs(quick):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--no-busy", action="store_true")
+    p = _common.parser(__doc__, "startup.json",
+                       "one repeat, no demo, no run with an empty kernel cache")
     p.add_argument("--no-demo", action="store_true", help="leave fastnn demo out")
-    p.add_argument("--quick", action="store_true",
-                   help="one repeat, no demo, no run with an empty kernel cache")
-    p.add_argument("--out", default=str(_common.RESULTS / "startup.json"))
     args = p.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
     env = _common.environment()

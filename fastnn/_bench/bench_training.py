@@ -20,7 +20,6 @@ framework's peak resident memory for the LeNet-5 run in a process of its own.
     python benchmarks/bench_training.py --only lenet5 --no-busy
     python benchmarks/bench_training.py --quick         # smoke run: tiny sizes, one repeat
 """
-import argparse
 import resource
 import subprocess
 import sys
@@ -150,17 +149,13 @@ TARGETS = {"lenet5": {"quiet": 2.0, "busy": 1.5}, "simpleconvnet": {"quiet": 2.0
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = _common.parser(__doc__, "training.json", "smoke run: 256 images, one repeat")
     p.add_argument("--images", type=int, default=6400)
     p.add_argument("--epochs", type=int, default=1, help="epochs per timed fit")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--only", default=None, help="comma-separated networks: " + ", ".join(NETWORKS))
-    p.add_argument("--no-busy", action="store_true", help="skip the runs beside a busy process")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--no-torch", action="store_true", help="benchmark fastnn alone")
-    p.add_argument("--quick", action="store_true", help="smoke run: 256 images, one repeat")
-    p.add_argument("--out", default=str(_common.RESULTS / "training.json"))
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.repeats = min(args.images, 256), 1

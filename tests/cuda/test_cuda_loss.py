@@ -4,7 +4,7 @@ import pytest
 from numba import cuda
 
 import fastnn.kernels as K
-from cuda_helpers import SIMULATOR, to_host, tol
+from cuda_helpers import to_host, tol
 from fastnn._kernels.cpu import loss as cpu_loss
 from fastnn._kernels.cuda import loss as gpu_loss
 

@@ -18,6 +18,7 @@ C-contiguous and of one float dtype:
 import numpy as np
 from numba import prange
 
+from .._norm_rules import running_stats, unbias_factor
 from ._jit import jit, pjit
 from ._workspace import empty_like
 
@@ -241,9 +242,8 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
     if training:
         mean64, var64 = _batch_moments(x)
         if running_mean is not None:
-            count = n * s
-            running_mean[:] = (1.0 - momentum) * running_mean + momentum * mean64
-            running_var[:] = (1.0 - momentum) * running_var + momentum * var64 * (count / (count - 1))
+            running_mean[:], running_var[:] = running_stats(
+                running_mean, running_var, mean64, var64, momentum, unbias_factor(n * s))
     else:
         mean64 = running_mean.astype(np.float64)
         var64 = running_var.astype(np.float64)

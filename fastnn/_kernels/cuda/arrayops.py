@@ -14,7 +14,8 @@ from . import _config as cfg
 from ._arrays import _as_device
 from ._reduce import block_sum, finish_partials
 from ._util import to_device as _to_device
-from ._util import copy, empty, fill, flat  # noqa: F401 (copy, fill: fastnn._kernels.arrayops)
+from ._util import copy, empty, fill  # noqa: F401 (offered to fastnn._kernels.arrayops)
+from ._util import flat
 
 _RT = cfg.REDUCE_TPB
 

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from .._norm_rules import running_stats, unbias_factor
 from . import _config as cfg
 from ._reduce import block_sum2, channel_index
 from ._util import dummy, empty, flat
@@ -69,6 +70,9 @@ def _grad_partial(dy, x, mean, invstd, part, N, C, S, nsplit):
     _store_split_sums(buf, buf2, part, c * nsplit + s, a, b)
 
 
+_running_stats = cuda.jit(device=True)(running_stats)
+
+
 @functools.lru_cache(maxsize=None)
 def _finish_kernels(dtype):
     sc = np.dtype(dtype).type
@@ -88,8 +92,10 @@ def _finish_kernels(dtype):
                 mu = np.float64(x[c * S]) + a / count
                 var = max(b - a * a / count, np.float64(0)) / count
                 if has_running:
-                    rmean[c] = sc((1.0 - momentum) * np.float64(rmean[c]) + momentum * mu)
-                    rvar[c] = sc((1.0 - momentum) * np.float64(rvar[c]) + momentum * var * unbias)
+                    m, v = _running_stats(np.float64(rmean[c]), np.float64(rvar[c]), mu, var,
+                                          momentum, unbias)
+                    rmean[c] = sc(m)
+                    rvar[c] = sc(v)
             else:
                 mu = np.float64(rmean[c])
                 var = np.float64(rvar[c])
@@ -161,7 +167,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, ep
         _moments_partial[(c, nsplit), _RT](xf, part, n, c, s, nsplit)
     stats, _ = _finish_kernels(dt)
     has_running = running_mean is not None
-    unbias = count / (count - 1) if count > 1 else math.inf
+    unbias = unbias_factor(count)
     stats[cfg.grid(c), cfg.TPB](
         xf, part, nsplit, c, s, float(count), bool(training), has_running,
         running_mean if has_running else dummy(dt), running_var if has_running else dummy(dt),

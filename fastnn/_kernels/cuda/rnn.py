@@ -69,6 +69,48 @@ def _sigmoid(v, one):
 
 
 @cuda.jit(device=True)
+def _cell(i, H, T, t):
+    """The cell a thread's index names: (sequence n, unit j, all-steps row n*T + t)."""
+    n = i // H
+    j = i - n * H
+    return n, j, n * T + t
+
+
+@cuda.jit(device=True)
+def _incoming(start, dh_rec, dy, i, n, j, H, has_rec, has_dy, dys, dyt):
+    """start + dh_{t} from the later step (dh_rec) + the output's gradient at step t (dy)."""
+    d = start
+    if has_rec:
+        d += dh_rec[i]
+    if has_dy:
+        d += dy[n * dys + dyt * H + j]
+    return d
+
+
+@cuda.jit(device=True)
+def _gates3(a, r, H):
+    return a[r], a[r + H], a[r + 2 * H]
+
+
+@cuda.jit(device=True)
+def _gates4(a, r, H):
+    return a[r], a[r + H], a[r + 2 * H], a[r + 3 * H]
+
+
+@cuda.jit(device=True)
+def _put3(a, r, H, v0, v1, v2):
+    a[r] = v0
+    a[r + H] = v1
+    a[r + 2 * H] = v2
+
+
+@cuda.jit(device=True)
+def _put4(a, r, H, v0, v1, v2, v3):
+    _put3(a, r, H, v0, v1, v2)
+    a[r + 3 * H] = v3
+
+
+@cuda.jit(device=True)
 def _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero):
     """Every cell's last stores: h_t, the previous-state rows backward reads (zero at t = 0,
     h_t for step t + 1) and, when asked, the output."""
@@ -84,12 +126,10 @@ def _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero):
 # ------------------------------------------------------------------------------- SimpleRNN
 
 @cuda.jit
-def _rnn_fwd_kernel(xw, hw, h, hp, y, N, T, H, t, has_h, relu, ys, yt, wy, zero):
+def _rnn_fwd_kernel(xw, hw, h, hp, y, N, T, H, t, has_h, ys, yt, wy, relu, zero, one):
     """h = act(xw[n*T+t] + hw) over the (N, H) cells; also hp[n, t+1] and the output."""
     for i in range(cuda.grid(1), N * H, cuda.gridsize(1)):
-        n = i // H
-        j = i - n * H
-        row = n * T + t
+        n, j, row = _cell(i, H, T, t)
         v = xw[row * H + j]
         if has_h:
             v += hw[i]
@@ -105,14 +145,8 @@ def _rnn_bwd_kernel(h, hp, dh_rec, dy, dg, dgs, N, T, H, t, has_rec, has_dy, dys
                     zero, one):
     """dpre = (dh_rec + dy) * act'(pre), act' read from the output h_t."""
     for i in range(cuda.grid(1), N * H, cuda.gridsize(1)):
-        n = i // H
-        j = i - n * H
-        row = n * T + t
-        d = zero
-        if has_rec:
-            d += dh_rec[i]
-        if has_dy:
-            d += dy[n * dys + dyt * H + j]
+        n, j, row = _cell(i, H, T, t)
+        d = _incoming(zero, dh_rec, dy, i, n, j, H, has_rec, has_dy, dys, dyt)
         hv = hp[(row + 1) * H + j] if t + 1 < T else h[i]
         if relu:
             g = d if hv > zero else zero
@@ -125,34 +159,26 @@ def _rnn_bwd_kernel(h, hp, dh_rec, dy, dg, dgs, N, T, H, t, has_rec, has_dy, dys
 # ------------------------------------------------------------------------------------ LSTM
 
 @cuda.jit
-def _lstm_fwd_kernel(g, hw, h, cs, hp, y, N, T, H, t, has_h, ys, yt, wy, zero, one):
+def _lstm_fwd_kernel(g, hw, h, hp, y, cs, N, T, H, t, has_h, ys, yt, wy, zero, one):
     """Gates (i, f, g, o) from g[n*T+t] (+ hw), written back into g; new c and h."""
     G = 4 * H
     for i in range(cuda.grid(1), N * H, cuda.gridsize(1)):
-        n = i // H
-        j = i - n * H
-        row = n * T + t
+        n, j, row = _cell(i, H, T, t)
         r = row * G + j
-        a0 = g[r]
-        a1 = g[r + H]
-        a2 = g[r + 2 * H]
-        a3 = g[r + 3 * H]
+        a0, a1, a2, a3 = _gates4(g, r, H)
         if has_h:
-            q = n * G + j
-            a0 += hw[q]
-            a1 += hw[q + H]
-            a2 += hw[q + 2 * H]
-            a3 += hw[q + 3 * H]
+            b0, b1, b2, b3 = _gates4(hw, n * G + j, H)
+            a0 += b0
+            a1 += b1
+            a2 += b2
+            a3 += b3
         ig = _sigmoid(a0, one)
         fg = _sigmoid(a1, one)
         gg = math.tanh(a2)
         og = _sigmoid(a3, one)
         cp = cs[(row - 1) * H + j] if t > 0 else zero
         cv = fg * cp + ig * gg
-        g[r] = ig
-        g[r + H] = fg
-        g[r + 2 * H] = gg
-        g[r + 3 * H] = og
+        _put4(g, r, H, ig, fg, gg, og)
         cs[row * H + j] = cv
         out = og * math.tanh(cv)
         _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero)
@@ -164,45 +190,28 @@ def _lstm_bwd_kernel(g, cs, dh_rec, dy, dc, dg, dgs, N, T, H, t, has_rec, has_dy
     """Pre-activation gradients from dh = dh_rec + dy and the carried dc (becomes dc_{t-1})."""
     G = 4 * H
     for i in range(cuda.grid(1), N * H, cuda.gridsize(1)):
-        n = i // H
-        j = i - n * H
-        row = n * T + t
+        n, j, row = _cell(i, H, T, t)
         r = row * G + j
-        ig = g[r]
-        fg = g[r + H]
-        gg = g[r + 2 * H]
-        og = g[r + 3 * H]
+        ig, fg, gg, og = _gates4(g, r, H)
         cv = cs[row * H + j]
         cp = cs[(row - 1) * H + j] if t > 0 else zero
         tc = math.tanh(cv)
-        dh = zero
-        dcv = zero
-        if has_rec:
-            dh += dh_rec[i]
-            dcv = dc[i]
-        if has_dy:
-            dh += dy[n * dys + dyt * H + j]
+        dh = _incoming(zero, dh_rec, dy, i, n, j, H, has_rec, has_dy, dys, dyt)
+        dcv = dc[i] if has_rec else zero
         dct = dcv + dh * og * (one - tc * tc)
         d0 = dct * gg * ig * (one - ig)
         d1 = dct * cp * fg * (one - fg)
         d2 = dct * ig * (one - gg * gg)
         d3 = dh * tc * og * (one - og)
-        dg[r] = d0
-        dg[r + H] = d1
-        dg[r + 2 * H] = d2
-        dg[r + 3 * H] = d3
-        q = n * G + j
-        dgs[q] = d0
-        dgs[q + H] = d1
-        dgs[q + 2 * H] = d2
-        dgs[q + 3 * H] = d3
+        _put4(dg, r, H, d0, d1, d2, d3)
+        _put4(dgs, n * G + j, H, d0, d1, d2, d3)
         dc[i] = dct * fg
 
 
 # ------------------------------------------------------------------------------------- GRU
 
 @cuda.jit
-def _gru_fwd_kernel(g, hw, b_hh, h, hn, hp, y, N, T, H, t, has_h, ys, yt, wy, zero, one):
+def _gru_fwd_kernel(g, hw, h, hp, y, hn, b_hh, N, T, H, t, has_h, ys, yt, wy, zero, one):
     """r, z, n from g[n*T+t] = x W_ih^T + b_ih and hw = h W_hh^T + b_hh (b_hh alone at t = 0).
 
     As PyTorch: n = tanh(x_n + r * (W_hn h + b_hn)); h = (1 - z) * n + z * h_prev. g is
@@ -210,27 +219,19 @@ def _gru_fwd_kernel(g, hw, b_hh, h, hn, hp, y, N, T, H, t, has_h, ys, yt, wy, ze
     """
     G = 3 * H
     for i in range(cuda.grid(1), N * H, cuda.gridsize(1)):
-        n = i // H
-        j = i - n * H
-        row = n * T + t
+        n, j, row = _cell(i, H, T, t)
         r = row * G + j
         if has_h:
-            q = n * G + j
-            h0 = hw[q]
-            h1 = hw[q + H]
-            h2 = hw[q + 2 * H]
+            h0, h1, h2 = _gates3(hw, n * G + j, H)
             hprev = h[i]
         else:
-            h0 = b_hh[j]
-            h1 = b_hh[H + j]
-            h2 = b_hh[2 * H + j]
+            h0, h1, h2 = _gates3(b_hh, j, H)
             hprev = zero
-        rg = _sigmoid(g[r] + h0, one)
-        zg = _sigmoid(g[r + H] + h1, one)
-        nv = math.tanh(g[r + 2 * H] + rg * h2)
-        g[r] = rg
-        g[r + H] = zg
-        g[r + 2 * H] = nv
+        x0, x1, x2 = _gates3(g, r, H)
+        rg = _sigmoid(x0 + h0, one)
+        zg = _sigmoid(x1 + h1, one)
+        nv = math.tanh(x2 + rg * h2)
+        _put3(g, r, H, rg, zg, nv)
         hn[row * H + j] = h2
         out = nv + zg * (hprev - nv)
         _store_hidden(h, hp, y, i, row, n, j, t, T, H, out, wy, ys, yt, zero)
@@ -243,34 +244,19 @@ def _gru_bwd_kernel(g, hn, hp, dh_rec, dy, dh_carry, dgx, dgh, dgs, N, T, H, t, 
     dh_carry becomes dh * z."""
     G = 3 * H
     for i in range(cuda.grid(1), N * H, cuda.gridsize(1)):
-        n = i // H
-        j = i - n * H
-        row = n * T + t
+        n, j, row = _cell(i, H, T, t)
         r = row * G + j
-        rg = g[r]
-        zg = g[r + H]
-        nv = g[r + 2 * H]
-        dh = zero
-        if has_rec:
-            dh += dh_carry[i]
-            dh += dh_rec[i]
-        if has_dy:
-            dh += dy[n * dys + dyt * H + j]
+        rg, zg, nv = _gates3(g, r, H)
+        dh = _incoming(dh_carry[i] if has_rec else zero, dh_rec, dy, i, n, j, H, has_rec,
+                       has_dy, dys, dyt)
         hprev = hp[row * H + j]
         dz = dh * (hprev - nv) * zg * (one - zg)
         dn = dh * (one - zg) * (one - nv * nv)
         dr = dn * hn[row * H + j] * rg * (one - rg)
         dnh = dn * rg
-        dgx[r] = dr
-        dgx[r + H] = dz
-        dgx[r + 2 * H] = dn
-        dgh[r] = dr
-        dgh[r + H] = dz
-        dgh[r + 2 * H] = dnh
-        q = n * G + j
-        dgs[q] = dr
-        dgs[q + H] = dz
-        dgs[q + 2 * H] = dnh
+        _put3(dgx, r, H, dr, dz, dn)
+        _put3(dgh, r, H, dr, dz, dnh)
+        _put3(dgs, n * G + j, H, dr, dz, dnh)
         dh_carry[i] = dh * zg
 
 
@@ -316,132 +302,94 @@ def _finish(cache, dg, dgh):
     return dx, dw_ih, dw_hh
 
 
-def rnn_forward(x, w_ih, w_hh, b, relu=False, return_sequences=False):
-    """Elman RNN, ``h_t = act(x_t @ w_ih.T + h_{t-1} @ w_hh.T + b)`` with act tanh or ReLU."""
+def _forward(kernel, x, w_ih, w_hh, b, return_sequences, states=0, b_hh=None, flags=()):
+    """The time loop every cell shares: one input GEMM over all steps, then per step the
+    recurrent GEMM (``b_hh`` fused where given) and the cell's kernel, which reads its arguments
+    as ``(gates, hw, h, hp, y, *states, [b_hh], N, T, H, t, has_h, ys, yt, wy, *flags, zero,
+    one)``. Returns ``y``, the cache's leading fields (shape, x2, w_ih, w_hh, gates, hp, h) and
+    the ``states`` extra (N*T, H) buffers the cell writes."""
     N, T, F, H, x2, y, ys = _setup(x, w_hh, return_sequences)
     dt = np.dtype(x.dtype).type
-    xw = matmul(x2, w_ih, trans_b=True, bias=b, bias_axis=1)
+    gates = matmul(x2, w_ih, trans_b=True, bias=b, bias_axis=1)
     h = empty((N, H), x.dtype)
-    hw = empty((N, H), x.dtype)
+    hw = empty((N, w_hh.shape[0]), x.dtype)
     hp = empty((N * T, H), x.dtype)
-    f_xw, f_hw, f_h, f_hp, f_y = (flat(a) for a in (xw, hw, h, hp, y))
+    kept = tuple(empty((N * T, H), x.dtype) for _ in range(states))
+    views = tuple(flat(a) for a in (gates, hw, h, hp, y) + kept)
+    views += () if b_hh is None else (b_hh,)
     for t in range(T):
         if t > 0:
-            matmul(h, w_hh, trans_b=True, out=hw)
+            matmul(h, w_hh, trans_b=True, out=hw, bias=b_hh, bias_axis=1)
         yt, wy = _y_at(t, T, return_sequences)
-        _launch(_rnn_fwd_kernel, N * H, f_xw, f_hw, f_h, f_hp, f_y, N, T, H,
-                t, t > 0, bool(relu), ys, yt, wy, dt(0))
-    cache = RNNCache("rnn", (N, T, F, H), x2, w_ih, w_hh, None, hp, h, bool(return_sequences),
-                     relu=bool(relu))
-    return y, cache
+        _launch(kernel, N * H, *views, N, T, H, t, t > 0, ys, yt, wy, *flags, dt(0), dt(1))
+    return y, ((N, T, F, H), x2, w_ih, w_hh, gates, hp, h), kept
+
+
+def _backward(kernel, dy, cache, saved, carries=0, split=False, flags=()):
+    """Backpropagation through time, the loop every cell shares: per step (last first) the cell's
+    kernel, reading ``(*saved, dh_rec, dy, *carries, dg, [dgh], dgs, N, T, H, t, has_rec, has_dy,
+    dys, dyt, *flags, zero, one)``, then ``dh_{t-1} = dg_t @ w_hh``. ``split`` keeps the gate
+    gradients of the hidden side apart (GRU). Returns dx, dw_ih, dw_hh and the gate gradients
+    of the input and hidden sides."""
+    N, T, F, H = cache.shape
+    dtype = cache.hp.dtype
+    dt = np.dtype(dtype).type
+    width = cache.w_hh.shape[0]
+    dg = empty((N * T, width), dtype)
+    dgh = empty((N * T, width), dtype) if split else dg
+    dgs = empty((N, width), dtype)
+    dh_rec = empty((N, H), dtype)
+    kept = tuple(empty((N, H), dtype) for _ in range(carries))
+    sums = (dg, dgh, dgs) if split else (dg, dgs)
+    views = tuple(flat(a) for a in tuple(saved) + (dh_rec, dy) + kept + sums)
+    dys = _dy_stride(cache)
+    for t in range(T - 1, -1, -1):
+        dyt, has_dy = _dy_at(t, T, cache.return_sequences)
+        _launch(kernel, N * H, *views, N, T, H, t, t < T - 1, has_dy, dys, dyt, *flags,
+                dt(0), dt(1))
+        if t > 0:
+            matmul(dgs, cache.w_hh, out=dh_rec)
+    dx, dw_ih, dw_hh = _finish(cache, dg, dgh)
+    return dx, dw_ih, dw_hh, dg, dgh
+
+
+def rnn_forward(x, w_ih, w_hh, b, relu=False, return_sequences=False):
+    """Elman RNN, ``h_t = act(x_t @ w_ih.T + h_{t-1} @ w_hh.T + b)`` with act tanh or ReLU."""
+    y, parts, _ = _forward(_rnn_fwd_kernel, x, w_ih, w_hh, b, return_sequences,
+                           flags=(bool(relu),))
+    return y, RNNCache("rnn", *parts, bool(return_sequences), relu=bool(relu))
 
 
 def rnn_backward(dy, cache):
     """Backpropagation through time for ``rnn_forward``: ``(dx, dw_ih, dw_hh, db)``."""
-    N, T, F, H = cache.shape
-    dtype = cache.hp.dtype
-    dt = np.dtype(dtype).type
-    dg = empty((N * T, H), dtype)
-    dgs = empty((N, H), dtype)
-    dh_rec = empty((N, H), dtype)
-    dys = _dy_stride(cache)
-    c_h, c_hp, f_dh_rec, f_dy, f_dg, f_dgs = (
-        flat(a) for a in (cache.h, cache.hp, dh_rec, dy, dg, dgs))
-    for t in range(T - 1, -1, -1):
-        dyt, has_dy = _dy_at(t, T, cache.return_sequences)
-        _launch(_rnn_bwd_kernel, N * H, c_h, c_hp, f_dh_rec, f_dy,
-                f_dg, f_dgs, N, T, H, t, t < T - 1, has_dy, dys, dyt, cache.relu, dt(0),
-                dt(1))
-        if t > 0:
-            matmul(dgs, cache.w_hh, out=dh_rec)
-    dx, dw_ih, dw_hh = _finish(cache, dg, dg)
+    dx, dw_ih, dw_hh, dg, _ = _backward(_rnn_bwd_kernel, dy, cache, (cache.h, cache.hp),
+                                        flags=(cache.relu,))
     return dx, dw_ih, dw_hh, column_sum(dg)
 
 
 def lstm_forward(x, w_ih, w_hh, b, return_sequences=False):
     """LSTM as ``torch.nn.LSTM`` (gates i, f, g, o); ``b`` is the combined bias, shape (4H,)."""
-    N, T, F, H, x2, y, ys = _setup(x, w_hh, return_sequences)
-    dt = np.dtype(x.dtype).type
-    gates = matmul(x2, w_ih, trans_b=True, bias=b, bias_axis=1)
-    h = empty((N, H), x.dtype)
-    hw = empty((N, 4 * H), x.dtype)
-    hp = empty((N * T, H), x.dtype)
-    cs = empty((N * T, H), x.dtype)
-    f_gates, f_hw, f_h, f_cs, f_hp, f_y = (flat(a) for a in (gates, hw, h, cs, hp, y))
-    for t in range(T):
-        if t > 0:
-            matmul(h, w_hh, trans_b=True, out=hw)
-        yt, wy = _y_at(t, T, return_sequences)
-        _launch(_lstm_fwd_kernel, N * H, f_gates, f_hw, f_h, f_cs, f_hp,
-                f_y, N, T, H, t, t > 0, ys, yt, wy, dt(0), dt(1))
-    cache = RNNCache("lstm", (N, T, F, H), x2, w_ih, w_hh, gates, hp, h, bool(return_sequences),
-                     cs=cs)
-    return y, cache
+    y, parts, (cs,) = _forward(_lstm_fwd_kernel, x, w_ih, w_hh, b, return_sequences, states=1)
+    return y, RNNCache("lstm", *parts, bool(return_sequences), cs=cs)
 
 
 def lstm_backward(dy, cache):
     """Backpropagation through time for ``lstm_forward``: ``(dx, dw_ih, dw_hh, db)``."""
-    N, T, F, H = cache.shape
-    dtype = cache.hp.dtype
-    dt = np.dtype(dtype).type
-    dg = empty((N * T, 4 * H), dtype)
-    dgs = empty((N, 4 * H), dtype)
-    dh_rec = empty((N, H), dtype)
-    dc = empty((N, H), dtype)
-    dys = _dy_stride(cache)
-    c_gates, c_cs, f_dh_rec, f_dy, f_dc, f_dg, f_dgs = (
-        flat(a) for a in (cache.gates, cache.cs, dh_rec, dy, dc, dg, dgs))
-    for t in range(T - 1, -1, -1):
-        dyt, has_dy = _dy_at(t, T, cache.return_sequences)
-        _launch(_lstm_bwd_kernel, N * H, c_gates, c_cs, f_dh_rec,
-                f_dy, f_dc, f_dg, f_dgs, N, T, H, t, t < T - 1, has_dy, dys, dyt,
-                dt(0), dt(1))
-        if t > 0:
-            matmul(dgs, cache.w_hh, out=dh_rec)
-    dx, dw_ih, dw_hh = _finish(cache, dg, dg)
+    dx, dw_ih, dw_hh, dg, _ = _backward(_lstm_bwd_kernel, dy, cache, (cache.gates, cache.cs),
+                                        carries=1)
     return dx, dw_ih, dw_hh, column_sum(dg)
 
 
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, return_sequences=False):
     """GRU as ``torch.nn.GRU`` (gates r, z, n; the reset gate scales ``W_hn h + b_hn``)."""
-    N, T, F, H, x2, y, ys = _setup(x, w_hh, return_sequences)
-    dt = np.dtype(x.dtype).type
-    gates = matmul(x2, w_ih, trans_b=True, bias=b_ih, bias_axis=1)
-    h = empty((N, H), x.dtype)
-    hw = empty((N, 3 * H), x.dtype)
-    hp = empty((N * T, H), x.dtype)
-    hn = empty((N * T, H), x.dtype)
-    f_gates, f_hw, f_h, f_hn, f_hp, f_y = (flat(a) for a in (gates, hw, h, hn, hp, y))
-    for t in range(T):
-        if t > 0:
-            matmul(h, w_hh, trans_b=True, out=hw, bias=b_hh, bias_axis=1)
-        yt, wy = _y_at(t, T, return_sequences)
-        _launch(_gru_fwd_kernel, N * H, f_gates, f_hw, b_hh, f_h, f_hn, f_hp,
-                f_y, N, T, H, t, t > 0, ys, yt, wy, dt(0), dt(1))
-    cache = RNNCache("gru", (N, T, F, H), x2, w_ih, w_hh, gates, hp, h, bool(return_sequences),
-                     hn=hn)
-    return y, cache
+    y, parts, (hn,) = _forward(_gru_fwd_kernel, x, w_ih, w_hh, b_ih, return_sequences, states=1,
+                               b_hh=b_hh)
+    return y, RNNCache("gru", *parts, bool(return_sequences), hn=hn)
 
 
 def gru_backward(dy, cache):
     """Backpropagation through time for ``gru_forward``: ``(dx, dw_ih, dw_hh, db_ih, db_hh)``."""
-    N, T, F, H = cache.shape
-    dtype = cache.hp.dtype
-    dt = np.dtype(dtype).type
-    dgx = empty((N * T, 3 * H), dtype)
-    dgh = empty((N * T, 3 * H), dtype)
-    dgs = empty((N, 3 * H), dtype)
-    dh_rec = empty((N, H), dtype)
-    dh_carry = empty((N, H), dtype)
-    dys = _dy_stride(cache)
-    c_gates, c_hn, c_hp, f_dh_rec, f_dy, f_dh_carry, f_dgx, f_dgh, f_dgs = (
-        flat(a) for a in (cache.gates, cache.hn, cache.hp, dh_rec, dy, dh_carry, dgx, dgh, dgs))
-    for t in range(T - 1, -1, -1):
-        dyt, has_dy = _dy_at(t, T, cache.return_sequences)
-        _launch(_gru_bwd_kernel, N * H, c_gates, c_hn, c_hp,
-                f_dh_rec, f_dy, f_dh_carry, f_dgx, f_dgh, f_dgs, N, T, H,
-                t, t < T - 1, has_dy, dys, dyt, dt(0), dt(1))
-        if t > 0:
-            matmul(dgs, cache.w_hh, out=dh_rec)
-    dx, dw_ih, dw_hh = _finish(cache, dgx, dgh)
+    dx, dw_ih, dw_hh, dgx, dgh = _backward(_gru_bwd_kernel, dy, cache,
+                                           (cache.gates, cache.hn, cache.hp), carries=1,
+                                           split=True)
     return dx, dw_ih, dw_hh, column_sum(dgx), column_sum(dgh)
