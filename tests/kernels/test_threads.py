@@ -1,5 +1,6 @@
 """Who owns the cores: BLAS on one thread inside fastnn's work, Numba on fastnn's thread count."""
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def restore_threads():
 def test_inside_cpu_work_blas_has_one_thread_and_numba_the_rest(monkeypatch, restore_threads):
     from fastnn._kernels.cpu import _threads
     monkeypatch.setattr(_threads, "_others_running", lambda: 0)  # as on a quiet machine
+    monkeypatch.setattr(_threads, "_load", [float("-inf"), 0])  # no reading kept from before
     before = blas_threads()
     with K.cpu_work():
         assert all(n == 1 for n in blas_threads())
@@ -71,6 +73,37 @@ def test_environment_limits_are_respected():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True, timeout=120).stdout.split()
         assert out == ["1", "1"], var
+
+
+_CAP_SCRIPT = """
+import json, fastnn, numba
+from fastnn import kernels as K
+from fastnn._kernels.cpu import _threads
+_threads._quota_cores = lambda: 1        # a machine (a container) that allows one core
+_threads._others_running = lambda: 0     # a quiet machine
+with K.cpu_work():
+    by_default = numba.get_num_threads()
+fastnn.set_num_threads(10 ** 6)
+with K.cpu_work():
+    asked = numba.get_num_threads()
+print(json.dumps([_threads.usable_cores(), _threads.max_threads(), by_default, asked]))
+"""
+
+
+@pytest.mark.parametrize("env,want", [
+    ({"NUMBA_NUM_THREADS": "3"}, [1, 3, 3, 3]),   # the user asked for 3: honoured above the cores
+    ({}, [1, 1, 1, 1]),                            # Numba's default: capped at the usable cores
+    ({"NUMBA_NUM_THREADS": "3", "OMP_NUM_THREADS": "2"}, [1, 2, 2, 2]),  # OMP still caps
+], ids=["explicit", "unset", "explicit-omp"])
+def test_an_explicit_numba_num_threads_is_honoured_above_the_cores(env, want):
+    """``NUMBA_NUM_THREADS`` set by the user caps fastnn's threads, even above the usable cores
+    (Numba sizes its pool from it); unset, Numba's default is capped at the usable cores."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", _CAP_SCRIPT], env={**base, **env},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == want
 
 
 def test_concurrent_python_threads_share_the_cores(restore_threads):

@@ -1,11 +1,21 @@
-"""Trains every layer class and every MLP solver with one seed and prints a SHA-256 of the
-weights, histories and predictions per case, as JSON. Run by tests/reliability/test_determinism.py
-in processes with different core counts and thread settings: ``python determinism_run.py SETTING``.
+"""Trains every layer class, the graph containers and every MLP solver with one seed and prints
+a SHA-256 of the weights, histories and predictions per case, as JSON. Run by
+tests/reliability/test_determinism.py in processes with different core counts and thread
+settings: ``python determinism_run.py SETTING``.
 
 SETTING: ``default``; ``one-core`` (the process is pinned to one CPU before fastnn is imported);
-``set_num_threads`` (``fastnn.set_num_threads(1)``); ``threadpoolctl`` (BLAS limited to one
-thread around every call). Environment variables (``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``)
-come from the caller. A second argument, case names separated by "|", runs only those.
+``set_num_threads`` (``fastnn.set_num_threads(1)``); ``set_num_threads=N``
+(``fastnn.set_num_threads(N)``: a count the user asked for, which the load of other processes
+does not lower, so the run really uses N threads on a busy machine too; with
+``NUMBA_NUM_THREADS=N`` in the environment N may exceed the cores); ``threadpoolctl`` (BLAS
+limited to one thread around every call). Environment variables (``NUMBA_NUM_THREADS``,
+``OMP_NUM_THREADS``) come from the caller. A second argument, case names separated by "|", runs
+only those.
+
+The output also gives ``threads_used``: the largest Numba thread count in force at a kernel
+call inside fastnn's work (``numba.get_num_threads()`` read as each kernel is dispatched, after
+fastnn has set the pool for it), so the caller can check that a multi-thread run ran on that
+many threads.
 """
 import contextlib
 import hashlib
@@ -19,16 +29,35 @@ ONLY = set(sys.argv[2].split("|")) if len(sys.argv) > 2 else None  # case names,
 if SETTING == "one-core":
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.base import is_classifier  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import fastnn  # noqa: E402
 import fastnn.nn as nn  # noqa: E402
+from fastnn._kernels import _dispatch  # noqa: E402
+from fastnn._kernels.cpu import _threads  # noqa: E402
 from fastnn.sklearn import (MLPClassifier, MLPRegressor, NeuralNetClassifier,  # noqa: E402
                             NeuralNetRegressor)
 
 if SETTING == "set_num_threads":
     fastnn.set_num_threads(1)
+elif SETTING.startswith("set_num_threads="):
+    fastnn.set_num_threads(int(SETTING.split("=", 1)[1]))
+
+_used = {"threads": 0}  # the most Numba threads in force at a kernel call inside fastnn's work
+_impl = _dispatch.CPUBackend.impl
+
+
+def _observed_impl(family):
+    module = _impl(family)  # follows the load and the Python threads at work, then the kernel runs
+    if _threads.working():
+        _used["threads"] = max(_used["threads"], numba.get_num_threads())
+    return module
+
+
+_dispatch.CPUBackend.impl = staticmethod(_observed_impl)
 
 
 def _limits():
@@ -97,13 +126,37 @@ def _tokens():
     return _digest(model.flat.data, history["loss"], model.predict(x))
 
 
+def _residual_mlp():
+    # identity and projection shortcuts around products large enough for row blocks
+    return [nn.Dense(256), nn.ReLU(), nn.Residual(nn.Dense(256), nn.ReLU(), nn.Dense(256)),
+            nn.ReLU(), nn.Residual(nn.Dense(64), nn.Tanh(), shortcut=nn.Dense(64)),
+            nn.Branches(nn.Dense(16), [nn.Dense(16), nn.Tanh()], merge="add"), nn.Dense(10)]
+
+
+def _branches_cnn():
+    # a residual conv block, then branches merged by concatenation along the channels
+    return [nn.Conv2D(4, 3, padding=1),
+            nn.Residual(nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.ReLU()),
+            nn.Branches([nn.Conv2D(3, 1), nn.ReLU()],
+                        [nn.MaxPool2D(2), nn.Conv2D(2, 3, padding=1),
+                         nn.Conv2DTranspose(2, 2, stride=2)], merge="concat"),
+            nn.GlobalAvgPool2D(), nn.Dense(3)]
+
+
+def _columns():
+    # numeric columns through Dense, a code column through an Embedding, concatenated
+    return [nn.Columns([(0, 6), (6, 7)], [nn.Dense(32), nn.ReLU()],
+                       [nn.Embedding(50, 16), nn.Flatten()]), nn.LayerNorm(), nn.Dense(4)]
+
+
 def _train(est, X, y, partial):
     """Fit (or partial_fit in chunks of 600 rows); returns the outputs on X."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if partial:
+            kw = {"classes": np.unique(y)} if is_classifier(est) else {}
             for lo in range(0, len(X), 600):
-                est.partial_fit(X[lo:lo + 600], y[lo:lo + 600], classes=np.unique(y))
+                est.partial_fit(X[lo:lo + 600], y[lo:lo + 600], **kw)
         else:
             est.fit(X, y)
     return est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
@@ -131,6 +184,9 @@ def cases():
     Xs = rng.standard_normal((96, 4, 12)).astype(np.float32)
     ys = rng.integers(0, 3, 96)
     Xw = rng.standard_normal((256, 3, 8)).astype(np.float32)
+    codes = rng.integers(0, 50, (512, 1))
+    Xt = np.hstack([rng.standard_normal((512, 6)), codes]).astype(np.float32)
+    yt = (Xt[:, 0] > 0) + 2 * (codes[:, 0] % 2)
     out = {
         "every layer, 2-D": lambda: _neural_net(NeuralNetClassifier(
             _every_layer_cnn(), input_shape=(2, 16, 16), max_iter=2, batch_size=32,
@@ -142,6 +198,13 @@ def cases():
             _dense(), input_shape=(64,), max_iter=2, batch_size=256, random_state=0), Xd, yd),
     }
     out["embedding, layernorm"] = _tokens
+    out["graph: residual MLP, Branches add"] = lambda: _neural_net(NeuralNetClassifier(
+        _residual_mlp(), input_shape=(64,), max_iter=2, batch_size=256, random_state=0), Xd, yd)
+    out["graph: residual conv, Branches concat"] = lambda: _neural_net(NeuralNetClassifier(
+        _branches_cnn(), input_shape=(2, 16, 16), max_iter=2, batch_size=32, random_state=0),
+        X, y)
+    out["graph: Columns with an Embedding"] = lambda: _neural_net(NeuralNetClassifier(
+        _columns(), input_shape=(7,), max_iter=2, batch_size=128, random_state=0), Xt, yt)
     for cell in ("SimpleRNN", "LSTM", "GRU"):
         out[f"sequence, {cell}"] = lambda cell=cell: _neural_net(NeuralNetClassifier(
             _sequence(getattr(nn, cell)), input_shape=(4, 12), max_iter=2, batch_size=32,
@@ -165,11 +228,17 @@ def cases():
         (256, 128), activation="tanh", max_iter=3, random_state=0), digits.data / 16.0, yd)
     out["MLPRegressor adam"] = lambda: _mlp(MLPRegressor(
         hidden_layer_sizes=(256, 256), max_iter=3, random_state=0), Xd, yd.astype(np.float32))
-    out["MLPRegressor lbfgs"] = lambda: _mlp(MLPRegressor(
-        hidden_layer_sizes=(256, 256), solver="lbfgs", max_iter=3, random_state=0), Xd,
-        yd.astype(np.float32))
+    for solver in ("sgd", "lbfgs"):
+        out[f"MLPRegressor {solver}"] = lambda solver=solver: _mlp(MLPRegressor(
+            hidden_layer_sizes=(256, 256), solver=solver, max_iter=3, random_state=0), Xd,
+            yd.astype(np.float32))
     out["MLPClassifier partial_fit"] = lambda: _mlp(MLPClassifier(
         (256, 256), random_state=0), Xd, yd, partial=True)
+    out["MLPRegressor partial_fit"] = lambda: _mlp(MLPRegressor(
+        hidden_layer_sizes=(256, 256), random_state=0), Xd, yd.astype(np.float32), partial=True)
+    out["NeuralNetRegressor partial_fit"] = lambda: _neural_net(NeuralNetRegressor(
+        _dense(), input_shape=(64,), batch_size=256, random_state=0), Xd,
+        np.eye(10, dtype=np.float32)[yd], partial=True)
     return out
 
 
@@ -181,4 +250,5 @@ if __name__ == "__main__":
     with _limits():
         result = main()
     from fastnn._kernels.cpu._threads import max_threads
-    print(json.dumps({"max_threads": max_threads(), "results": result}))
+    print(json.dumps({"max_threads": max_threads(), "threads_used": _used["threads"],
+                      "results": result}))

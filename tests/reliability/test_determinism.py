@@ -1,14 +1,18 @@
 """Bitwise-identical training whatever the machine's core count and thread settings, and whether
 the kernels were compiled in the process or loaded from the kernel cache.
 
-Every case of ``determinism_run.py`` (each layer class, the MLP estimators with every solver,
-``partial_fit``) runs in processes of their own: with 1, 2 and 4 Numba threads (4 is more
-than this machine may have), pinned to one core, with ``OMP_NUM_THREADS=1``, after
+Every case of ``determinism_run.py`` (each layer class, the graph containers, the MLP estimators
+with every solver, ``partial_fit`` of every estimator) runs in processes of their own: on 1, 2
+and 4 Numba threads (4 is more than this machine may have; the 2- and 4-thread runs ask
+``fastnn.set_num_threads`` for them, which the load of other processes does not lower, and must
+show that their kernels ran on that many threads), with ``NUMBA_NUM_THREADS=4`` and the count
+left to fastnn (which follows the load), pinned to one core, with ``OMP_NUM_THREADS=1``, after
 ``set_num_threads(1)`` and under a threadpoolctl BLAS limit; one more process compiles the
 cases most sensitive to how code is linked into an empty kernel cache.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +21,26 @@ import pytest
 
 RUN = Path(__file__).with_name("determinism_run.py")
 
+# name -> (environment, setting of determinism_run.py, Numba threads its kernels must run on)
 SETTINGS = {
-    "NUMBA_NUM_THREADS=1": ({"NUMBA_NUM_THREADS": "1"}, "default"),
-    "NUMBA_NUM_THREADS=2": ({"NUMBA_NUM_THREADS": "2"}, "default"),
-    "NUMBA_NUM_THREADS=4": ({"NUMBA_NUM_THREADS": "4"}, "default"),
-    "one core (affinity)": ({}, "one-core"),
-    "OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1"}, "default"),
-    "set_num_threads(1)": ({}, "set_num_threads"),
-    "threadpoolctl limit 1": ({}, "threadpoolctl"),
+    "NUMBA_NUM_THREADS=1": ({"NUMBA_NUM_THREADS": "1"}, "default", 1),
+    "2 threads": ({"NUMBA_NUM_THREADS": "2"}, "set_num_threads=2", 2),
+    "4 threads": ({"NUMBA_NUM_THREADS": "4"}, "set_num_threads=4", 4),
+    "NUMBA_NUM_THREADS=4, count left to fastnn": ({"NUMBA_NUM_THREADS": "4"}, "default", None),
+    "one core (affinity)": ({}, "one-core", 1),
+    "OMP_NUM_THREADS=1": ({"OMP_NUM_THREADS": "1"}, "default", 1),
+    "set_num_threads(1)": ({}, "set_num_threads", 1),
+    "threadpoolctl limit 1": ({}, "threadpoolctl", 1),
 }
 # cases whose kernels call jitted functions not inlined into them (an SGD update, the gates)
 FRESH_CASES = ["MLPClassifier sgd", "MLPClassifier adam", "wide LSTM", "dense"]
+# what the issue asks to cover besides every layer class (test_every_layer_class_has_a_case)
+REQUIRED_CASES = (
+    [f"{est} {solver}" for est in ("MLPClassifier", "MLPRegressor")
+     for solver in ("adam", "sgd", "lbfgs")]
+    + [f"{est} partial_fit" for est in ("MLPClassifier", "MLPRegressor", "NeuralNetClassifier",
+                                        "NeuralNetRegressor")]
+    + [f"dense, {opt}" for opt in ("sgd", "adamw", "rmsprop", "adagrad")] + ["dense"])
 
 
 def _run(env_extra, setting, only=None, cache_dir=None):
@@ -46,24 +59,44 @@ def _run(env_extra, setting, only=None, cache_dir=None):
 def runs():
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("needs os.sched_setaffinity (Linux)")
-    return {name: _run(env, setting) for name, (env, setting) in SETTINGS.items()}
+    return {name: _run(env, setting) for name, (env, setting, _) in SETTINGS.items()}
 
 
 def test_every_case_is_bitwise_identical_whatever_the_threads_and_cores(runs):
     reference = runs["NUMBA_NUM_THREADS=1"]
     assert reference["max_threads"] == 1
     assert runs["one core (affinity)"]["max_threads"] == 1
-    assert len(reference["results"]) >= 21
-    for name, run in runs.items():
+    # an explicit NUMBA_NUM_THREADS is honoured above the cores
+    assert runs["4 threads"]["max_threads"] == 4
+    missing = [case for case in REQUIRED_CASES if case not in reference["results"]]
+    assert not missing, missing
+    for name, (_, _, threads) in SETTINGS.items():
+        run = runs[name]
+        if threads is not None:  # the kernels really ran on that many threads
+            assert run["threads_used"] == threads, (name, run["threads_used"])
+        assert run["results"].keys() == reference["results"].keys(), name
         differ = [case for case, digest in run["results"].items()
                   if digest != reference["results"][case]]
-        assert not differ, f"{name} ({run['max_threads']} threads) differs on {differ}"
+        assert not differ, f"{name} ({run['threads_used']} threads) differs on {differ}"
+
+
+def test_every_layer_class_has_a_case():
+    """Each layer class of ``fastnn.nn`` (containers included) is built by some case."""
+    import inspect
+    import fastnn.nn as nn
+    from fastnn.nn.base import Layer
+    classes = {n for n in dir(nn) if inspect.isclass(getattr(nn, n))
+               and issubclass(getattr(nn, n), Layer) and getattr(nn, n) is not Layer}
+    source = RUN.read_text()
+    built = set(re.findall(r"\bnn\.(\w+)\(", source))
+    built |= {cell for cell in ("SimpleRNN", "LSTM", "GRU") if f'"{cell}"' in source}
+    assert not classes - built, sorted(classes - built)
 
 
 def test_kernels_compiled_here_compute_what_cached_kernels_compute(runs, tmp_path):
     """A machine's first run (compiling) and every later run (loading from the cache) agree."""
     fresh = _run({}, "default", FRESH_CASES, cache_dir=tmp_path / "empty-cache")
-    cached = runs["NUMBA_NUM_THREADS=2"]["results"]
+    cached = runs["2 threads"]["results"]
     assert fresh["results"] == {case: cached[case] for case in FRESH_CASES}
 
 

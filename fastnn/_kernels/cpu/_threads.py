@@ -9,11 +9,12 @@ The previous BLAS settings come back when the outermost ``cpu_work()`` exits.
 
 The thread count of that pool is the smallest of:
 
-- ``set_num_threads(n)`` if called (else the cores this process may run on),
-- ``NUMBA_NUM_THREADS`` and ``OMP_NUM_THREADS`` when set (joblib's process workers set both
-  to ``cores // n_jobs``),
-- the BLAS thread count found on entry, when the user lowered it
-  (``threadpoolctl.threadpool_limits``),
+- ``set_num_threads(n)`` if called, else ``max_threads()``: ``NUMBA_NUM_THREADS`` when the user
+  set it (honoured even above the core count: Numba sizes its pool from it), else the cores this
+  process may run on (affinity, cgroup CPU quota), and ``OMP_NUM_THREADS`` when set (joblib's
+  process workers set both to ``cores // n_jobs``),
+- the BLAS thread count found on entry, when the user lowered it below the cores
+  (``threadpoolctl.threadpool_limits``; BLAS's own default is one thread per core),
 - the cores divided by the number of Python threads inside ``cpu_work()`` at once (a threaded
   ``GridSearchCV`` does not oversubscribe),
 - unless ``set_num_threads`` was called: the cores that other processes leave free, looked at on
@@ -129,10 +130,20 @@ def usable_cores():
 
 @functools.lru_cache(maxsize=1)
 def max_threads():
-    """Threads fastnn may use at most: cores (affinity, CPU quota), ``NUMBA_NUM_THREADS``,
-    ``OMP_NUM_THREADS``; read once per process (Numba fixes its pool size at import too)."""
+    """Threads fastnn may use at most; read once per process (Numba fixes its pool size at
+    import too).
+
+    - ``NUMBA_NUM_THREADS`` set in the environment: that many (the size of Numba's pool), even
+      above the cores this process may run on; the user asked for it (a test of thread counts
+      on a small machine, an oversubscription on purpose).
+    - Not set: Numba's default pool, and no more than ``usable_cores()`` (CPU affinity, a cgroup
+      CPU quota: Numba's default counts the affinity only).
+    - ``OMP_NUM_THREADS``, when set, caps either.
+    """
     import numba
-    limits = [usable_cores(), numba.config.NUMBA_NUM_THREADS]
+    limits = [numba.config.NUMBA_NUM_THREADS]
+    if _env_int("NUMBA_NUM_THREADS") is None:  # Numba's default: cap it at the usable cores
+        limits.append(usable_cores())
     omp = _env_int("OMP_NUM_THREADS")
     if omp is not None:
         limits.append(omp)
@@ -142,8 +153,11 @@ def max_threads():
 def set_num_threads(n):
     """Use ``n`` threads for fastnn's CPU work (``None``: back to the default, every core allowed).
 
-    ``n`` above the limit set by ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` / the cores is
-    capped there. BLAS always runs on one thread inside fastnn's work.
+    ``n`` above ``max_threads()`` is capped there: ``NUMBA_NUM_THREADS`` when set in the
+    environment (else the usable cores), and ``OMP_NUM_THREADS``. A count set here is used as
+    it is: the load of other processes does not lower it (``_threads_now``); only a caller's
+    threadpoolctl limit and other Python threads working at once do. BLAS always runs on one
+    thread inside fastnn's work.
     """
     global _requested
     import numba
@@ -233,7 +247,10 @@ def _enter():
         active = _active
     base = get_num_threads()
     user_blas = [t for _, t in saved_blas if t is not None]
-    if user_blas and max(user_blas) < base:  # the caller limited BLAS: take it as a limit on us
+    # the caller limited BLAS below the cores: take it as a limit on us. A BLAS count of the
+    # cores or more is BLAS's own default (OpenBLAS starts one thread per core), no limit on an
+    # explicit NUMBA_NUM_THREADS above the cores.
+    if user_blas and max(user_blas) < min(base, usable_cores()):
         base = max(user_blas)
     saved_numba = numba.get_num_threads()
     _local.base, _local.active = base, active
