@@ -139,13 +139,17 @@ _READ_CHUNK = 1 << 20          # a file's reads after the first ask for at most 
 def read_file(path, max_bytes):
     """The bytes of ``path`` (a regular file only: no FIFO, device or directory), at most
     ``max_bytes`` of them, or of a binary file object. Memory follows the bytes read, never
-    ``max_bytes``: the first read asks for the file's size (``fstat``, or the rest of a seekable
-    file object), the next ones, if it grew or its size is unknown, for 1 MiB each."""
+    ``max_bytes``: a file whose known size (``fstat``, or the rest of a seekable file object) is
+    above ``max_bytes`` is refused before any byte is read; otherwise the first read asks for
+    that size, the next ones, if it grew or its size is unknown, for 1 MiB each."""
     if hasattr(path, "read"):
         where = getattr(path, "name", "file object")
         if isinstance(path, _io.TextIOBase):
             raise ValueError(f"{where}: the file object must be opened in binary mode")
-        data = _read_at_most(path, max_bytes, _bytes_left(path), where)
+        size = _bytes_left(path)
+        if size > max_bytes:
+            raise _too_large(where, max_bytes)
+        data = _read_at_most(path, max_bytes, size, where)
     else:
         where = os.fspath(path)
         # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer
@@ -162,12 +166,19 @@ def read_file(path, max_bytes):
                     else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                     else "not a regular file")
             raise ValueError(f"{where}: {kind}; fastnn.load reads regular files only")
+        if info.st_size > max_bytes:
+            os.close(fd)
+            raise _too_large(where, max_bytes)
         with os.fdopen(fd, "rb") as f:
             data = _read_at_most(f, max_bytes, info.st_size, where)
     if len(data) > max_bytes:
-        raise ValueError(f"{where}: the file is larger than max_bytes={max_bytes}; pass a larger "
-                         "max_bytes to fastnn.load if you trust it")
+        raise _too_large(where, max_bytes)
     return data, where
+
+
+def _too_large(where, max_bytes):
+    return ValueError(f"{where}: the file is larger than max_bytes={max_bytes}; pass a larger "
+                      "max_bytes to fastnn.load if you trust it")
 
 
 def _bytes_left(f):
