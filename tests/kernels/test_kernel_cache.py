@@ -9,6 +9,7 @@ small serial kernel, about a second to compile); one fits a tiny MLP, the issue'
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -348,7 +349,7 @@ def test_cache_command_shows_and_clears_only_fastnns_entries(tmp_path):
     assert code == 0 and "nothing to remove" in out
     code, out = _cli(tmp_path, "info")
     assert code == 0 and "Kernel cache" in out and str(folder) in out
-    assert "writable: yes" in out
+    assert "writable: yes" in out and re.search(r"size: [\d.]+ (B|KiB|MiB|GiB) in \d+ files", out)
 
 
 def test_cache_command_on_an_unwritable_folder_says_how_to_fix_it(tmp_path):
