@@ -9,7 +9,9 @@ wall-clock time and the 1-minute load average, so the times are those of a fresh
 (Numba's cache warm after the first run). The chosen figure is copied to
 ``docs/images/NAME.png`` and rewritten with a 128-colour palette (Pillow, which matplotlib
 installs); the scripts save at 80-90 dpi, so each stays small (a warning is printed above
-150 KB). ``speed_chart`` is skipped when no benchmark results exist.
+150 KB). ``speed_chart`` is skipped when no benchmark results exist. ``mnist1d_benchmark`` (5
+models x 3 seeds, the ``mnist1d`` extra) takes about 9.5 minutes of the full run; ``--quick``
+runs it for 2 epochs on 800 sequences and one seed, and ``--only`` can leave it out.
 """
 import argparse
 import os
@@ -38,6 +40,8 @@ CHOSEN = {
     "grid_search": "grid_search.png",
     "dask_grid_search": "dask_grid_search.png",
     "kernels_demo": "kernels_demo.png",
+    "tabular_embeddings": "tabular_embeddings.png",
+    "mnist1d_benchmark": "mnist1d_results.png",   # about 9.5 minutes in full (--quick: 2 epochs)
     "speed_chart": "speed_chart.png",
     "playground_tour": "playground.png",
 }

@@ -15,16 +15,32 @@ every parameter still lives in the enclosing model's one flat buffer (``paramete
 children in order), shapes are inferred when the model builds, an error names the node and the
 fix, and ``summary(model)`` (``nn/summary.py``) lists every layer with its output shape and
 parameter count, each container's paths indented.
+
+One layer object may appear only once in a model: weight sharing (``Branches(d, d)``) is refused
+when the model builds, with a ValueError naming both places (``check_distinct_layers``). A
+description that ``fastnn.load`` rebuilds may nest containers at most ``MAX_NESTING`` deep.
 """
 import numpy as np
 
 from . import _array
 from .base import Layer, _expected, _shape_matches
-from .sequential import Sequential, backprop_layers, run_layers
+from .sequential import Sequential, backprop_layers, check_distinct_layers, run_layers
 
 __all__ = ["Residual", "Branches", "Columns"]
 
 MERGES = ("add", "concat")
+# The deepest nesting of containers a description may give (``from_config``: ``fastnn.load``,
+# ``clone``): real models nest a few levels; a crafted file must not recurse without bound.
+MAX_NESTING = 32
+
+
+def _nesting(layer):
+    """How many containers deep ``layer`` goes (0 for a plain layer)."""
+    depth = getattr(layer, "_nesting_depth", None)
+    if depth is None:
+        inner = max((_nesting(child) for child in layer.children()), default=0)
+        depth = inner + (1 if isinstance(layer, _Container) else 0)
+    return depth
 
 
 def _chain(branch, where):
@@ -140,6 +156,7 @@ class _Container(Layer):
                 raise ValueError(f"{type(self).__name__} was built for input of shape "
                                  f"{_expected(self.input_shape)}, got {tuple(x.shape)}")
             return self._run(x, training)
+        check_distinct_layers(self)  # one layer object twice: refused, naming both places
         rng = self._init_rng()
         for child in self.children():
             child._rng = rng
@@ -162,8 +179,18 @@ class _Container(Layer):
         if not isinstance(items, list):
             raise TypeError(f"{cls._positional_config} must be a list")
         if cls is Columns:
-            return cls(config.pop("groups", []), *items, **config)
-        return cls(*items, **config)
+            groups = config.pop("groups", [])
+            if not isinstance(groups, list):
+                raise TypeError("groups must be a list of [start, stop] pairs")
+            model = cls(groups, *items, **config)
+        else:
+            model = cls(*items, **config)
+        # the children were rebuilt first (innermost first): each level adds one to theirs
+        model._nesting_depth = _nesting(model)
+        if model._nesting_depth > MAX_NESTING:
+            raise ValueError(f"containers (Residual, Branches, Columns) are nested more than "
+                             f"{MAX_NESTING} deep; flatten the model (a Sequential of blocks)")
+        return model
 
     def clone(self):
         return self.from_config(self.get_config())
@@ -197,6 +224,13 @@ class Residual(_Container):
 
     def children(self):
         return self.layers + ([self.shortcut] if self.shortcut is not None else [])
+
+    def named_children(self):
+        named = [(f"layer {i} ({type(layer).__name__})", layer)
+                 for i, layer in enumerate(self.layers)]
+        if self.shortcut is not None:
+            named.append((f"shortcut ({type(self.shortcut).__name__})", self.shortcut))
+        return named
 
     def get_config(self):
         return {"layers": [layer.clone() for layer in self.layers],
@@ -251,6 +285,13 @@ class Branches(_Container):
     def children(self):
         return [layer for branch in self.branches for layer in branch]
 
+    def named_children(self):
+        return [(f"{self._branch_label(b)}, layer {j} ({type(layer).__name__})", layer)
+                for b, branch in enumerate(self.branches) for j, layer in enumerate(branch)]
+
+    def _branch_label(self, b):
+        return f"branch {b}"
+
     def get_config(self):
         return {"branches": [[layer.clone() for layer in b] for b in self.branches],
                 "merge": self.merge}
@@ -278,9 +319,12 @@ def _column_groups(groups):
                 raise ValueError(f"a column group is a (start, stop) pair or slice(start, stop), "
                                  f"got {g!r}")
             g = (g.start, g.stop)
+        if not isinstance(g, (tuple, list)):
+            raise ValueError(f"a column group is a (start, stop) pair or slice(start, stop), "
+                             f"got {g!r}")
         g = tuple(g)
-        if len(g) != 2 or not all(isinstance(v, (int, np.integer)) for v in g) or \
-                not 0 <= g[0] < g[1]:
+        if len(g) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  for v in g) or not 0 <= g[0] < g[1]:
             raise ValueError(f"a column group is a (start, stop) pair with 0 <= start < stop, "
                              f"got {g!r}")
         out.append((int(g[0]), int(g[1])))
@@ -306,6 +350,10 @@ class Columns(Branches):
 
     def get_config(self):
         return {**super().get_config(), "groups": [list(g) for g in self.groups]}
+
+    def _branch_label(self, b):
+        start, stop = self.groups[b]
+        return f"branch {b} (columns {start}:{stop})"
 
     def _run(self, x, training):
         if x.ndim != 2:

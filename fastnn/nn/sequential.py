@@ -48,6 +48,11 @@ class Sequential(Layer):
     def children(self):
         return list(self.layers)
 
+    def named_children(self):
+        """``[(label, layer)]``: where each layer sits, for error messages."""
+        return [(f"layer {i} ({type(layer).__name__})", layer)
+                for i, layer in enumerate(self.layers)]
+
     def summary(self, input_shape=None):
         """Every layer with its output shape and parameter count (``fastnn.nn.summary``)."""
         from .summary import summary
@@ -120,6 +125,7 @@ class Sequential(Layer):
 
         ``dtype``: the float dtype of a first layer that takes integer codes (their dtype says
         nothing about the parameters'); it builds before the pass."""
+        check_distinct_layers(self)
         input_shape = tuple(x.shape[1:])
         rng = self._rng if self._rng is not None else np.random.default_rng(self.seed)
         for layer in self.layers:
@@ -181,6 +187,40 @@ class Sequential(Layer):
     def dtype(self):
         params = self.parameters()
         return np.dtype(params[0].data.dtype) if params else None
+
+
+def _named_children(layer):
+    named = getattr(layer, "named_children", None)
+    if callable(named):
+        return named()
+    return [(f"part {i} ({type(child).__name__})", child)
+            for i, child in enumerate(layer.children())]
+
+
+def check_distinct_layers(model):
+    """Refuse a layer object that appears twice in ``model`` (``Sequential(d, d)``,
+    ``Branches(d, [Tanh(), d])``): sharing weights that way is not supported. Each parameter has
+    one slot in the model's flat buffer and each layer keeps one forward pass for its backward,
+    so a layer used twice would be packed twice and its gradients would be wrong. Called when a
+    model builds; the error names both places and the fix."""
+    seen = {id(model): "the model itself"}
+
+    def walk(layer, path):
+        for label, child in _named_children(layer):
+            where = f"{path} > {label}" if path else label
+            if id(child) in seen:
+                name = type(child).__name__
+                raise ValueError(
+                    f"{type(model).__name__}: {where} is the same {name} object as "
+                    f"{seen[id(child)]}. One layer object used twice in a model (weight "
+                    f"sharing) is not supported: its parameters would take two slots in the "
+                    f"model's flat buffer and its backward would see only its last forward "
+                    f"pass, so the gradients would be wrong. Use two separate layers, e.g. "
+                    f"{name}(...) written twice, or layer.clone() for an unbuilt copy")
+            seen[id(child)] = where
+            walk(child, where)
+
+    walk(model, "")
 
 
 def run_layers(layers, x, training):

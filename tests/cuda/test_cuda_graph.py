@@ -46,3 +46,34 @@ def test_graph_fit_matches_cpu():
         np.testing.assert_allclose(nn.to_host(q.data), p.data, err_msg=p.name, **F32)
     np.testing.assert_allclose(hb["loss"], ha["loss"], rtol=1e-4)
     np.testing.assert_allclose(b.predict(x), a.predict(x), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_graph_estimators_on_cuda_match_cpu():
+    """NeuralNetClassifier / NeuralNetRegressor whose layers hold every container: the fit on
+    device="cuda" (simulator in CI) gives the CPU's weights, losses and outputs."""
+    from fastnn.sklearn import NeuralNetClassifier, NeuralNetRegressor
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((10, 5)).astype(np.float32)
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, 10)]
+    target = x[:, 0] - 0.5 * x[:, 3] * x[:, 4]
+
+    def layers():
+        return [Columns([(0, 3), (3, 5)], [Dense(3), Tanh()], Dense(2)),
+                Residual(Dense(5), Tanh(), Dense(5)),
+                Branches(Dense(2), [Dense(2), Tanh()], merge="concat")]
+
+    kw = dict(max_iter=2, batch_size=5, random_state=0, learning_rate_init=0.01)
+    for make, y in ((NeuralNetClassifier, labels), (NeuralNetRegressor, target)):
+        cpu = make(layers=layers(), device="cpu", **kw).fit(x, y)
+        gpu = make(layers=layers(), device="cuda", **kw).fit(x, y)
+        assert gpu.model_.device == "cuda" and cpu.model_.device == "cpu"
+        np.testing.assert_allclose(nn.to_host(gpu.model_.flat.data), cpu.model_.flat.data, **F32)
+        np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-4)
+        if make is NeuralNetClassifier:
+            np.testing.assert_allclose(gpu.predict_proba(x), cpu.predict_proba(x), rtol=1e-3,
+                                       atol=1e-5)
+            np.testing.assert_array_equal(gpu.predict(x), cpu.predict(x))
+        else:
+            np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=1e-3, atol=1e-4)
+        assert gpu.score(x, y) == pytest.approx(cpu.score(x, y), abs=1e-3)

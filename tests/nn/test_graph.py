@@ -230,3 +230,166 @@ def test_columns_feed_float_codes_to_embeddings_of_the_models_dtype():
     assert emb.weight.data.shape == (5, 2)
     with pytest.raises(TypeError, match="whole numbers"):
         model.forward(np.hstack([num, codes + 0.5]))
+
+
+# -- one layer object used twice: refused when the model builds ---------------------------------
+
+def _shared_models():
+    """Models in which one layer object appears twice, and what the error must say of where."""
+    d = Dense(2)
+    t = Tanh()
+    return {
+        "sequential": (lambda: Sequential(d, Tanh(), d, seed=0),
+                       r"layer 2 \(Dense\) is the same Dense object as layer 0 \(Dense\)"),
+        "sequential-activation": (lambda: Sequential(Dense(3), t, Dense(3), t, seed=0),
+                                  r"layer 3 \(Tanh\) is the same Tanh object as layer 1"),
+        "branches": (lambda: Sequential(Branches(d, d), seed=0),
+                     r"layer 0 \(Branches\) > branch 1, layer 0 \(Dense\) is the same Dense "
+                     r"object as layer 0 \(Branches\) > branch 0, layer 0 \(Dense\)"),
+        "branches-nested-path": (lambda: Sequential(Branches(d, [Tanh(), d]), Dense(2), seed=0),
+                                 r"branch 1, layer 1 \(Dense\) is the same Dense object as "
+                                 r"layer 0 \(Branches\) > branch 0, layer 0"),
+        "residual-shortcut": (lambda: Sequential(Residual(d, shortcut=d), seed=0),
+                              r"layer 0 \(Residual\) > shortcut \(Dense\) is the same Dense "
+                              r"object as layer 0 \(Residual\) > layer 0 \(Dense\)"),
+        "residual-and-stack": (lambda: Sequential(Dense(2), Residual(d, Tanh()), d, seed=0),
+                               r"layer 2 \(Dense\) is the same Dense object as layer 1 "
+                               r"\(Residual\) > layer 0 \(Dense\)"),
+        "columns": (lambda: Sequential(Columns([(0, 1), (1, 3)], d, [Tanh(), d]), seed=0),
+                    r"layer 0 \(Columns\) > branch 1 \(columns 1:3\), layer 1 \(Dense\) is the "
+                    r"same Dense object as layer 0 \(Columns\) > branch 0 \(columns 0:1\)"),
+        "nested-containers": (lambda: Sequential(
+            Residual(Branches(Dense(3), [Dense(3), Tanh()], merge="add"), Residual(d)),
+            Branches(d, Dense(2)), seed=0),
+            r"layer 1 \(Branches\) > branch 0, layer 0 \(Dense\) is the same Dense object as "
+            r"layer 0 \(Residual\) > layer 1 \(Residual\) > layer 0 \(Dense\)"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_shared_models()))
+def test_a_layer_used_twice_is_refused_at_build_naming_both_places(name):
+    make, where = _shared_models()[name]
+    x = np.zeros((2, 3), np.float32)
+    for build in (lambda m: m.build((3,)), lambda m: m.forward(x),
+                  lambda m: nn.fit(m, x, np.zeros(2, np.int64), epochs=1)):
+        model = make()
+        with pytest.raises(ValueError, match=where) as info:
+            build(model)
+        text = str(info.value)
+        assert "not supported" in text and "two separate layers" in text
+        assert "layer.clone()" in text
+        assert not model.built and model.flat is None   # nothing was packed
+
+
+def test_a_container_of_its_own_refuses_a_layer_used_twice():
+    d = Dense(2)
+    for container, where in [(Branches(d, d), "branch 1, layer 0"),
+                             (Residual(d, Tanh(), d), "layer 2"),
+                             (Columns([(0, 1), (1, 2)], d, d),
+                              r"branch 1 \(columns 1:2\), layer 0")]:
+        with pytest.raises(ValueError, match=f"{where} \\(Dense\\) is the same Dense object"):
+            container.forward(np.zeros((2, 2), np.float32))
+        assert not container.built
+
+
+def test_separate_layers_and_clones_build_with_their_own_slots():
+    """The fix the error names: two layers (or a clone) each get their own parameters."""
+    d = Dense(2)
+    model = Sequential(Branches(d, d.clone(), merge="add"), seed=0)
+    model.build((3,))
+    a, b = model.layers[0].branches
+    assert a[0] is d and b[0] is not d
+    assert model.flat.size == 2 * (3 * 2 + 2)
+    slots = [p._flat[1] for p in model.parameters()]
+    assert len(set(slots)) == len(slots)
+
+
+# -- evaluate and callbacks on a graph ------------------------------------------------------------
+
+def _graph_data(n=96, seed=9):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 5)).astype(np.float32)
+    y = ((x[:, 0] - x[:, 3] + 0.5 * x[:, 4] * x[:, 1]) > 0).astype(np.int64)
+    return x, y
+
+
+def _graph_with_state(seed=0):
+    """Every container, and a BatchNorm (running statistics) inside a Residual."""
+    return Sequential(
+        Columns([(0, 3), (3, 5)], [Dense(6), Tanh()], Dense(2)),
+        Residual(Dense(8), BatchNorm(), ReLU(), Dense(8)),
+        Branches(Dense(4), [Dense(4), Tanh()], merge="concat"),
+        Dense(2), seed=seed)
+
+
+def test_evaluate_a_graph_matches_numpy_and_fit_validation():
+    x, y = _graph_data()
+    model = _graph_with_state()
+    history = nn.fit(model, x[:64], y[:64], epochs=3, batch_size=16, seed=0,
+                     validation_data=(x[64:], y[64:]))
+    result = nn.evaluate(model, x[64:], y[64:], metrics=["accuracy"])
+    logits = np.asarray(model.predict(x[64:]), dtype=np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_p = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(result["loss"], -log_p[np.arange(32), y[64:]].mean(), rtol=1e-5)
+    assert result["accuracy"] == pytest.approx(np.mean(logits.argmax(axis=1) == y[64:]))
+    np.testing.assert_allclose(result["loss"], history["val_loss"][-1], rtol=1e-6)
+    assert result["accuracy"] == pytest.approx(history["val_accuracy"][-1])
+    mse = nn.evaluate(Sequential(Residual(Dense(5), Tanh()), Dense(1), seed=0), x,
+                      x[:, :1], loss="mse", metrics=["mae"])
+    assert set(mse) == {"loss", "mae"} and mse["loss"] > 0
+
+
+def test_early_stopping_restores_the_best_graph_weights_and_running_statistics():
+    x, y = _graph_data()
+    model = _graph_with_state()
+    norm = model.layers[1].layers[1]
+    states = []
+
+    def record(epoch, logs):
+        states.append((np.array(model.flat.data), np.array(norm.running_mean),
+                       np.array(norm.running_var)))
+
+    # mode="max" on a falling val_loss: the best epoch is an early one, so restoring must act
+    stop = nn.EarlyStopping("val_loss", patience=2, mode="max", restore_best_weights=True)
+    history = nn.fit(model, x, y, epochs=20, batch_size=16, seed=0, validation_split=0.25,
+                     callbacks=[nn.LambdaCallback(record), stop], lr=3e-3)
+    assert stop.stopped_epoch is not None and stop.best_epoch < stop.stopped_epoch
+    assert len(history.epoch) == stop.stopped_epoch + 1 < 20
+    assert history.stopped_epoch == stop.stopped_epoch
+    data, mean, var = states[stop.best_epoch]
+    assert not np.array_equal(data, states[-1][0])
+    np.testing.assert_array_equal(model.flat.data, data)
+    np.testing.assert_array_equal(norm.running_mean, mean)
+    np.testing.assert_array_equal(norm.running_var, var)
+
+
+def test_lambda_callback_stops_and_history_records_a_graph_fit():
+    x, y = _graph_data()
+    model = _graph_with_state()
+    seen = []
+
+    def stop_at_two(epoch, logs):
+        seen.append(sorted(logs))
+        return epoch == 1
+
+    history = nn.fit(model, x, y, epochs=10, batch_size=32, seed=0, validation_split=0.25,
+                     callbacks=[stop_at_two])
+    assert history.epoch == [0, 1] and len(history["loss"]) == 2
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(seen[0])
+
+
+def test_model_checkpoint_saves_a_graph_that_loads(tmp_path):
+    x, y = _graph_data()
+    model = _graph_with_state()
+    check = nn.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor="val_loss",
+                               save_best_only=True, save_optimizer=True)
+    nn.fit(model, x, y, epochs=3, batch_size=16, seed=0, validation_split=0.25,
+           callbacks=[check])
+    assert check.saved
+    epoch, path = check.saved[-1]
+    loaded, optimizer = fastnn.load(path, return_optimizer=True)
+    assert repr(loaded) == repr(model) and optimizer is not None
+    if epoch == 2:   # the last epoch was the best: the file holds the model as it is now
+        np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert nn.evaluate(loaded, x, y)["loss"] < 5

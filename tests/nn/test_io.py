@@ -10,7 +10,7 @@ import pytest
 import fastnn
 from fastnn import io as fio
 from fastnn.nn import optimizers
-from fastnn.nn import Sequential
+from fastnn.nn import Branches, Columns, Residual, Sequential
 from fastnn.nn.layers import (BatchNorm, Conv2D, Dense, Dropout, GlobalAvgPool2D, LeakyReLU,
                               MaxPool2D, ReLU, Tanh)
 from fastnn.nn.recurrent import GRU, LSTM, SimpleRNN
@@ -401,3 +401,118 @@ def test_object_hook(tmp_path):
     bad = with_meta(path, tmp_path / "bad.npz", lambda m: {**m, "class": "builtins.eval"})
     with pytest.raises(ValueError, match="not one that fastnn.load rebuilds"):
         fastnn.load(bad)
+
+
+# --- crafted graph descriptions (Residual, Branches, Columns) ------------------------------------
+
+
+@pytest.fixture
+def saved_graph(tmp_path):
+    model = Sequential(Columns([(0, 2), (2, 3)], Dense(2), [Dense(3), Tanh()]),
+                       Residual(Dense(5), Tanh()), Branches(Dense(2), Dense(2), merge="add"),
+                       Dense(2), seed=0)
+    model.build((3,))
+    path = tmp_path / "graph.npz"
+    fastnn.save(model, path)
+    return path
+
+
+def _layer(cls, **config):
+    return {"__layer__": {"class": cls, "config": config}}
+
+
+def _graph_edit(change):
+    """An edit of the description: ``change(columns, residual, branches)`` on the three containers'
+    configurations (layers 0, 1 and 2 of the Sequential)."""
+    def edit(meta):
+        meta = json.loads(json.dumps(meta))
+        layers = meta["model"]["config"]["layers"]
+        change(*(layers[i]["__layer__"]["config"] for i in range(3)))
+        return meta
+    return edit
+
+
+def _nested(depth, inner=None):
+    spec = inner or {"class": "Dense", "config": {"units": 5}}
+    for _ in range(depth):
+        spec = {"class": "Residual", "config": {"layers": [{"__layer__": spec}]}}
+    return spec
+
+
+@pytest.mark.parametrize("change,match", [
+    # a nested unknown class, inside each container
+    (lambda c, r, b: r["layers"].__setitem__(0, _layer("Evil")), "unknown layer class 'Evil'"),
+    (lambda c, r, b: b["branches"][1].__setitem__(0, _layer("os.system", command="x")),
+     "unknown layer class 'os.system'"),
+    (lambda c, r, b: c["branches"][1].append(_layer("Residual", layers=[_layer("Evil")]),),
+     "unknown layer class 'Evil'"),
+    (lambda c, r, b: r.__setitem__("shortcut", _layer("Evil")), "unknown layer class"),
+    # layers / branches that are not lists
+    (lambda c, r, b: r.__setitem__("layers", 5), "invalid configuration for Residual: layers "
+                                                 "must be a list"),
+    (lambda c, r, b: r.__setitem__("layers", _layer("Dense", units=5)),
+     "Residual: layers must be a list"),
+    (lambda c, r, b: b.__setitem__("branches", "ab"), "Branches: branches must be a list"),
+    (lambda c, r, b: b.__setitem__("branches", [[_layer("Dense", units=2)], [3]]),
+     "Branches.*takes fastnn.nn layers"),
+    (lambda c, r, b: r.__setitem__("shortcut", [1]), "shortcut must be a fastnn.nn layer"),
+    # a bad merge mode
+    (lambda c, r, b: b.__setitem__("merge", "mul"), r"merge must be one of \('add', 'concat'\)"),
+    (lambda c, r, b: c.__setitem__("merge", None), "Columns: merge must be one of"),
+    (lambda c, r, b: b.__setitem__("extra", 1), "invalid configuration for Branches"),
+    # bad Columns groups
+    (lambda c, r, b: c.__setitem__("groups", [[0, 2], [1, 3]]), "overlap"),
+    (lambda c, r, b: c.__setitem__("groups", [[0, 2]]), "one branch per column group"),
+    (lambda c, r, b: c.__setitem__("groups", [[2, 0], [2, 3]]), "0 <= start < stop"),
+    (lambda c, r, b: c.__setitem__("groups", [[-1, 2], [2, 3]]), "0 <= start < stop"),
+    (lambda c, r, b: c.__setitem__("groups", [[0, 2.5], [2, 3]]), "pair"),
+    (lambda c, r, b: c.__setitem__("groups", [[0, True], [2, 3]]), "pair"),
+    (lambda c, r, b: c.__setitem__("groups", [[0, 1, 2], [2, 3]]), "pair"),
+    (lambda c, r, b: c.__setitem__("groups", "0:2"), "groups must be a list"),
+    (lambda c, r, b: c.__setitem__("groups", [5, [2, 3]]), "a column group is a"),
+    (lambda c, r, b: c.pop("groups"), "one branch per column group"),
+    # descriptions whose shapes do not build
+    (lambda c, r, b: c.__setitem__("groups", [[0, 2], [2, 9]]),
+     r"cannot build the model for input shape \(3,\).*Columns reads columns up to 9"),
+    (lambda c, r, b: r["layers"][0]["__layer__"]["config"].__setitem__("units", 4),
+     r"cannot build.*layer 1 \(Residual\).*projection shortcut"),
+    (lambda c, r, b: b["branches"][1][0]["__layer__"]["config"].__setitem__("units", 3),
+     r"cannot build.*layer 2 \(Branches\).*merge='concat'"),
+    (lambda c, r, b: c["branches"][0].append(_layer("Conv2D", filters=2, kernel_size=3)),
+     r"cannot build.*Columns, branch 0 \(columns 0:2\), layer 1 \(Conv2D\)"),
+    # containers nested too deeply (within what JSON and the decoder take)
+    (lambda c, r, b: r["layers"].__setitem__(0, {"__layer__": _nested(40)}),
+     "nested more than 32 deep"),
+])
+def test_crafted_graph_description(saved_graph, tmp_path, change, match):
+    bad = with_meta(saved_graph, tmp_path / "bad.npz", _graph_edit(change))
+    with pytest.raises(ValueError, match=match):
+        fastnn.load(bad)
+    with pytest.raises(ValueError, match=match):   # the same from bytes in memory
+        fastnn.load(io.BytesIO(bad.read_bytes()))
+
+
+def test_graph_description_loads_unchanged_and_at_the_nesting_limit(saved_graph, tmp_path):
+    assert type(fastnn.load(saved_graph)[1]) is Residual
+    ok = with_meta(saved_graph, tmp_path / "ok.npz", _graph_edit(
+        lambda c, r, b: r["layers"].__setitem__(0, {"__layer__": _nested(30)})))
+    loaded = fastnn.load(ok)   # 31 containers deep: under the limit, the same parameters
+    inner, depth = loaded[1], 0
+    while isinstance(inner, Residual):
+        inner, depth = inner.layers[0], depth + 1
+    assert depth == 31 and type(inner) is Dense and loaded.built
+
+
+def test_graph_nested_far_too_deeply_is_a_clean_error(saved_graph, tmp_path):
+    """Beyond what the decoder's recursion takes: still a ValueError, never a RecursionError."""
+    for depth in (200, 5000):
+        deep = ('{"__layer__": {"class": "Residual", "config": {"layers": [' * depth
+                + '{"__layer__": {"class": "Dense", "config": {"units": 5}}}' + "]}}}" * depth)
+
+        def edit(meta, deep=deep):
+            meta = _graph_edit(lambda c, r, b: r["layers"].__setitem__(0, "DEEP"))(meta)
+            return json.dumps(meta).replace('"DEEP"', deep).encode()
+
+        bad = with_meta(saved_graph, tmp_path / "bad.npz", edit)
+        with pytest.raises(ValueError, match="nested too deeply|corrupted"):
+            fastnn.load(bad)
