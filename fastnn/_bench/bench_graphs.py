@@ -20,6 +20,12 @@ PyTorch runs the same network with its default thread count.
     python benchmarks/bench_graphs.py              # every model, quiet and beside a busy process
     python benchmarks/bench_graphs.py --only tcn --no-busy
     python benchmarks/bench_graphs.py --quick      # smoke run: tiny sizes, one repeat
+    python benchmarks/bench_graphs.py --profile    # where one fastnn fit spends its time
+
+``--profile`` runs each model's fastnn fit once more under ``cProfile`` (after the timed fits,
+so its kernels are compiled) and prints the share of the fit spent inside ``fastnn/_kernels``
+(the jitted kernels and their host functions) and the functions with the most time of their
+own; the JSON keeps them under ``profiles``.
 """
 import sys
 from pathlib import Path
@@ -192,9 +198,33 @@ class TorchRunner:
             opt.step()
 
 
+def profile_fit(runner, top=8):
+    """One fastnn fit of ``runner`` under cProfile: its seconds, the share of them spent in
+    ``fastnn/_kernels`` (own time of the functions there: jitted kernels report their time
+    under their Python names), and the ``top`` functions by own time."""
+    import cProfile
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.enable()
+    runner.run()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    kernels_dir = str(Path(_common.__file__).resolve().parents[1] / "fastnn" / "_kernels")
+    if not Path(kernels_dir).is_dir():  # installed: the benchmarks live in fastnn/_bench
+        kernels_dir = str(Path(__file__).resolve().parents[1] / "_kernels")
+    total = sum(v[2] for v in stats.values())
+    in_kernels = sum(v[2] for (f, _, _), v in stats.items() if f.startswith(kernels_dir))
+    rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]
+    return {"seconds": total, "kernels_share": in_kernels / total if total else 0.0,
+            "top": [{"function": f"{Path(f).name}:{line}({fn})", "calls": v[1],
+                     "own_s": v[2]} for (f, line, fn), v in rows]}
+
+
 def main(argv=None):
     p = _common.parser(__doc__, "graphs.json", "smoke run: tiny sizes, one repeat")
     p.add_argument("--only", default=None, help="comma-separated models: " + ", ".join(MODELS))
+    p.add_argument("--profile", action="store_true",
+                   help="profile one more fastnn fit per model and print where its time goes")
     args = p.parse_args(argv)
     models = MODELS if not args.only else tuple(s.strip() for s in args.only.split(","))
     for name in models:
@@ -231,6 +261,13 @@ def main(argv=None):
                   f"{ratio if ratio is not None else float('nan'):>6.2f}x  >= "
                   f"{TARGETS[name]}x {verdict}")
         result["models"][name] = res
+        if args.profile:
+            prof = profile_fit(runners[0])
+            result.setdefault("profiles", {})[name] = prof
+            print(f"  profile of one fastnn fit: {prof['seconds']:.3f} s, "
+                  f"{100 * prof['kernels_share']:.0f} % inside fastnn/_kernels")
+            for row in prof["top"]:
+                print(f"    {row['own_s']:8.3f} s {row['calls']:6d} calls  {row['function']}")
     _common.finish(result, args.out)
 
 

@@ -1,4 +1,5 @@
-"""Smoke test of the kernel benchmark: ``--quick`` runs every case and writes the expected JSON."""
+"""Smoke tests of the benchmarks: the kernel benchmark's ``--quick`` run writes every case in the
+expected JSON; the graph benchmark's ``--profile`` says where a fit spends its time."""
 import importlib.util
 import json
 import subprocess
@@ -108,3 +109,16 @@ def test_run_all_quick_runs_every_benchmark_and_writes_the_table():
     if HAS_TORCH:
         assert "LeNet-5 training" in table and "SimpleConvNet training" in table
     assert (ROOT / "README.md").read_text() == readme
+
+
+def test_graph_benchmark_profile_says_where_a_fit_spends_its_time(tmp_path):
+    out = tmp_path / "graphs.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_graphs.py"),
+                           "--quick", "--no-busy", "--only", "tabular", "--profile",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    prof = json.loads(out.read_text())["profiles"]["tabular"]
+    assert prof["seconds"] > 0 and 0 < prof["kernels_share"] < 1
+    assert len(prof["top"]) == 8 and all(r["calls"] >= 1 for r in prof["top"])
+    assert "inside fastnn/_kernels" in proc.stdout
