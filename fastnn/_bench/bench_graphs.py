@@ -209,9 +209,8 @@ def profile_fit(runner, top=8):
     runner.run()
     profiler.disable()
     stats = pstats.Stats(profiler).stats
-    kernels_dir = str(Path(_common.__file__).resolve().parents[1] / "fastnn" / "_kernels")
-    if not Path(kernels_dir).is_dir():  # installed: the benchmarks live in fastnn/_bench
-        kernels_dir = str(Path(__file__).resolve().parents[1] / "_kernels")
+    import fastnn
+    kernels_dir = str(Path(fastnn.__file__).resolve().parent / "_kernels")
     total = sum(v[2] for v in stats.values())
     in_kernels = sum(v[2] for (f, _, _), v in stats.items() if f.startswith(kernels_dir))
     rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:top]

@@ -18,29 +18,19 @@ parameter count, each container's paths indented.
 
 One layer object may appear only once in a model: weight sharing (``Branches(d, d)``) is refused
 when the model builds, with a ValueError naming both places (``check_distinct_layers``). A
-description that ``fastnn.load`` rebuilds may nest containers at most ``MAX_NESTING`` deep.
+description that ``fastnn.load`` rebuilds may nest containers (Sequential included) at most
+``MAX_NESTING`` deep.
 """
 import numpy as np
 
 from . import _array
 from .base import Layer, _expected, _shape_matches
-from .sequential import Sequential, backprop_layers, check_distinct_layers, run_layers
+from .sequential import (Sequential, backprop_layers, check_distinct_layers, check_nesting,
+                         run_layers)
 
 __all__ = ["Residual", "Branches", "Columns"]
 
 MERGES = ("add", "concat")
-# The deepest nesting of containers a description may give (``from_config``: ``fastnn.load``,
-# ``clone``): real models nest a few levels; a crafted file must not recurse without bound.
-MAX_NESTING = 32
-
-
-def _nesting(layer):
-    """How many containers deep ``layer`` goes (0 for a plain layer)."""
-    depth = getattr(layer, "_nesting_depth", None)
-    if depth is None:
-        inner = max((_nesting(child) for child in layer.children()), default=0)
-        depth = inner + (1 if isinstance(layer, _Container) else 0)
-    return depth
 
 
 def _chain(branch, where):
@@ -185,12 +175,7 @@ class _Container(Layer):
             model = cls(groups, *items, **config)
         else:
             model = cls(*items, **config)
-        # the children were rebuilt first (innermost first): each level adds one to theirs
-        model._nesting_depth = _nesting(model)
-        if model._nesting_depth > MAX_NESTING:
-            raise ValueError(f"containers (Residual, Branches, Columns) are nested more than "
-                             f"{MAX_NESTING} deep; flatten the model (a Sequential of blocks)")
-        return model
+        return check_nesting(model)
 
     def clone(self):
         return self.from_config(self.get_config())

@@ -39,7 +39,7 @@ class Sequential(Layer):
         layers = config.pop("layers", [])
         if not isinstance(layers, list):
             raise TypeError("layers must be a list")
-        return cls(*layers, **config)
+        return check_nesting(cls(*layers, **config))
 
     def __repr__(self):
         inner = ",\n".join("  " + repr(layer) for layer in self.layers)
@@ -189,7 +189,33 @@ class Sequential(Layer):
         return np.dtype(params[0].data.dtype) if params else None
 
 
-def _named_children(layer):
+# The deepest nesting of containers (Sequential, Residual, Branches, Columns) a description may
+# give (``from_config``: ``fastnn.load``, ``clone``): real models nest a few levels; a crafted
+# file must not recurse without bound.
+MAX_NESTING = 32
+
+
+def _nesting(layer):
+    """How many containers deep ``layer`` goes (0 for a layer without children)."""
+    depth = getattr(layer, "_nesting_depth", None)
+    if depth is None:
+        children = layer.children()
+        depth = 1 + max(map(_nesting, children), default=0) if children else 0
+    return depth
+
+
+def check_nesting(model):
+    """``model`` (just rebuilt from a description, its children first: each level adds one to
+    theirs), or a ValueError when containers nest more than ``MAX_NESTING`` deep."""
+    model._nesting_depth = _nesting(model)
+    if model._nesting_depth > MAX_NESTING:
+        raise ValueError(f"containers (Sequential, Residual, Branches, Columns) are nested more "
+                         f"than {MAX_NESTING} deep; flatten the model (a Sequential of blocks)")
+    return model
+
+
+def named_children_of(layer):
+    """``[(label, child)]`` of any layer: a container's own labels, else its children numbered."""
     named = getattr(layer, "named_children", None)
     if callable(named):
         return named()
@@ -206,7 +232,7 @@ def check_distinct_layers(model):
     seen = {id(model): "the model itself"}
 
     def walk(layer, path):
-        for label, child in _named_children(layer):
+        for label, child in named_children_of(layer):
             where = f"{path} > {label}" if path else label
             if id(child) in seen:
                 name = type(child).__name__

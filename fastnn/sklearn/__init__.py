@@ -8,8 +8,9 @@ train a whole epoch per call, or by their numba.cuda twin on a GPU. Extra parame
 ``device`` and, for the
 classifier, ``class_weight``; validation loss is recorded beside the validation score.
 
-``register_onnx_converters()`` lets skl2onnx export the two MLPs to ONNX (the ``onnx`` extra);
-it runs by itself here when skl2onnx is already imported.
+``register_onnx_converters()`` lets skl2onnx export the two MLPs, and the NeuralNet estimators
+of dense layers (graphs included), to ONNX (the ``onnx`` extra); it runs by itself here when
+skl2onnx is already imported.
 """
 import sys as _sys
 

@@ -206,38 +206,34 @@ def _convert_regressor(scope, operator, container):
 # -- NeuralNetClassifier / NeuralNetRegressor: layer by layer ---------------------------------
 _NET_ACTIVATIONS = {"ReLU": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh"}
 _NET_LAYERS = ("Dense", "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "GELU", "Softmax",
-               "PReLU", "Dropout", "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Embedding",
-               "Residual", "Branches", "Columns")
-
-
-def _named_children(layer):
-    named = getattr(layer, "named_children", None)
-    return named() if callable(named) else [
-        (f"part {i} ({type(c).__name__})", c) for i, c in enumerate(layer.children())]
+               "PReLU", "Dropout", "Flatten", "Reshape", "BatchNorm", "LayerNorm", "Embedding")
+_NET_CONTAINERS = ("Sequential", "Residual", "Branches", "Columns")
 
 
 def _check_net(model):
     """A fitted NeuralNet estimator whose every layer exports; else a ValueError naming the
     first one that does not, where it sits, and what is supported."""
     from sklearn.utils.validation import check_is_fitted
+
+    from ..nn.sequential import named_children_of
     check_is_fitted(model)
     net = model.model_
 
     def walk(layer, path):
         name = type(layer).__name__
-        if name not in _NET_LAYERS or type(layer).__module__.split(".")[:2] != ["fastnn", "nn"]:
+        if (name not in _NET_LAYERS + _NET_CONTAINERS
+                or type(layer).__module__.split(".")[:2] != ["fastnn", "nn"]):
             raise ValueError(
                 f"cannot export this {type(model).__name__} to ONNX: {path} has no ONNX "
-                f"converter in fastnn. Supported layers: "
-                f"{', '.join(_NET_LAYERS[:-3])}, and the containers Residual, Branches and "
-                f"Columns holding them (nested in any way)")
+                f"converter in fastnn. Supported layers: {', '.join(_NET_LAYERS)}, and the "
+                f"containers {', '.join(_NET_CONTAINERS)} holding them (nested in any way)")
         if name == "Softmax" and layer.axis not in (-1, len(layer.input_shape)):
             raise ValueError(f"cannot export this {type(model).__name__} to ONNX: {path} is a "
                              f"Softmax over axis {layer.axis}; only the last axis exports")
-        for label, child in _named_children(layer):
+        for label, child in named_children_of(layer):
             walk(child, f"{path} > {label}")
 
-    for label, layer in _named_children(net):
+    for label, layer in named_children_of(net):
         walk(layer, label)
 
 
@@ -355,11 +351,16 @@ class _NetGraph:
                 y = self.node("Mul", [y, self.const(layer.gamma.data, "gamma")])
                 y = self.node("Add", [y, self.const(layer.beta.data, "beta")])
             return y, rank
-        if name == "Embedding":
-            from skl2onnx.proto import onnx_proto
+        if name == "Embedding":   # a negative code made out of range (Gather would wrap it):
+            from skl2onnx.proto import onnx_proto   # the runtime refuses it, as fastnn does
             codes = self.node("Cast", x, to=onnx_proto.TensorProto.INT64)
+            zero = self.const(np.array(0, np.int64), "zero")
+            beyond = self.const(np.array(layer.num_embeddings, np.int64), "num_embeddings")
+            codes = self.node("Where", [self.node("Less", [codes, zero]), beyond, codes])
             return self.node("Gather", [self.const(layer.weight.data, "embedding"), codes],
                              axis=0), rank + 1
+        if name == "Sequential":
+            return self.layers(layer.layers, x, rank)
         if name == "Residual":
             y, out_rank = self.layers(layer.layers, x, rank)
             s = x if layer.shortcut is None else self.layer(layer.shortcut, x, rank)[0]
@@ -414,6 +415,8 @@ def _net_forward(scope, operator, container):
         target = tuple(int(s) for s in np.atleast_1d(model.input_shape))
         x = graph.node("Reshape", [x, graph.const(np.array((0,) + target, np.int64), "shape")])
         rank = 1 + len(target)
+    elif len(shape) > 1:   # fitted on X of its per-sample shape: the input has that rank
+        rank = 1 + len(shape)
     return graph.layers(model.model_.layers, x, rank)[0], graph
 
 

@@ -516,3 +516,16 @@ def test_graph_nested_far_too_deeply_is_a_clean_error(saved_graph, tmp_path):
         bad = with_meta(saved_graph, tmp_path / "bad.npz", edit)
         with pytest.raises(ValueError, match="nested too deeply|corrupted"):
             fastnn.load(bad)
+
+
+def test_sequentials_nested_beyond_the_bound_are_refused_on_load(tmp_path):
+    """A Sequential inside a Sequential ... 40 deep saves, and loads as a ValueError, not a deep
+    recursion: the nesting bound counts Sequential as a container too."""
+    model = Dense(2)
+    for _ in range(40):
+        model = Sequential(model)
+    model(np.zeros((2, 3), np.float32))
+    path = tmp_path / "deep.fastnn"
+    fastnn.save(model, path)
+    with pytest.raises(ValueError, match="nested more than 32 deep"):
+        fastnn.load(path)

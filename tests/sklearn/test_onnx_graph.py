@@ -153,10 +153,52 @@ def test_layers_without_a_converter_raise_fastnns_error_naming_them():
         with pytest.raises(ValueError, match=match) as info:
             skl2onnx.to_onnx(est, X[:1])
         assert "Supported layers: Dense" in str(info.value)
-        assert "Residual, Branches and Columns" in str(info.value)
+        assert "containers Sequential, Residual, Branches, Columns" in str(info.value)
     with pytest.raises(ValueError, match=r"Softmax over axis 1"):
         skl2onnx.to_onnx(_fit(NeuralNetClassifier(
             layers=[nn.Reshape((3, 2)), nn.Softmax(axis=1), nn.Flatten()], max_iter=2), X, y),
             X[:1])
     with pytest.raises(NotFittedError):
         skl2onnx.to_onnx(NeuralNetClassifier(layers=[nn.Dense(3)]), X[:1])
+
+
+def test_nested_sequentials_and_a_projection_shortcut_export():
+    """A Sequential inside the layers, as a Residual's shortcut and as its path."""
+    X, rng = _table()
+    y = (X[:, 0] > 0).astype(int)
+    layers = [nn.Sequential(nn.Dense(8), nn.ReLU()),
+              nn.Residual(nn.Sequential(nn.Dense(5), nn.Tanh()),
+                          shortcut=nn.Sequential(nn.Dense(5), nn.BatchNorm())),
+              nn.Dense(3)]
+    est = _fit(NeuralNetClassifier(layers=layers, max_iter=10, random_state=0), X, y)
+    _, (labels, proba) = _run(est, X, options={"zipmap": False})
+    np.testing.assert_allclose(proba, est.predict_proba(X), **TOL[np.float32])
+    np.testing.assert_array_equal(labels, est.predict(X))
+
+
+def test_x_fitted_in_its_per_sample_shape_exports_with_that_rank():
+    """No input_shape: X of shape (N, 4, 3) itself; LayerNorm and Softmax act on the last axis."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 4, 3)).astype(np.float32)
+    y = rng.standard_normal((60, 2)).astype(np.float32)
+    layers = [nn.Dense(5), nn.LayerNorm(), nn.Softmax(), nn.Flatten(), nn.Dense(2)]
+    est = _fit(NeuralNetRegressor(layers=layers, max_iter=5, random_state=0), X, y)
+    _, (pred,) = _run(est, X)
+    np.testing.assert_allclose(pred, est.predict(X), **TOL[np.float32])
+
+
+def test_a_negative_embedding_code_is_refused_not_wrapped():
+    """fastnn refuses code -1; the ONNX graph must not read the last row for it."""
+    X, rng = _table()
+    y = (X[:, 0] > 0).astype(int)
+    layers = [nn.Columns([(0, 5), (5, 6)], nn.Dense(4), [nn.Embedding(4, 2), nn.Flatten()]),
+              nn.Dense(2)]
+    est = _fit(NeuralNetClassifier(layers=layers, max_iter=5, random_state=0), X, y)
+    bad = X[:3].copy()
+    bad[1, 5] = -1
+    with pytest.raises(ValueError):
+        est.predict(bad)
+    onx = skl2onnx.to_onnx(est, X[:1], options={"zipmap": False})
+    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    with pytest.raises(Exception, match="out of (data )?bounds|must be within"):
+        sess.run(None, {sess.get_inputs()[0].name: bad})

@@ -355,9 +355,11 @@ def _backward(kernel, dy, cache, saved, carries=0, split=False, flags=()):
 
 def rnn_forward(x, w_ih, w_hh, b, relu=False, return_sequences=False):
     """Elman RNN, ``h_t = act(x_t @ w_ih.T + h_{t-1} @ w_hh.T + b)`` with act tanh or ReLU."""
-    y, parts, _ = _forward(_rnn_fwd_kernel, x, w_ih, w_hh, b, return_sequences,
-                           flags=(bool(relu),))
-    return y, RNNCache("rnn", *parts, bool(return_sequences), relu=bool(relu))
+    y, (shape, x2, w_ih, w_hh, _, hp, h), _ = _forward(
+        _rnn_fwd_kernel, x, w_ih, w_hh, b, return_sequences, flags=(bool(relu),))
+    # the backward reads h and hp only: the projections are not kept
+    return y, RNNCache("rnn", shape, x2, w_ih, w_hh, None, hp, h, bool(return_sequences),
+                       relu=bool(relu))
 
 
 def rnn_backward(dy, cache):
