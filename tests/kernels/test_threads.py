@@ -86,18 +86,25 @@ with K.cpu_work():
 fastnn.set_num_threads(10 ** 6)
 with K.cpu_work():
     asked = numba.get_num_threads()
-print(json.dumps([_threads.usable_cores(), _threads.max_threads(), by_default, asked]))
+fastnn.set_num_threads(None)
+_threads._others_running = lambda: 1     # now one busy process: it takes the only core
+_threads._load = [float("-inf"), 0]
+with K.cpu_work():
+    busy = numba.get_num_threads()
+print(json.dumps([_threads.usable_cores(), _threads.max_threads(), by_default, asked, busy]))
 """
 
 
 @pytest.mark.parametrize("env,want", [
-    ({"NUMBA_NUM_THREADS": "3"}, [1, 3, 3, 3]),   # the user asked for 3: honoured above the cores
-    ({}, [1, 1, 1, 1]),                            # Numba's default: capped at the usable cores
-    ({"NUMBA_NUM_THREADS": "3", "OMP_NUM_THREADS": "2"}, [1, 2, 2, 2]),  # OMP still caps
+    # the user asked for 3: honoured above the cores; beside a busy process, the free cores
+    ({"NUMBA_NUM_THREADS": "3"}, [1, 3, 3, 3, 1]),
+    ({}, [1, 1, 1, 1, 1]),                         # Numba's default: capped at the usable cores
+    ({"NUMBA_NUM_THREADS": "3", "OMP_NUM_THREADS": "2"}, [1, 2, 2, 2, 1]),  # OMP still caps
 ], ids=["explicit", "unset", "explicit-omp"])
 def test_an_explicit_numba_num_threads_is_honoured_above_the_cores(env, want):
     """``NUMBA_NUM_THREADS`` set by the user caps fastnn's threads, even above the usable cores
-    (Numba sizes its pool from it); unset, Numba's default is capped at the usable cores."""
+    (Numba sizes its pool from it); unset, Numba's default is capped at the usable cores. Beside
+    busy processes either way the default count drops to the cores they leave free."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", _CAP_SCRIPT], env={**base, **env},

@@ -232,7 +232,9 @@ def _threads_now():
     n = _share(_local.base, _active)
     _local.active = _active
     if _requested is None and n > 1:
-        n = max(1, min(n, max_threads() - _others_now()))
+        others = _others_now()
+        if others:  # the cores they leave free (an explicit NUMBA_NUM_THREADS above the cores
+            n = max(1, min(n, min(max_threads(), usable_cores()) - others))  # included)
     _local.next_check = _monotonic() + LOAD_CHECK_S
     return n
 
