@@ -23,6 +23,7 @@ description that ``fastnn.load`` rebuilds may nest containers (Sequential includ
 """
 import numpy as np
 
+from .._kernels._validate import is_int
 from . import _array
 from .base import Layer, _expected, _shape_matches
 from .sequential import (Sequential, backprop_layers, check_distinct_layers, check_nesting,
@@ -298,18 +299,15 @@ class Branches(_Container):
 
 def _column_groups(groups):
     out = []
-    for g in groups:
-        if isinstance(g, slice):
-            if g.step not in (None, 1) or g.start is None or g.stop is None:
-                raise ValueError(f"a column group is a (start, stop) pair or slice(start, stop), "
-                                 f"got {g!r}")
+    for given in groups:
+        g = given
+        if isinstance(g, slice) and g.step in (None, 1) and None not in (g.start, g.stop):
             g = (g.start, g.stop)
         if not isinstance(g, (tuple, list)):
             raise ValueError(f"a column group is a (start, stop) pair or slice(start, stop), "
-                             f"got {g!r}")
+                             f"got {given!r}")
         g = tuple(g)
-        if len(g) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                  for v in g) or not 0 <= g[0] < g[1]:
+        if len(g) != 2 or not all(map(is_int, g)) or not 0 <= g[0] < g[1]:
             raise ValueError(f"a column group is a (start, stop) pair with 0 <= start < stop, "
                              f"got {g!r}")
         out.append((int(g[0]), int(g[1])))

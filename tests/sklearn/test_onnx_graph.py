@@ -1,12 +1,11 @@
 """ONNX export of NeuralNetClassifier / NeuralNetRegressor, graph models included (Residual,
 Branches, Columns, Embedding...), run by onnxruntime and onnx's reference evaluator against
 fastnn's predict / predict_proba; layers without a converter raise fastnn's own error."""
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
@@ -17,22 +16,12 @@ from fastnn import nn  # noqa: E402
 from fastnn.sklearn import (NeuralNetClassifier, NeuralNetRegressor,  # noqa: E402
                             register_onnx_converters)
 
+from tests.sklearn.test_onnx import _fit, _run  # noqa: E402
+
 register_onnx_converters()
 
 # onnxruntime against fastnn's kernels; float64 graphs compute GELU's erf in float32
 TOL = {np.float32: dict(rtol=1e-5, atol=2e-6), np.float64: dict(rtol=1e-7, atol=1e-7)}
-
-
-def _fit(est, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
-
-
-def _run(model, X, sample=None, **kwargs):
-    onx = skl2onnx.to_onnx(model, X[:1] if sample is None else sample, **kwargs)
-    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
-    return onx, sess.run(None, {sess.get_inputs()[0].name: X})
 
 
 def _table(n=120, seed=0, dtype=np.float32):

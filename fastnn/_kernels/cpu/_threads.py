@@ -232,9 +232,10 @@ def _threads_now():
     n = _share(_local.base, _active)
     _local.active = _active
     if _requested is None and n > 1:
+        # the cores other processes leave free, also under a NUMBA_NUM_THREADS above the cores
         others = _others_now()
-        if others:  # the cores they leave free (an explicit NUMBA_NUM_THREADS above the cores
-            n = max(1, min(n, min(max_threads(), usable_cores()) - others))  # included)
+        if others:
+            n = max(1, min(n, min(max_threads(), usable_cores()) - others))
     _local.next_check = _monotonic() + LOAD_CHECK_S
     return n
 
